@@ -1,0 +1,3 @@
+from clearbench.cli import main
+
+raise SystemExit(main())

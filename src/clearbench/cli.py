@@ -1,0 +1,147 @@
+"""The ``clearbench`` command: argument parsing only; every subcommand calls one recipe."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+Handler = Callable[[argparse.Namespace], object]
+
+
+def add_data_commands(sub: argparse._SubParsersAction) -> None:
+    data = sub.add_parser("data", help="CLEAR data: generate the offline CLEAR-mini set")
+    data_sub = data.add_subparsers(dest="data_command", required=True, metavar="COMMAND")
+    synth = data_sub.add_parser(
+        "synth",
+        help="write an offline CLEAR-mini data set in the hub layout",
+        description="Write a synthetic CLEAR-format data set (faces, captions, biography QA, "
+        "forget/retain splits, real-world analogues, holdout persons) that "
+        "datasets.load_dataset(OUT, CONFIG) loads exactly like therem/CLEAR.",
+    )
+    synth.add_argument("--out", type=Path, required=True, help="folder to write")
+    synth.add_argument("--persons", type=int, default=None, help="fictitious persons (default 30)")
+    synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    synth.set_defaults(handler=run_synth)
+
+
+def run_synth(args: argparse.Namespace) -> None:
+    from clearbench.data.synth import SynthConfig, synthesize
+
+    sizes = {} if args.persons is None else {"persons": args.persons}
+    synthesize(args.out, SynthConfig(seed=args.seed, **sizes))
+
+
+def add_base_command(sub: argparse._SubParsersAction) -> None:
+    base = sub.add_parser(
+        "base",
+        help="build and pretrain the tiny offline base VLM",
+        description="Train a tokenizer on the data set's text, build a tiny VLM "
+        "(LLaVA or Qwen2-VL architecture) and pretrain it on CLEAR-mini's `pretrain` config.",
+    )
+    base.add_argument("--data", required=True, help="CLEAR-mini folder (from `data synth`)")
+    base.add_argument("--out", type=Path, required=True, help="model folder to write")
+    base.add_argument("--arch", choices=["llava", "qwen2_vl"], default="llava")
+    base.add_argument("--epochs", type=float, default=None)
+    base.add_argument("--lr", type=float, default=None)
+    base.add_argument("--seed", type=int, default=0)
+    base.set_defaults(handler=run_base)
+
+
+def run_base(args: argparse.Namespace) -> None:
+    from clearbench.recipes.base import BaseConfig, build_base
+
+    overrides = {k: v for k, v in (("epochs", args.epochs), ("lr", args.lr)) if v is not None}
+    build_base(BaseConfig(data=args.data, out=args.out, arch=args.arch, seed=args.seed,
+                          **overrides))
+
+
+def add_finetune_command(sub: argparse._SubParsersAction) -> None:
+    ft = sub.add_parser(
+        "finetune",
+        help="fine-tune the vanilla (full+tofu) or gold (retainNN+tofu) model",
+        description="Fine-tune a VLM on a CLEAR split with answer-only loss, save it (LoRA "
+        "merged) and store the memorisation gate next to it. Resumes after interruption.",
+    )
+    ft.add_argument("--model", required=True, help="hub id or local model folder")
+    ft.add_argument("--data", required=True, help="hub id (e.g. therem/CLEAR) or local folder")
+    ft.add_argument("--split", default="full+tofu",
+                    help="training config: full+tofu (vanilla) or retainNN+tofu (gold)")
+    ft.add_argument("--out", type=Path, required=True, help="model folder to write")
+    ft.add_argument("--recipe", choices=["auto", "paper", "mini"], default="auto",
+                    help="paper = spec §2 (LoRA r8, lr 1e-5, 3 epochs); mini = CPU-sized; "
+                    "auto picks mini below 100M parameters")
+    lora = ft.add_mutually_exclusive_group()
+    lora.add_argument("--lora", dest="lora", action="store_true", default=None,
+                      help="train a LoRA adapter (merged on save)")
+    lora.add_argument("--full", dest="lora", action="store_false", help="train all parameters")
+    ft.add_argument("--lora-rank", type=int)
+    ft.add_argument("--lora-alpha", type=int)
+    ft.add_argument("--lr", type=float)
+    ft.add_argument("--epochs", type=float)
+    ft.add_argument("--batch-size", type=int)
+    ft.add_argument("--grad-accum", type=int)
+    ft.add_argument("--seed", type=int, default=0)
+    ft.add_argument("--data-revision", help="pin the hub data set to a commit/tag")
+    ft.add_argument("--model-revision", help="pin the hub model to a commit/tag")
+    ft.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    ft.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
+    ft.add_argument("--gate-split", default="forget10",
+                    help="forget split whose persons the memorisation gate checks")
+    ft.add_argument("--checkpoint-every", type=int, default=0,
+                    help="optimiser steps between checkpoints (0 = every epoch)")
+    ft.set_defaults(handler=run_finetune)
+
+
+def run_finetune(args: argparse.Namespace) -> None:
+    from clearbench.recipes.finetune import FinetuneConfig, finetune
+
+    options = vars(args).copy()
+    for key in ("command", "handler"):
+        options.pop(key, None)
+    finetune(FinetuneConfig(**options))
+
+
+def add_run_command(sub: argparse._SubParsersAction) -> None:
+    run = sub.add_parser(
+        "run",
+        help="run the whole benchmark (default: the embedded CLEAR-mini config)",
+        description="Run every stage of a benchmark config in order; finished stages are "
+        "skipped, interrupted ones resume.",
+    )
+    run.add_argument("--config", type=Path, default=None,
+                     help="run config (default: the embedded configs/mini.yaml)")
+    run.add_argument("--out", type=Path, default=None,
+                     help="run folder (default: runs/CONFIG_NAME)")
+    run.set_defaults(handler=run_pipeline)
+
+
+def run_pipeline(args: argparse.Namespace) -> None:
+    from clearbench.recipes.pipeline import run
+
+    run(args.config, args.out)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="clearbench",
+        description="CLEAR: benchmark multimodal machine unlearning (data, models, methods, "
+        "evaluation).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_data_commands(sub)
+    add_base_command(sub)
+    add_finetune_command(sub)
+    add_run_command(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except (ValueError, FileNotFoundError, FileExistsError) as err:
+        print(f"clearbench {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,100 @@
+"""Base-model recipe for the offline mini benchmark.
+
+Real runs start from a hub VLM (LLaVA-1.5, Qwen2-VL) that already knows the world. The mini
+benchmark has none, so this recipe makes one: it trains a tokenizer on the data set's text,
+builds a tiny VLM from a config and pretrains it on CLEAR-mini's ``pretrain`` config (the
+"celebrities", generic VQA, captions and world facts behind the Real metrics). The result is
+a normal HF model folder that ``finetune`` takes as ``--model``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from clearbench.data.loading import DataSource, load_clear, load_tofu
+from clearbench.data.prompts import CAPTION_PROMPTS, FACE_NAME_PROMPT
+from clearbench.data.refusals import load_refusals
+from clearbench.data.schema import CLEAR_CONFIGS, TOFU_CONFIGS
+from clearbench.data.views import training_examples
+from clearbench.io import write_json_atomic
+from clearbench.models.tiny import TinyVLMConfig, build_tiny_vlm
+from clearbench.recipes.finetune import answer_loss
+from clearbench.recipes.stage import data_source, finished, settings_hash
+from clearbench.training.loop import TrainSettings, remove_checkpoint, train
+
+MARKER = "base.json"
+
+
+@dataclass
+class BaseConfig:
+    data: str
+    out: Path
+    arch: str = "llava"
+    seed: int = 0
+    epochs: float = 12.0
+    lr: float = 3e-3
+    batch_size: int = 16
+    warmup_epochs: float = 0.5
+    model: TinyVLMConfig = field(default_factory=TinyVLMConfig)
+
+
+def corpus(source: DataSource) -> Iterator[str]:
+    """Every text the model will ever read or write: the tokenizer is trained on it."""
+    yield from CAPTION_PROMPTS
+    yield FACE_NAME_PROMPT
+    yield from load_refusals()
+    for loader, configs in ((load_clear, CLEAR_CONFIGS), (load_tofu, TOFU_CONFIGS)):
+        for config in configs:
+            dataset = loader(source, config)
+            for column in dataset.column_names:
+                if column == "image":
+                    continue
+                for value in dataset[column]:
+                    if isinstance(value, str):
+                        yield value
+                    elif isinstance(value, list):
+                        yield from (v for v in value if isinstance(v, str))
+
+
+def build_base(config: BaseConfig) -> dict[str, Any]:
+    """Build, pretrain and save the tiny base VLM (or skip if this exact one exists)."""
+    out = Path(config.out)
+    source = data_source(config.data)
+    model_config = TinyVLMConfig(**{**asdict(config.model), "arch": config.arch})
+    identity = {
+        "config": {**asdict(config), "out": None, "model": asdict(model_config)},
+        "data": source.fingerprint(),
+    }
+    stage_hash = settings_hash(identity)
+    if finished(out / MARKER, stage_hash, what="base model"):
+        print(f"base: {out} is already done (settings {stage_hash}); nothing to do")
+        return identity
+
+    vlm = build_tiny_vlm(model_config, corpus(source), seed=config.seed)
+    examples = training_examples(source, "pretrain")
+    settings = TrainSettings(
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        lr=config.lr,
+        weight_decay=0.0,
+        warmup_steps=round(config.warmup_epochs * len(examples) / config.batch_size),
+        seed=config.seed,
+    )
+    result = train(vlm.model, examples, vlm.encode, answer_loss, settings, out,
+                   description="pretrain base")
+    vlm.save(out)
+    record = {
+        **identity,
+        "settings_hash": stage_hash,
+        "parameters": vlm.num_parameters(),
+        "examples": len(examples),
+        "steps": result.steps,
+        "losses": result.losses,
+        "seconds": result.seconds,
+    }
+    write_json_atomic(out / MARKER, record)
+    remove_checkpoint(out)
+    return record
