@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -138,10 +139,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand. Bad input ends in a one-line error (exit 2), not a traceback;
+    set ``CLEARBENCH_DEBUG=1`` to see the traceback anyway."""
     args = build_parser().parse_args(argv)
     try:
         args.handler(args)
     except (ValueError, FileNotFoundError, FileExistsError) as err:
+        if os.environ.get("CLEARBENCH_DEBUG"):
+            raise
         print(f"clearbench {args.command}: error: {err}", file=sys.stderr)
         return 2
     return 0

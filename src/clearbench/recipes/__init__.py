@@ -1,0 +1,1 @@
+"""Recipes: one readable function per benchmark stage."""

@@ -1,0 +1,1 @@
+"""Training: the accelerate loop shared by every stage."""

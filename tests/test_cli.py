@@ -1,0 +1,39 @@
+"""The command line: every subcommand has --help; bad input is a one-line error."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from clearbench.cli import build_parser, main
+
+SUBCOMMANDS = [[], ["data"], ["data", "synth"], ["base"], ["finetune"], ["run"]]
+
+
+@pytest.mark.parametrize("words", SUBCOMMANDS, ids=lambda w: " ".join(w) or "clearbench")
+def test_help(words, capsys):
+    with pytest.raises(SystemExit) as info:
+        build_parser().parse_args([*words, "--help"])
+    assert info.value.code == 0
+    assert "usage: clearbench" in capsys.readouterr().out
+
+
+def test_module_entry_point_runs():
+    done = subprocess.run([sys.executable, "-m", "clearbench", "--help"], capture_output=True,
+                          text=True, check=True)
+    assert "finetune" in done.stdout
+
+
+def test_missing_run_config_is_a_clear_error(tmp_path, capsys):
+    assert main(["run", "--config", str(tmp_path / "nope.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "nope.yaml" in err and "Traceback" not in err
+
+
+def test_unknown_run_config_key_is_named(tmp_path, capsys):
+    config = tmp_path / "bad.yaml"
+    config.write_text("seed: 0\nforget_split: [forget10]\n")
+    assert main(["run", "--config", str(config)]) == 2
+    assert "forget_split" in capsys.readouterr().err

@@ -1,0 +1,112 @@
+"""The training loop on a toy regression: loss goes down, seeds, resume, divergence."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from clearbench.training.loop import (
+    CHECKPOINT_DIR,
+    DivergedError,
+    TrainSettings,
+    epoch_order,
+    train,
+)
+
+TRUE_WEIGHT = torch.tensor([[2.0, -1.0, 0.5]])
+
+
+def toy_items(n: int = 48) -> list[torch.Tensor]:
+    x = torch.randn(n, 3, generator=torch.Generator().manual_seed(0))
+    return list(x)
+
+
+def collate(rows: list[torch.Tensor]) -> torch.Tensor:
+    return torch.stack(rows)
+
+
+def mse(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.mse_loss(model(x), x @ TRUE_WEIGHT.T)
+
+
+def fresh_model() -> torch.nn.Module:
+    torch.manual_seed(1)
+    return torch.nn.Linear(3, 1, bias=False)
+
+
+def settings(**overrides) -> TrainSettings:
+    base = dict(epochs=3, batch_size=8, lr=0.2, weight_decay=0.0, seed=7, schedule="constant")
+    return TrainSettings(**{**base, **overrides})
+
+
+def test_loss_goes_down(tmp_path):
+    result = train(fresh_model(), toy_items(), collate, mse, settings(epochs=5), tmp_path)
+    assert result.steps == 30  # 5 epochs × 48/8 batches
+    first, last = sum(result.losses[:5]) / 5, sum(result.losses[-5:]) / 5
+    assert last < 0.05 * first
+
+
+def test_same_seed_same_curve_other_seed_other_order(tmp_path):
+    a = train(fresh_model(), toy_items(), collate, mse, settings(), tmp_path / "a")
+    b = train(fresh_model(), toy_items(), collate, mse, settings(), tmp_path / "b")
+    c = train(fresh_model(), toy_items(), collate, mse, settings(seed=8), tmp_path / "c")
+    assert a.losses == b.losses
+    assert a.losses != c.losses
+
+
+def test_epoch_order_is_a_fixed_permutation():
+    assert sorted(epoch_order(10, 0, 0)) == list(range(10))
+    assert epoch_order(10, 0, 1) == epoch_order(10, 0, 1)
+    assert epoch_order(10, 0, 0) != epoch_order(10, 0, 1)
+
+
+def test_grad_accumulation_counts_optimizer_steps(tmp_path):
+    result = train(fresh_model(), toy_items(), collate, mse, settings(grad_accum=2), tmp_path)
+    assert result.steps == 9
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_resume_after_interruption_matches_uninterrupted_run(tmp_path):
+    reference_model = fresh_model()
+    reference = train(reference_model, toy_items(), collate, mse,
+                      settings(checkpoint_every=4), tmp_path / "reference")
+
+    calls = {"n": 0}
+
+    def crash_at_step_11(model, batch):
+        calls["n"] += 1
+        if calls["n"] == 11:
+            raise Interrupt
+        return mse(model, batch)
+
+    out = tmp_path / "interrupted"
+    with pytest.raises(Interrupt):
+        train(fresh_model(), toy_items(), collate, crash_at_step_11,
+              settings(checkpoint_every=4), out)
+    assert (out / CHECKPOINT_DIR).is_dir()  # written at step 8
+
+    resumed_model = fresh_model()
+    resumed = train(resumed_model, toy_items(), collate, mse, settings(checkpoint_every=4), out)
+    assert resumed.resumed_from_step == 8
+    assert resumed.losses == pytest.approx(reference.losses, abs=1e-6)
+    torch.testing.assert_close(resumed_model.weight, reference_model.weight)
+
+
+def test_nan_loss_stops_with_the_step(tmp_path):
+    def nan_at_third(model, batch, calls={"n": 0}):  # noqa: B006 - a counter on purpose
+        calls["n"] += 1
+        loss = mse(model, batch)
+        return loss * float("nan") if calls["n"] == 3 else loss
+
+    with pytest.raises(DivergedError) as info:
+        train(fresh_model(), toy_items(), collate, nan_at_third, settings(), tmp_path)
+    assert info.value.step == 3
+
+
+@pytest.mark.parametrize("bad", [dict(epochs=0), dict(lr=-1.0), dict(mixed_precision="fp8")])
+def test_bad_settings_are_named(tmp_path, bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        train(fresh_model(), toy_items(), collate, mse, settings(**bad), tmp_path)
