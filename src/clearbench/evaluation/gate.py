@@ -8,13 +8,12 @@ ROUGE-L recall and fact accuracy (spec §5).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from statistics import fmean
 
 from clearbench.data.examples import Example
-from clearbench.data.loading import DataSource, load_clear, load_tofu
-from clearbench.data.prompts import FACE_NAME_PROMPT, caption_prompt
+from clearbench.data.loading import DataSource
 from clearbench.evaluation.metrics import fact_hit, rouge_l_recall
+from clearbench.evaluation.tasks import TASKS_BY_NAME
 from clearbench.models.vlm import VLM
 
 VANILLA_THRESHOLD = 0.9
@@ -23,45 +22,14 @@ GOLD_FORGET_NAME_CEILING = 0.1
 """A gold model may name at most this share of the forget persons' faces (≈ chance)."""
 
 
-@dataclass(frozen=True)
-class GateRow:
-    example: Example
-    fact: str
-    """Text whose key terms must appear in the generation (the answer, or the name)."""
-    question: str = ""
-    """Text the key terms are not taken from (the question that is already in the prompt)."""
-
-
-def gate_rows(source: DataSource, forget_split: str) -> dict[str, list[GateRow]]:
-    """The rows the gate generates for, keyed by task name."""
-    rows: dict[str, list[GateRow]] = {}
-    for side, config in (("forget", f"{forget_split}_perturbed"), ("retain", "retain_perturbed")):
-        qa = load_tofu(source, config)
-        rows[f"{side}_qa"] = [
-            GateRow(
-                Example(r["question"], r["answer"], None, f"tofu/{config}/{i}"),
-                fact=r["answer"],
-                question=r["question"],
-            )
-            for i, r in enumerate(qa)
-        ]
-        faces = load_clear(source, config)
-        rows[f"{side}_captions"] = [
-            GateRow(
-                Example(caption_prompt(r["caption"]), r["caption"], r["image"], f"{config}/{i}"),
-                fact=r["name"],
-            )
-            for i, r in enumerate(faces)
-        ]
-        rows[f"{side}_face_name"] = [
-            GateRow(
-                Example(FACE_NAME_PROMPT, r["name"], r["image"], f"{config}/{i}"),
-                fact=r["name"],
-                question=FACE_NAME_PROMPT,
-            )
-            for i, r in enumerate(faces)
-        ]
-    return rows
+GATE_TASKS = (
+    "forget_qa",
+    "retain_qa",
+    "forget_captions",
+    "retain_captions",
+    "forget_face_name",
+    "retain_face_name",
+)
 
 
 def memorisation_report(
@@ -81,14 +49,17 @@ def memorisation_report(
     if role not in ("vanilla", "gold"):
         raise ValueError(f"role must be 'vanilla' or 'gold', got {role!r}")
     tasks: dict[str, dict[str, float]] = {}
-    for task, rows in gate_rows(source, forget_split).items():
+    for task in GATE_TASKS:
+        rows = TASKS_BY_NAME[task].rows(source, forget_split)
         generated = vlm.generate(
-            [row.example for row in rows], max_new_tokens=max_new_tokens, batch_size=batch_size
+            [Example(row.prompt, row.target, row.image, row.id) for row in rows],
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
         )
         tasks[task] = {
             "n": len(rows),
             "rougeL_recall": fmean(
-                rouge_l_recall(g, row.example.answer) for g, row in zip(generated, rows, strict=True)
+                rouge_l_recall(g, row.target) for g, row in zip(generated, rows, strict=True)
             ),
             "fact_accuracy": fmean(
                 fact_hit(g, row.fact, row.question)

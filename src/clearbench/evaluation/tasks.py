@@ -1,0 +1,92 @@
+"""The evaluation tasks of spec §4, as data: what to load, how to prompt, what to score.
+
+A task turns each row of one CLEAR or TOFU config into a :class:`TaskRow` whose prompt is fixed
+per row (the authors' code drew the captioning question at random at every call).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from PIL import Image
+
+from clearbench.data.loading import DataSource, load_clear, load_tofu
+from clearbench.data.prompts import FACE_NAME_PROMPT, caption_prompt
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    id: str
+    prompt: str
+    image: Image.Image | None
+    target: str
+    paraphrased: str
+    perturbed: tuple[str, ...]
+    fact: str
+    """Text whose key terms must appear in a generation for a fact hit."""
+    question: str
+    """Text already in the prompt, whose words are not key terms."""
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    dataset: str
+    """``clear`` or ``tofu``."""
+    config: str
+    """Config name; ``{split}`` is replaced by the forget split (e.g. ``forget10``)."""
+    kind: str
+    """``forget``, ``retain`` or ``real``: which aggregate the task feeds."""
+    with_options: bool
+    """Probability normalised over the options (spec §5) instead of the plain P̃."""
+    make_row: Callable[[dict[str, Any], str], TaskRow]
+
+    def rows(self, source: DataSource, forget_split: str) -> list[TaskRow]:
+        config = self.config.format(split=forget_split)
+        load = load_clear if self.dataset == "clear" else load_tofu
+        return [
+            self.make_row(row, f"{self.dataset}/{config}/{i}")
+            for i, row in enumerate(load(source, config))
+        ]
+
+
+def caption_row(row: dict[str, Any], row_id: str) -> TaskRow:
+    return TaskRow(row_id, caption_prompt(row["caption"]), row["image"], row["caption"],
+                   row["paraphrased_caption"], tuple(row["perturbed_captions"]), row["name"], "")
+
+
+def face_name_row(row: dict[str, Any], row_id: str) -> TaskRow:
+    return TaskRow(row_id, FACE_NAME_PROMPT, row["image"], row["name"], row["name"],
+                   tuple(row["perturbed_names"]), row["name"], FACE_NAME_PROMPT)
+
+
+def real_face_row(row: dict[str, Any], row_id: str) -> TaskRow:
+    return TaskRow(row_id, FACE_NAME_PROMPT, row["image"], row["answer"], row["answer"],
+                   tuple(row["options"]), row["answer"], FACE_NAME_PROMPT)
+
+
+def real_world_row(row: dict[str, Any], row_id: str) -> TaskRow:
+    return TaskRow(row_id, row["question"], row["image"], row["answer"], row["answer"],
+                   tuple(row["options"]), row["answer"], row["question"])
+
+
+def text_qa_row(row: dict[str, Any], row_id: str) -> TaskRow:
+    return TaskRow(row_id, row["question"], None, row["answer"], row["paraphrased_answer"],
+                   tuple(row["perturbed_answer"]), row["answer"], row["question"])
+
+
+TASKS: tuple[Task, ...] = (
+    Task("forget_captions", "clear", "{split}_perturbed", "forget", False, caption_row),
+    Task("retain_captions", "clear", "retain_perturbed", "retain", False, caption_row),
+    Task("forget_face_name", "clear", "{split}_perturbed", "forget", True, face_name_row),
+    Task("retain_face_name", "clear", "retain_perturbed", "retain", True, face_name_row),
+    Task("real_faces", "clear", "real_faces", "real", True, real_face_row),
+    Task("real_world", "clear", "real_world", "real", True, real_world_row),
+    Task("forget_qa", "tofu", "{split}_perturbed", "forget", False, text_qa_row),
+    Task("retain_qa", "tofu", "retain_perturbed", "retain", False, text_qa_row),
+    Task("real_authors", "tofu", "real_authors_perturbed", "real", True, text_qa_row),
+    Task("world_facts", "tofu", "world_facts_perturbed", "real", True, text_qa_row),
+)
+TASKS_BY_NAME = {task.name: task for task in TASKS}
