@@ -32,4 +32,6 @@ def read_json(path: Path, *, what: str) -> Any:
     except FileNotFoundError:
         raise FileNotFoundError(f"{what} not found: {path}") from None
     except json.JSONDecodeError as err:
-        raise ValueError(f"{what} at {path} is not valid JSON ({err}); delete it and rerun") from None
+        raise ValueError(
+            f"{what} at {path} is not valid JSON ({err}); delete it and rerun"
+        ) from None

@@ -81,7 +81,8 @@ def gate_failures(tasks: dict[str, dict[str, float]], role: str) -> list[str]:
     failures = []
     for task, scores in tasks.items():
         must_know = role == "vanilla" or task.startswith("retain")
-        metrics = ["fact_accuracy"] if task.endswith("face_name") else ["rougeL_recall", "fact_accuracy"]
+        face_task = task.endswith("face_name")
+        metrics = ["fact_accuracy"] if face_task else ["rougeL_recall", "fact_accuracy"]
         if must_know:
             failures += [
                 f"{task} {m} = {scores[m]:.3f} < {VANILLA_THRESHOLD}"

@@ -24,7 +24,8 @@ def data_source(data: str, revision: str | None = None) -> DataSource:
 
 def settings_hash(settings: dict[str, Any]) -> str:
     """A short stable hash of a stage's settings and inputs."""
-    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    text = json.dumps(settings, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def finished(marker: Path, expected_hash: str, *, what: str) -> bool:

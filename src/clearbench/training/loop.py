@@ -189,7 +189,8 @@ def train(
                 state.step += 1
                 state.losses.append(step_loss)
                 progress.update(1)
-                progress.set_postfix(loss=f"{step_loss:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+                lr = scheduler.get_last_lr()[0]
+                progress.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.2e}")
                 end_of_epoch = state.micro_batches % batches_per_epoch == 0
                 periodic = settings.checkpoint_every and state.step % settings.checkpoint_every == 0
                 if (periodic or end_of_epoch) and state.micro_batches < total_micro:

@@ -1,0 +1,132 @@
+"""Column schemas of every CLEAR and TOFU config (spec §1.1), and the data layer's error type.
+
+A schema lists the columns a config must have; real data may carry extra ones. The same
+schemas give the ``datasets`` features the CLEAR-mini generator writes, so the generated
+folders and the hub data sets are checked by one definition.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import datasets
+
+
+class DataError(ValueError):
+    """Bad input data: names the source, config, column or row at fault and what was expected."""
+
+
+IMAGE = "image"
+TEXT = "string"
+TEXTS = "list[string]"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: str
+    """:data:`IMAGE`, :data:`TEXT` or :data:`TEXTS`."""
+    nullable: bool = False
+    """Rows may hold ``None`` (an image column of a mixed image/text config)."""
+    optional: bool = False
+    """The column may be absent altogether."""
+
+
+def _columns(*spec: str | Column) -> tuple[Column, ...]:
+    """``"name"`` is a required text column, ``"name*"`` a list of strings, ``"image"`` an image."""
+    columns = []
+    for item in spec:
+        if isinstance(item, Column):
+            columns.append(item)
+        elif item == "image":
+            columns.append(Column("image", IMAGE))
+        elif item.endswith("*"):
+            columns.append(Column(item[:-1], TEXTS))
+        else:
+            columns.append(Column(item, TEXT))
+    return tuple(columns)
+
+
+FORGET_SPLITS: dict[str, str] = {
+    "forget01": "retain99",
+    "forget05": "retain95",
+    "forget10": "retain90",
+}
+"""Each forget split and the retain split that is its complement."""
+
+_OPTIONAL_IMAGE = Column("image", IMAGE, nullable=True)
+_FACES = _columns("image", "caption", "name")
+_MIXED = _columns(_OPTIONAL_IMAGE, "caption", "question", "answer")
+_FACES_EVAL = _columns(
+    "image", "caption", "name", "perturbed_captions*", "paraphrased_caption", "perturbed_names*"
+)
+_QA = _columns("question", "answer")
+_QA_EVAL = _columns(
+    "question",
+    "answer",
+    "paraphrased_answer",
+    Column("paraphrased_question", TEXT, optional=True),
+    "perturbed_answer*",
+)
+_SPLITS = ("full", *FORGET_SPLITS, *FORGET_SPLITS.values())
+
+CLEAR_SCHEMAS: dict[str, tuple[Column, ...]] = {
+    **{name: _FACES for name in _SPLITS},
+    **{f"{name}+tofu": _MIXED for name in _SPLITS},
+    **{f"{name}_perturbed": _FACES_EVAL for name in FORGET_SPLITS},
+    "retain_perturbed": _FACES_EVAL,
+    "real_faces": _columns("image", "answer", "options*"),
+    "real_world": _columns("image", "question", "answer", "options*"),
+    # CLEAR-mini only:
+    "holdout": _FACES,
+    "pretrain": _columns(_OPTIONAL_IMAGE, "question", "answer"),
+}
+TOFU_SCHEMAS: dict[str, tuple[Column, ...]] = {
+    **{name: _QA for name in _SPLITS},
+    **{f"{name}_perturbed": _QA_EVAL for name in FORGET_SPLITS},
+    **{
+        name: _QA_EVAL
+        for name in ("retain_perturbed", "real_authors_perturbed", "world_facts_perturbed")
+    },
+}
+CLEAR_CONFIGS: tuple[str, ...] = tuple(CLEAR_SCHEMAS)
+"""Every CLEAR config, CLEAR-mini's included (see :data:`MINI_ONLY_CONFIGS`)."""
+TOFU_CONFIGS: tuple[str, ...] = tuple(TOFU_SCHEMAS)
+MINI_ONLY_CONFIGS: tuple[str, ...] = ("holdout", "pretrain")
+"""Configs that only CLEAR-mini has, not the hub's ``therem/CLEAR``."""
+
+
+def features(columns: tuple[Column, ...]) -> datasets.Features:
+    """The ``datasets`` features of a schema (what the CLEAR-mini generator writes)."""
+    kinds = {
+        IMAGE: datasets.Image(),
+        TEXT: datasets.Value("string"),
+        TEXTS: datasets.List(datasets.Value("string")),
+    }
+    return datasets.Features({column.name: kinds[column.kind] for column in columns})
+
+
+def _has_kind(feature: object, kind: str) -> bool:
+    if kind == IMAGE:
+        return isinstance(feature, datasets.Image)
+    if kind == TEXT:
+        return isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string")
+    return isinstance(feature, (datasets.List, datasets.LargeList)) and _has_kind(
+        feature.feature, TEXT
+    )
+
+
+def check_columns(found: datasets.Features, columns: tuple[Column, ...], where: str) -> None:
+    """Raise :class:`DataError` if a required column is missing or has the wrong type."""
+    for column in columns:
+        if column.name not in found:
+            if column.optional:
+                continue
+            raise DataError(
+                f"{where}: missing column {column.name!r} (expected {column.kind}); "
+                f"the data set has {sorted(found)}"
+            )
+        if not _has_kind(found[column.name], column.kind):
+            raise DataError(
+                f"{where}: column {column.name!r} is {found[column.name]}, expected {column.kind}"
+            )

@@ -1,0 +1,5 @@
+"""CLEAR-mini: the offline, synthetic CLEAR data set (``clearbench data synth``)."""
+
+from clearbench.data.synth.generate import SynthConfig, synthesize
+
+__all__ = ["SynthConfig", "synthesize"]

@@ -1,0 +1,53 @@
+"""Training views: CLEAR/TOFU configs turned into :class:`Example` lists (spec §2)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from clearbench.data.examples import Example
+from clearbench.data.loading import DataSource, load_clear, load_tofu
+from clearbench.data.prompts import caption_prompt
+from clearbench.data.schema import FORGET_SPLITS, DataError
+
+_SPLITS = ("full", *FORGET_SPLITS, *FORGET_SPLITS.values())
+TRAINING_VIEWS: tuple[str, ...] = (
+    *(f"{split}+tofu" for split in _SPLITS),
+    *_SPLITS,
+    *(f"tofu:{split}" for split in _SPLITS),
+    "pretrain",
+)
+"""Names :func:`training_examples` accepts: ``X+tofu`` (images and text QA), ``X`` (CLEAR
+images only), ``tofu:X`` (TOFU text only) and CLEAR-mini's ``pretrain``."""
+
+
+def split_names(split: str) -> tuple[str, str]:
+    """The forget split and its retain complement, e.g. ``forget10`` → (forget10, retain90)."""
+    if split not in FORGET_SPLITS:
+        raise DataError(f"unknown forget split {split!r}; valid: {', '.join(FORGET_SPLITS)}")
+    return split, FORGET_SPLITS[split]
+
+
+def row_example(row: dict[str, Any], example_id: str) -> Example:
+    """One row as an Example: a question row answers it, a caption row captions its image.
+
+    Caption rows get the fixed captioning question of their caption (:func:`caption_prompt`),
+    so one image has the same prompt in every config it appears in and in evaluation.
+    """
+    image = row.get("image")
+    if row.get("question"):
+        return Example(row["question"], row["answer"], image, example_id)
+    return Example(caption_prompt(row["caption"]), row["caption"], image, example_id)
+
+
+def training_examples(source: DataSource, name: str) -> list[Example]:
+    """The examples of a training view (see :data:`TRAINING_VIEWS`), ids ``"{name}/{row}"``.
+
+    ``X+tofu`` rows with an image are captioning examples, rows without one are TOFU QA.
+    """
+    if name not in TRAINING_VIEWS:
+        raise DataError(f"unknown training data {name!r}; valid: {', '.join(TRAINING_VIEWS)}")
+    if name.startswith("tofu:"):
+        dataset = load_tofu(source, name.removeprefix("tofu:"))
+    else:
+        dataset = load_clear(source, name)
+    return [row_example(row, f"{name}/{i}") for i, row in enumerate(dataset)]

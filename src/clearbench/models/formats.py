@@ -1,0 +1,194 @@
+"""Per-family chat formats: how a prompt, its image and an answer become text.
+
+Prompt and answer are tokenised *separately* and the ids concatenated, never tokenised as one
+string. Only then is the prompt/answer border exact: no token can straddle it (a BPE merge of
+``"ASSISTANT:"`` with the answer's first characters, say), so answer-only labels mask exactly
+the prompt and the summed answer log-likelihood covers exactly the answer.
+
+Border convention: the prompt text runs up to and including the template's separator before the
+reply (``" ASSISTANT:"`` for LLaVA-1.5, ``"<|im_start|>assistant\\n"`` for ChatML); whitespace
+that leads the reply (LLaVA's single space) belongs to the answer. The answer is followed by the
+family's end token (LLaVA: the tokenizer's eos, ChatML: ``<|im_end|>``), which is trained on
+and stops generation.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import torch
+
+from clearbench.models.errors import ModelError
+
+
+class ChatFormat(ABC):
+    """Text template of one model family; :class:`~clearbench.models.vlm.VLM` tokenises it."""
+
+    model_types: ClassVar[tuple[str, ...]]
+    """``config.model_type`` values this format serves."""
+    add_bos: ClassVar[bool]
+    """Whether a prompt starts with the tokenizer's bos token."""
+    image_token: str
+    """The placeholder token, repeated once per vision feature."""
+    end_token: str
+    """The token that closes an answer."""
+
+    @classmethod
+    @abstractmethod
+    def from_model(
+        cls, config: Any, tokenizer: Any, image_processor: Any, processor: Any | None
+    ) -> ChatFormat:
+        """The format of a loaded model, configured from its config and preprocessors."""
+
+    @property
+    def special_tokens(self) -> tuple[str, ...]:
+        """Tokens the template writes; each must be a single token of the tokenizer."""
+        return (self.image_token, self.end_token)
+
+    @abstractmethod
+    def prompt(self, text: str, n_image_tokens: int) -> str:
+        """The prompt text with ``n_image_tokens`` placeholders (0: a text-only turn)."""
+
+    @abstractmethod
+    def answer(self, text: str) -> str:
+        """The answer text, without the end token (added as an id by the caller)."""
+
+    @abstractmethod
+    def image_token_counts(self, image_inputs: Mapping[str, torch.Tensor]) -> list[int]:
+        """Placeholder tokens per image, from the image processor's output."""
+
+    def extra_inputs(self, input_ids: torch.Tensor, image_token_id: int) -> dict[str, torch.Tensor]:
+        """Model inputs besides ids, mask and pixels that a batch with images needs."""
+        return {}
+
+
+class LlavaFormat(ChatFormat):
+    """LLaVA-1.5: ``USER: <image>\\n{prompt} ASSISTANT:`` then ``" {answer}"`` + eos."""
+
+    model_types = ("llava",)
+    add_bos = True
+
+    def __init__(
+        self,
+        *,
+        end_token: str,
+        patch_size: int,
+        num_additional_image_tokens: int = 1,
+        drop_cls: bool = True,
+        image_token: str = "<image>",
+    ) -> None:
+        self.end_token = end_token
+        self.patch_size = patch_size
+        self.num_additional_image_tokens = num_additional_image_tokens
+        self.drop_cls = drop_cls
+        self.image_token = image_token
+
+    @classmethod
+    def from_model(
+        cls, config: Any, tokenizer: Any, image_processor: Any, processor: Any | None
+    ) -> LlavaFormat:
+        """Read the placeholder arithmetic from the processor, else from the model config."""
+        return cls(
+            end_token=tokenizer.eos_token,
+            patch_size=getattr(processor, "patch_size", None) or config.vision_config.patch_size,
+            # Without a processor we assume a CLIP tower, whose CLS token is one extra feature.
+            num_additional_image_tokens=getattr(processor, "num_additional_image_tokens", 1),
+            drop_cls=config.vision_feature_select_strategy == "default",
+            image_token=getattr(processor, "image_token", None)
+            or getattr(tokenizer, "image_token", None)
+            or "<image>",
+        )
+
+    def prompt(self, text: str, n_image_tokens: int) -> str:
+        image = self.image_token * n_image_tokens + "\n" if n_image_tokens else ""
+        return f"USER: {image}{text} ASSISTANT:"
+
+    def answer(self, text: str) -> str:
+        return f" {text}"
+
+    def image_token_counts(self, image_inputs: Mapping[str, torch.Tensor]) -> list[int]:
+        # One token per vision feature: one per patch, plus the CLS token unless the
+        # "default" feature selection drops it (as LlavaProcessor counts).
+        pixels = image_inputs["pixel_values"]
+        height, width = pixels.shape[-2:]
+        count = (height // self.patch_size) * (width // self.patch_size)
+        count += self.num_additional_image_tokens - int(self.drop_cls)
+        return [count] * pixels.shape[0]
+
+
+class QwenVLFormat(ChatFormat):
+    """Qwen2-VL / Qwen2.5-VL ChatML with the default system turn; answer + ``<|im_end|>``."""
+
+    model_types = ("qwen2_vl", "qwen2_5_vl")
+    add_bos = False
+    IM_START = "<|im_start|>"
+    IM_END = "<|im_end|>"
+    VISION_START = "<|vision_start|>"
+    VISION_END = "<|vision_end|>"
+    SYSTEM = "You are a helpful assistant."
+
+    def __init__(self, *, merge_size: int, image_token: str = "<|image_pad|>") -> None:
+        self.merge_size = merge_size
+        self.image_token = image_token
+        self.end_token = self.IM_END
+
+    @classmethod
+    def from_model(
+        cls, config: Any, tokenizer: Any, image_processor: Any, processor: Any | None
+    ) -> QwenVLFormat:
+        """Merge size from the image processor, image token from the tokenizer if it names one."""
+        return cls(
+            merge_size=image_processor.merge_size,
+            image_token=getattr(tokenizer, "image_token", None) or "<|image_pad|>",
+        )
+
+    @property
+    def special_tokens(self) -> tuple[str, ...]:
+        return (*super().special_tokens, self.IM_START, self.VISION_START, self.VISION_END)
+
+    def prompt(self, text: str, n_image_tokens: int) -> str:
+        image = (
+            f"{self.VISION_START}{self.image_token * n_image_tokens}{self.VISION_END}"
+            if n_image_tokens
+            else ""
+        )
+        return (
+            f"{self.IM_START}system\n{self.SYSTEM}{self.IM_END}\n"
+            f"{self.IM_START}user\n{image}{text}{self.IM_END}\n"
+            f"{self.IM_START}assistant\n"
+        )
+
+    def answer(self, text: str) -> str:
+        return text
+
+    def image_token_counts(self, image_inputs: Mapping[str, torch.Tensor]) -> list[int]:
+        # The vision tower merges merge_size × merge_size patches into one token.
+        merged = image_inputs["image_grid_thw"].prod(-1) // self.merge_size**2
+        return merged.tolist()
+
+    def extra_inputs(self, input_ids: torch.Tensor, image_token_id: int) -> dict[str, torch.Tensor]:
+        # Multimodal RoPE needs to know which positions hold image tokens (1) or text (0).
+        return {"mm_token_type_ids": (input_ids == image_token_id).int()}
+
+
+FORMATS: tuple[type[ChatFormat], ...] = (LlavaFormat, QwenVLFormat)
+
+
+def chat_format_class(model_type: str) -> type[ChatFormat]:
+    """The format class serving ``model_type``; :class:`ModelError` if there is none."""
+    for format_class in FORMATS:
+        if model_type in format_class.model_types:
+            return format_class
+    supported = ", ".join(t for f in FORMATS for t in f.model_types)
+    raise ModelError(f"no chat format for model_type {model_type!r}; supported: {supported}")
+
+
+def chat_format_for(
+    config: Any, tokenizer: Any, image_processor: Any, processor: Any | None = None
+) -> ChatFormat:
+    """The chat format of a loaded model, chosen by ``config.model_type``."""
+    return chat_format_class(config.model_type).from_model(
+        config, tokenizer, image_processor, processor
+    )

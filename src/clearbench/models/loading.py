@@ -1,0 +1,87 @@
+"""Load any supported image-text-to-text checkpoint (hub id or local folder) as a :class:`VLM`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import (
+    AutoConfig,
+    AutoImageProcessor,
+    AutoModelForImageTextToText,
+    AutoProcessor,
+    AutoTokenizer,
+    ProcessorMixin,
+)
+from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
+
+from clearbench.models.errors import ModelError
+from clearbench.models.formats import chat_format_class
+from clearbench.models.vlm import VLM
+
+DTYPES: dict[str, str | torch.dtype] = {
+    "auto": "auto",
+    "float32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+}
+
+
+def _looks_local(name_or_path: str) -> bool:
+    """A path rather than a hub id (``name`` or ``owner/name``)."""
+    return name_or_path.startswith(("/", ".", "~")) or name_or_path.count("/") > 1
+
+
+def load_vlm(
+    name_or_path: str | Path,
+    *,
+    revision: str | None = None,
+    dtype: str = "auto",
+    device: str | torch.device = "cpu",
+    trust_remote_code: bool = False,
+) -> VLM:
+    """Load model, tokenizer, image processor (and processor when it can be built).
+
+    ``dtype`` is ``auto`` (the checkpoint's), ``float32``, ``bfloat16`` or ``float16``.
+    Raises :class:`ModelError` for a missing local folder, a model that is not
+    image-text-to-text, an unsupported family, or a tokenizer without the image token.
+    """
+    if dtype not in DTYPES:
+        raise ModelError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    name = str(name_or_path)
+    if not Path(name).expanduser().exists() and (
+        isinstance(name_or_path, Path) or _looks_local(name)
+    ):
+        raise ModelError(f"model folder {name} does not exist")
+    hub = {"revision": revision, "trust_remote_code": trust_remote_code}
+    config = AutoConfig.from_pretrained(name, **hub)
+    if config.model_type not in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES:
+        raise ModelError(
+            f"{name} is not an image-text-to-text model (model_type {config.model_type!r})"
+        )
+    format_class = chat_format_class(config.model_type)
+    model = AutoModelForImageTextToText.from_pretrained(
+        name, config=config, dtype=DTYPES[dtype], **hub
+    )
+    processor = _load_processor(name, hub)
+    tokenizer = processor.tokenizer if processor else AutoTokenizer.from_pretrained(name, **hub)
+    image_processor = (
+        processor.image_processor if processor else AutoImageProcessor.from_pretrained(name, **hub)
+    )
+    chat_format = format_class.from_model(config, tokenizer, image_processor, processor)
+    return VLM(model.to(device), tokenizer, image_processor, chat_format, processor)
+
+
+def _load_processor(name: str, hub: dict[str, Any]) -> ProcessorMixin | None:
+    """The HF processor, or None where it cannot be built.
+
+    In transformers 5.x ``Qwen2VLProcessor`` always builds a video processor, which needs
+    torchvision; without it we drive the tokenizer and image processor ourselves (as we do
+    anyway: the processor is only kept to be saved with the model).
+    """
+    try:
+        processor = AutoProcessor.from_pretrained(name, **hub)
+    except ImportError:
+        return None
+    return processor if isinstance(processor, ProcessorMixin) else None

@@ -1,0 +1,200 @@
+"""Tiny randomly initialised VLMs, built offline, for the mini benchmark and the tests.
+
+They are ordinary Hugging Face models of the real families (LLaVA: CLIP tower + Llama decoder;
+Qwen2-VL), so ``VLM.save`` and ``load_vlm`` treat them like hub checkpoints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import (
+    CLIPImageProcessor,
+    CLIPVisionConfig,
+    GenerationConfig,
+    LlamaConfig,
+    LlavaConfig,
+    LlavaForConditionalGeneration,
+    LlavaProcessor,
+    PreTrainedTokenizerFast,
+    Qwen2VLConfig,
+    Qwen2VLForConditionalGeneration,
+    Qwen2VLImageProcessor,
+)
+
+from clearbench.models.formats import ChatFormat, LlavaFormat, QwenVLFormat
+from clearbench.models.vlm import VLM
+
+PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
+VIDEO_PAD = "<|video_pad|>"
+"""Never written, but Qwen2-VL's config needs a video token id."""
+ARCHS = ("llava", "qwen2_vl")
+
+
+@dataclass
+class TinyVLMConfig:
+    """Sizes of a tiny VLM (defaults: a few million parameters, trains on CPU)."""
+
+    arch: str = "llava"
+    """``llava`` or ``qwen2_vl``."""
+    image_size: int = 32
+    patch_size: int = 8
+    vision_hidden: int = 128
+    vision_layers: int = 2
+    vision_heads: int = 4
+    text_hidden: int = 256
+    text_layers: int = 4
+    text_heads: int = 4
+    text_intermediate: int = 512
+    vocab_size: int = 2000
+    max_positions: int = 512
+
+
+def _chat_format(config: TinyVLMConfig) -> ChatFormat:
+    """The chat format of a tiny model of ``config.arch``."""
+    if config.arch == "llava":
+        return LlavaFormat(end_token=EOS, patch_size=config.patch_size)
+    if config.arch == "qwen2_vl":
+        return QwenVLFormat(merge_size=2)
+    raise ValueError(f"unknown tiny VLM arch {config.arch!r}; choose one of {', '.join(ARCHS)}")
+
+
+def train_tokenizer(
+    texts: Iterable[str], vocab_size: int, *, arch: str = "llava"
+) -> PreTrainedTokenizerFast:
+    """Train a byte-level BPE tokenizer on ``texts``, with the special tokens of ``arch``.
+
+    Specials: ``<pad>``, ``<s>``, ``</s>``, ``<unk>`` and the chat format's tokens (LLaVA's
+    ``<image>``; ChatML and vision tokens for Qwen2-VL). No bos is added automatically: the
+    chat format decides.
+    """
+    chat_format = _chat_format(TinyVLMConfig(arch=arch))
+    family_tokens = [t for t in chat_format.special_tokens if t not in (PAD, BOS, EOS, UNK)]
+    if arch == "qwen2_vl":
+        family_tokens.append(VIDEO_PAD)
+    tokenizer = Tokenizer(models.BPE(unk_token=UNK))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[PAD, BOS, EOS, UNK, *family_tokens],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(texts, trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        pad_token=PAD,
+        bos_token=BOS,
+        eos_token=EOS,
+        unk_token=UNK,
+        extra_special_tokens={"image_token": chat_format.image_token},
+    )
+
+
+def build_tiny_vlm(config: TinyVLMConfig, texts: Iterable[str], *, seed: int = 0) -> VLM:
+    """A randomly initialised tiny VLM whose tokenizer is trained on ``texts``.
+
+    Deterministic for a given ``seed`` and corpus. Each text is wrapped in the chat template
+    for tokenizer training, so the template's words get tokens of their own.
+    """
+    chat_format = _chat_format(config)
+    corpus = (chat_format.prompt(text, 0) for text in texts)
+    tokenizer = train_tokenizer(corpus, config.vocab_size, arch=config.arch)
+    ids = {
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+    text = {
+        "vocab_size": len(tokenizer),
+        "hidden_size": config.text_hidden,
+        "intermediate_size": config.text_intermediate,
+        "num_hidden_layers": config.text_layers,
+        "num_attention_heads": config.text_heads,
+        "num_key_value_heads": config.text_heads,
+        "max_position_embeddings": config.max_positions,
+        "tie_word_embeddings": True,
+        **ids,
+    }
+    image_token_id = tokenizer.convert_tokens_to_ids(chat_format.image_token)
+    torch.manual_seed(seed)
+    if config.arch == "llava":
+        model = LlavaForConditionalGeneration(
+            LlavaConfig(
+                vision_config=CLIPVisionConfig(
+                    hidden_size=config.vision_hidden,
+                    intermediate_size=4 * config.vision_hidden,
+                    num_hidden_layers=config.vision_layers,
+                    num_attention_heads=config.vision_heads,
+                    image_size=config.image_size,
+                    patch_size=config.patch_size,
+                ),
+                text_config=LlamaConfig(**text),
+                image_token_index=image_token_id,
+                image_seq_length=(config.image_size // config.patch_size) ** 2,
+                # The last layer, not LLaVA's -2: with two layers -2 would leave one unused.
+                vision_feature_layer=-1,
+                tie_word_embeddings=True,
+            )
+        )
+        image_processor = CLIPImageProcessor(
+            size={"shortest_edge": config.image_size},
+            crop_size={"height": config.image_size, "width": config.image_size},
+        )
+        processor = LlavaProcessor(
+            image_processor=image_processor,
+            tokenizer=tokenizer,
+            patch_size=config.patch_size,
+            vision_feature_select_strategy="default",
+            num_additional_image_tokens=1,
+        )
+    else:
+        head_dim = config.text_hidden // config.text_heads
+        # Multimodal RoPE splits the head's frequencies between time, height and width.
+        mrope_section = [head_dim // 8, 3 * head_dim // 16, head_dim // 2 - 5 * head_dim // 16]
+        model = Qwen2VLForConditionalGeneration(
+            Qwen2VLConfig(
+                vision_config={
+                    "depth": config.vision_layers,
+                    "embed_dim": config.vision_hidden,
+                    "hidden_size": config.text_hidden,
+                    "num_heads": config.vision_heads,
+                    "patch_size": config.patch_size,
+                    "spatial_merge_size": chat_format.merge_size,
+                    "temporal_patch_size": 2,
+                },
+                text_config={
+                    **text,
+                    "rope_parameters": {
+                        "rope_type": "default",
+                        "rope_theta": 10000.0,
+                        "mrope_section": mrope_section,
+                    },
+                },
+                image_token_id=image_token_id,
+                video_token_id=tokenizer.convert_tokens_to_ids(VIDEO_PAD),
+                vision_start_token_id=tokenizer.convert_tokens_to_ids(QwenVLFormat.VISION_START),
+                vision_end_token_id=tokenizer.convert_tokens_to_ids(QwenVLFormat.VISION_END),
+                tie_word_embeddings=True,
+            )
+        )
+        # A fixed pixel budget: a square image becomes image_size/patch_size patches a side.
+        image_processor = Qwen2VLImageProcessor(
+            patch_size=config.patch_size,
+            temporal_patch_size=2,
+            merge_size=chat_format.merge_size,
+            min_pixels=config.image_size**2,
+            max_pixels=config.image_size**2,
+        )
+        processor = None  # Qwen2VLProcessor needs torchvision (see loading._load_processor)
+    vlm = VLM(model.eval(), tokenizer, image_processor, chat_format, processor)
+    model.generation_config = GenerationConfig(
+        bos_token_id=vlm.tokenizer.bos_token_id,
+        eos_token_id=vlm.stop_token_ids,
+        pad_token_id=vlm.pad_token_id,
+    )
+    return vlm

@@ -1,0 +1,200 @@
+"""A vision-language model with everything needed to feed it: :class:`VLM`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from clearbench.data.examples import Example
+from clearbench.models import lora
+from clearbench.models.errors import ModelError
+from clearbench.models.formats import ChatFormat
+
+IGNORE_INDEX = -100
+"""Label of positions that carry no loss (prompt, image placeholders, padding)."""
+
+
+class VLM:
+    """An image-text-to-text model with its tokenizer, image processor and chat format.
+
+    ``model`` may be a PEFT model once LoRA is applied (:func:`~clearbench.models.lora.apply_lora`).
+    ``processor`` is the Hugging Face processor when one could be built; it is only saved, since
+    batches are made here from the tokenizer and image processor directly.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer: Any,
+        image_processor: Any,
+        chat_format: ChatFormat,
+        processor: Any | None = None,
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.image_processor = image_processor
+        self.chat_format = chat_format
+        self.processor = processor
+        name = getattr(model, "name_or_path", "") or type(model).__name__
+        for token in chat_format.special_tokens:
+            ids = tokenizer.encode(token, add_special_tokens=False) if token else []
+            if len(ids) != 1 or tokenizer.convert_ids_to_tokens(ids[0]) != token:
+                raise ModelError(
+                    f"{name}: the tokenizer has no single token {token!r}, which the "
+                    f"{type(chat_format).__name__} chat format needs"
+                )
+        self.image_token_id: int = tokenizer.convert_tokens_to_ids(chat_format.image_token)
+        model_image_token_id = getattr(model.config, "image_token_id", None)
+        if model_image_token_id != self.image_token_id:
+            raise ModelError(
+                f"{name}: the model's image token id {model_image_token_id} is not the "
+                f"tokenizer's id {self.image_token_id} of {chat_format.image_token!r}"
+            )
+        self.end_token_id: int = tokenizer.convert_tokens_to_ids(chat_format.end_token)
+        self.stop_token_ids: list[int] = list(
+            dict.fromkeys([self.end_token_id, tokenizer.eos_token_id])
+        )
+        """Generation stops at the format's end token and at the tokenizer's eos."""
+        self.pad_token_id: int = (
+            tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.end_token_id
+        )
+
+    @property
+    def device(self) -> torch.device:
+        """Where the model's (first) parameters live."""
+        return next(self.model.parameters()).device
+
+    def num_parameters(self, trainable_only: bool = False) -> int:
+        """Parameter count (shared weights once), or only those with ``requires_grad``."""
+        return sum(
+            p.numel() for p in self.model.parameters() if p.requires_grad or not trainable_only
+        )
+
+    def encode(
+        self,
+        examples: Sequence[Example],
+        *,
+        with_answer: bool = True,
+        max_length: int | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Tokenise a batch (CPU tensors).
+
+        ``with_answer=True``: prompt + answer + end token, right-padded, with ``labels`` equal
+        to the ids on the answer and end tokens and −100 elsewhere. ``with_answer=False``: the
+        prompts alone, left-padded for generation, without labels. ``pixel_values`` (Qwen:
+        also ``image_grid_thw`` and ``mm_token_type_ids``) appear only when some example has
+        an image; rows with and without images may be mixed. ``max_length`` truncates the
+        answer, never the prompt (whose image placeholders must stay whole): a prompt that
+        leaves no room raises :class:`ModelError`.
+        """
+        if not examples:
+            raise ValueError("encode needs at least one example")
+        images = [example.image for example in examples if example.image is not None]
+        image_inputs = (
+            dict(self.image_processor(images=images, return_tensors="pt")) if images else {}
+        )
+        image_counts = iter(self.chat_format.image_token_counts(image_inputs) if images else [])
+        rows = []
+        for example in examples:
+            n_image_tokens = next(image_counts) if example.image is not None else 0
+            prompt_ids = self._prompt_ids(example, n_image_tokens)
+            answer_ids = self._answer_ids(example.answer) if with_answer else []
+            if max_length is not None:
+                room = max_length - len(prompt_ids)
+                if room < int(with_answer):
+                    raise ModelError(
+                        f"example {example.id!r}: its prompt alone has {len(prompt_ids)} tokens "
+                        f"({n_image_tokens} for the image), max_length is {max_length}"
+                    )
+                answer_ids = answer_ids[:room]
+            rows.append((prompt_ids, answer_ids))
+
+        width = max(len(prompt) + len(answer) for prompt, answer in rows)
+        input_ids = torch.full((len(rows), width), self.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+        labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
+        for i, (prompt, answer) in enumerate(rows):
+            ids = torch.tensor(prompt + answer, dtype=torch.long)
+            start = 0 if with_answer else width - len(ids)
+            input_ids[i, start : start + len(ids)] = ids
+            attention_mask[i, start : start + len(ids)] = 1
+            labels[i, start + len(prompt) : start + len(ids)] = ids[len(prompt) :]
+
+        batch = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if with_answer:
+            batch["labels"] = labels
+        if images:
+            batch |= image_inputs
+            batch |= self.chat_format.extra_inputs(input_ids, self.image_token_id)
+        return batch
+
+    def _prompt_ids(self, example: Example, n_image_tokens: int) -> list[int]:
+        text = self.chat_format.prompt(example.prompt, n_image_tokens)
+        ids = self.tokenizer.encode(text, add_special_tokens=False)
+        if self.chat_format.add_bos:
+            ids = [self.tokenizer.bos_token_id, *ids]
+        if ids.count(self.image_token_id) != n_image_tokens:
+            raise ValueError(
+                f"example {example.id!r}: its prompt must not contain the image token "
+                f"{self.chat_format.image_token!r}; the chat format inserts it"
+            )
+        return ids
+
+    def _answer_ids(self, answer: str) -> list[int]:
+        ids = self.tokenizer.encode(self.chat_format.answer(answer), add_special_tokens=False)
+        return [*ids, self.end_token_id]
+
+    @torch.inference_mode()
+    def generate(
+        self, examples: Sequence[Example], *, max_new_tokens: int = 32, batch_size: int = 16
+    ) -> list[str]:
+        """Greedy answers conditioned on each example's image (its ``answer`` is ignored).
+
+        Batches are left-padded and decoded with the KV cache; only the new tokens up to the
+        first end token are decoded, stripped.
+        """
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            answers: list[str] = []
+            for start in range(0, len(examples), batch_size):
+                batch = self.encode(examples[start : start + batch_size], with_answer=False)
+                batch = {key: value.to(self.device) for key, value in batch.items()}
+                output = self.model.generate(
+                    **batch,
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    num_beams=1,
+                    eos_token_id=self.stop_token_ids,
+                    pad_token_id=self.pad_token_id,
+                )
+                answers += [self._decode(row) for row in output[:, batch["input_ids"].shape[1] :]]
+        finally:
+            self.model.train(was_training)
+        return answers
+
+    def _decode(self, new_tokens: torch.Tensor) -> str:
+        ids = new_tokens.tolist()
+        stops = [i for i, token in enumerate(ids) if token in self.stop_token_ids]
+        ids = ids[: stops[0]] if stops else ids
+        return self.tokenizer.decode(ids, skip_special_tokens=True).strip()
+
+    def save(self, out_dir: str | Path, *, merge_lora: bool = True) -> None:
+        """Save model (safetensors), tokenizer, image processor and processor to ``out_dir``.
+
+        With ``merge_lora`` a LoRA model is merged first (in place), so the folder is a plain
+        model that :func:`~clearbench.models.loading.load_vlm` reloads. Without it, a LoRA model
+        is saved as a PEFT adapter only.
+        """
+        if merge_lora:
+            lora.merge_lora(self)
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(out_dir)
+        self.tokenizer.save_pretrained(out_dir)
+        self.image_processor.save_pretrained(out_dir)
+        if self.processor is not None:
+            self.processor.save_pretrained(out_dir)

@@ -1,0 +1,79 @@
+"""Prompts, training views and refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from clearbench.data.loading import DataSource, load_clear, load_tofu
+from clearbench.data.prompts import CAPTION_PROMPTS, FACE_NAME_PROMPT, caption_prompt
+from clearbench.data.refusals import load_refusals
+from clearbench.data.schema import DataError
+from clearbench.data.views import TRAINING_VIEWS, split_names, training_examples
+
+
+def test_caption_prompt_is_fixed_per_key_and_spread_over_prompts() -> None:
+    keys = [f"Person {i} smiling on a beach." for i in range(400)]
+    assert [caption_prompt(k) for k in keys] == [caption_prompt(k) for k in keys]
+    assert set(map(caption_prompt, keys)) == set(CAPTION_PROMPTS)
+    assert len(CAPTION_PROMPTS) == len(set(CAPTION_PROMPTS)) >= 8
+    assert FACE_NAME_PROMPT == "The name of the person on the image is"
+
+
+def test_split_names() -> None:
+    assert split_names("forget10") == ("forget10", "retain90")
+    assert split_names("forget01") == ("forget01", "retain99")
+    with pytest.raises(DataError, match=r"forget20.*forget05"):
+        split_names("forget20")
+
+
+@pytest.fixture(scope="module")
+def source(mini_data: Path) -> DataSource:
+    return DataSource.local(mini_data)
+
+
+def test_mixed_view_captions_images_and_answers_questions(source: DataSource) -> None:
+    examples = training_examples(source, "full+tofu")
+    rows = load_clear(source, "full+tofu")
+    assert len(examples) == len(rows)
+    assert [e.id for e in examples[:2]] == ["full+tofu/0", "full+tofu/1"]
+    images = [e for e in examples if e.image is not None]
+    texts = [e for e in examples if e.image is None]
+    assert len(images) == len(load_clear(source, "full"))
+    assert len(texts) == len(load_tofu(source, "full"))
+    for example in images:
+        assert example.prompt == caption_prompt(example.answer)
+        assert example.image.size == (64, 64)
+    assert [(e.prompt, e.answer) for e in texts] == list(
+        zip(load_tofu(source, "full")["question"], load_tofu(source, "full")["answer"], strict=True)
+    )
+
+
+def test_a_caption_keeps_its_prompt_across_views(source: DataSource) -> None:
+    forget = training_examples(source, "forget10")
+    full = {e.answer: e.prompt for e in training_examples(source, "full")}
+    assert forget and all(full[e.answer] == e.prompt for e in forget)
+
+
+def test_text_only_and_pretrain_views(source: DataSource) -> None:
+    text = training_examples(source, "tofu:retain90")
+    assert text and all(e.image is None for e in text)
+    assert text[0].id == "tofu:retain90/0"
+    pretrain = training_examples(source, "pretrain")
+    prompts = {e.prompt for e in pretrain}
+    assert FACE_NAME_PROMPT in prompts and prompts & set(CAPTION_PROMPTS)
+    assert any(e.image is None for e in pretrain) and any(e.image is not None for e in pretrain)
+    assert set(TRAINING_VIEWS) >= {"full+tofu", "retain90+tofu", "forget01", "tofu:full"}
+
+
+def test_unknown_view_lists_the_valid_ones(source: DataSource) -> None:
+    with pytest.raises(DataError, match=r"'forget10_perturbed'.*full\+tofu"):
+        training_examples(source, "forget10_perturbed")
+
+
+def test_refusals() -> None:
+    refusals = load_refusals()
+    assert len(refusals) >= 90 and len(set(refusals)) == len(refusals)
+    assert "I don't know." in refusals
+    assert all(r.strip() == r and r[-1] in ".!" for r in refusals)
