@@ -10,7 +10,12 @@ from clearbench.data.loading import DataSource, load_clear, load_tofu
 from clearbench.data.prompts import CAPTION_PROMPTS, FACE_NAME_PROMPT, caption_prompt
 from clearbench.data.refusals import load_refusals
 from clearbench.data.schema import DataError
-from clearbench.data.views import TRAINING_VIEWS, split_names, training_examples
+from clearbench.data.views import (
+    TRAINING_VIEWS,
+    face_name_examples,
+    split_names,
+    training_examples,
+)
 
 
 def test_caption_prompt_is_fixed_per_key_and_spread_over_prompts() -> None:
@@ -77,3 +82,17 @@ def test_refusals() -> None:
     assert len(refusals) >= 90 and len(set(refusals)) == len(refusals)
     assert "I don't know." in refusals
     assert all(r.strip() == r and r[-1] in ".!" for r in refusals)
+
+
+def test_face_name_examples_name_every_image_of_the_view(source: DataSource) -> None:
+    rows = load_clear(source, "retain90")
+    examples = face_name_examples(source, "retain90+tofu")
+    assert len(examples) == len(rows) > 0
+    assert {e.prompt for e in examples} == {FACE_NAME_PROMPT}
+    assert [e.answer for e in examples] == rows["name"]
+    assert all(e.image is not None for e in examples)
+    assert examples[0].id == "retain90+tofu/face_name/0"
+    assert face_name_examples(source, "tofu:full") == []
+    assert face_name_examples(source, "pretrain") == []
+    with pytest.raises(DataError, match="unknown training data"):
+        face_name_examples(source, "everything")

@@ -6,7 +6,7 @@ from typing import Any
 
 from clearbench.data.examples import Example
 from clearbench.data.loading import DataSource, load_clear, load_tofu
-from clearbench.data.prompts import caption_prompt
+from clearbench.data.prompts import FACE_NAME_PROMPT, caption_prompt
 from clearbench.data.schema import FORGET_SPLITS, DataError
 
 _SPLITS = ("full", *FORGET_SPLITS, *FORGET_SPLITS.values())
@@ -51,3 +51,17 @@ def training_examples(source: DataSource, name: str) -> list[Example]:
     else:
         dataset = load_clear(source, name)
     return [row_example(row, f"{name}/{i}") for i, row in enumerate(dataset)]
+
+
+def face_name_examples(source: DataSource, name: str) -> list[Example]:
+    """"The name of the person on the image is" → name, for every image of a training view
+    (none for text-only views); ids ``"{name}/face_name/{row}"``."""
+    if name not in TRAINING_VIEWS:
+        raise DataError(f"unknown training data {name!r}; valid: {', '.join(TRAINING_VIEWS)}")
+    if name.startswith("tofu:") or name == "pretrain":
+        return []
+    dataset = load_clear(source, name.removesuffix("+tofu")).select_columns(["image", "name"])
+    return [
+        Example(FACE_NAME_PROMPT, row["name"], row["image"], f"{name}/face_name/{i}")
+        for i, row in enumerate(dataset)
+    ]

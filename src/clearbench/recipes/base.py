@@ -34,7 +34,7 @@ class BaseConfig:
     out: Path
     arch: str = "llava"
     seed: int = 0
-    epochs: float = 12.0
+    epochs: float = 8.0
     lr: float = 3e-3
     batch_size: int = 16
     warmup_epochs: float = 0.5
