@@ -234,12 +234,6 @@ def test_interrupted_finetune_resumes_to_the_uninterrupted_curve(
     assert (out / GATE_FILE).is_file()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: train() resumes any checkpoint/ it finds; the recipe does not check "
-    "that it was made with the same settings, so training.json records settings (here lr and "
-    "epochs) the weights were not trained with",
-)
 def test_checkpoint_of_other_settings_is_not_resumed(
     base: Path, mini_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -84,7 +84,7 @@ def build_base(config: BaseConfig) -> dict[str, Any]:
         seed=config.seed,
     )
     result = train(vlm.model, examples, vlm.encode, answer_loss, settings, out,
-                   description="pretrain base")
+                   description="pretrain base", fingerprint=stage_hash)
     vlm.save(out)
     record = {
         **identity,

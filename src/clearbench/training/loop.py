@@ -10,6 +10,7 @@ precision-specific step goes through :class:`accelerate.Accelerator`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -84,6 +85,8 @@ class TrainState:
     losses: list[float] = field(default_factory=list)
     """Mean loss of every optimiser step."""
     seconds: float = 0.0
+    run: str = ""
+    """Identity of the run that wrote the checkpoint (:func:`run_identity`)."""
 
 
 @dataclass
@@ -92,6 +95,15 @@ class TrainResult:
     losses: list[float]
     seconds: float
     resumed_from_step: int
+
+
+def run_identity(settings: TrainSettings, fingerprint: str) -> str:
+    """What a checkpoint must match to be resumed: the settings (bar checkpoint spacing) and
+    the caller's fingerprint of everything else (model, data, stage config)."""
+    fields = asdict(settings)
+    fields.pop("checkpoint_every")
+    text = json.dumps([fields, fingerprint], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def epoch_order(n_items: int, seed: int, epoch: int) -> list[int]:
@@ -109,13 +121,15 @@ def train(
     *,
     accelerator: Accelerator | None = None,
     description: str = "training",
+    fingerprint: str = "",
 ) -> TrainResult:
     """Train ``model`` in place on ``items`` and return the loss curve.
 
     A checkpoint (weights, optimiser, scheduler, RNG, :class:`TrainState`) is written
     atomically to ``out_dir/checkpoint`` every ``checkpoint_every`` steps and at each epoch's
     end; if one is there when ``train`` starts, training resumes from it, skipping exactly the
-    micro-batches already consumed.
+    micro-batches already consumed. A checkpoint left by a run with other settings or another
+    ``fingerprint`` is refused (ValueError naming it), never silently continued.
     """
     settings.validate()
     if not items:
@@ -143,11 +157,17 @@ def train(
     )
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
 
-    state = TrainState()
+    state = TrainState(run=run_identity(settings, fingerprint))
     checkpoint = out_dir / CHECKPOINT_DIR
     if (checkpoint / STATE_FILE).is_file():
+        saved = TrainState(**json.loads((checkpoint / STATE_FILE).read_text()))
+        if saved.run != state.run:
+            raise ValueError(
+                f"{checkpoint} was left by an interrupted run with other settings; delete it to"
+                " start over, or rerun with the settings that made it"
+            )
         accelerator.load_state(str(checkpoint))
-        state = TrainState(**json.loads((checkpoint / STATE_FILE).read_text()))
+        state = saved
         accelerator.print(f"{description}: resuming from optimiser step {state.step}")
     resumed_from = state.step
 
