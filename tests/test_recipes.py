@@ -323,3 +323,17 @@ def test_gate_gold_role() -> None:
     # Retain persons must still be known.
     failures = gate_failures(gate_tasks(**forget_unknown, retain_qa={"fact_accuracy": 0.5}), "gold")
     assert failures == ["retain_qa fact_accuracy = 0.500 < 0.9"]
+
+
+def test_qwen2_vl_base_and_finetune_run_the_same_recipes(mini_data: Path, tmp_path: Path) -> None:
+    """Nothing in the recipes is LLaVA-only: the tiny Qwen2-VL goes through base and finetune."""
+    base_dir = tmp_path / "qwen-base"
+    build_base(
+        BaseConfig(data=str(mini_data), out=base_dir, arch="qwen2_vl", epochs=1.0, model=TINY)
+    )
+    assert load_vlm(base_dir).model.config.model_type == "qwen2_vl"
+    out = tmp_path / "qwen-vanilla"
+    finetune(vanilla_config(mini_data, base_dir, out, epochs=2.0))
+    first, last = quarter_means(read(out / MARKER)["losses"])
+    assert last < first - 0.3
+    assert set(read(out / GATE_FILE)["tasks"]) == set(GATE_TASKS)
