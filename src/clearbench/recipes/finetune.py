@@ -56,13 +56,13 @@ RECIPES = {
         train_vision_tower=False, face_name_rows=False,
     ),
     # Sized for the tiny offline VLM on 2 CPU cores: full parameters and enough epochs to
-    # memorise every person (a tiny model needs ~50 exposures per fact). The vision tower is
+    # memorise every person (a tiny model needs ~50–60 exposures per fact). The vision tower is
     # trained too: unlike CLIP it has never seen these faces. At lr 2e-3 the model barely
     # learns to name faces, at 7e-4 it does. A model this small does not carry names learned
     # from captions over to the unseen face→name prompt, so that prompt is trained too
     # (docs/deviations.md).
     "mini": Recipe(
-        lora=False, lora_rank=8, lora_alpha=32, lr=7e-4, epochs=50.0, weight_decay=0.0,
+        lora=False, lora_rank=8, lora_alpha=32, lr=7e-4, epochs=60.0, weight_decay=0.0,
         warmup_epochs=0.5, batch_size=16, grad_accum=1, mixed_precision="no",
         train_vision_tower=True, face_name_rows=True,
     ),
