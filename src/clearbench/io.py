@@ -1,7 +1,8 @@
-"""Atomic result files: a reader never sees half of one."""
+"""Result files: written atomically (a reader never sees half of one) and hashed stably."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -35,3 +36,9 @@ def read_json(path: Path, *, what: str) -> Any:
         raise ValueError(
             f"{what} at {path} is not valid JSON ({err}); delete it and rerun"
         ) from None
+
+
+def stable_hash(value: Any) -> str:
+    """A short hash of a JSON-able value that is the same in every process and run."""
+    text = json.dumps(value, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -27,6 +27,11 @@ def split_names(split: str) -> tuple[str, str]:
     return split, FORGET_SPLITS[split]
 
 
+def _check_view(name: str) -> None:
+    if name not in TRAINING_VIEWS:
+        raise DataError(f"unknown training data {name!r}; valid: {', '.join(TRAINING_VIEWS)}")
+
+
 def row_example(row: dict[str, Any], example_id: str) -> Example:
     """One row as an Example: a question row answers it, a caption row captions its image.
 
@@ -44,8 +49,7 @@ def training_examples(source: DataSource, name: str) -> list[Example]:
 
     ``X+tofu`` rows with an image are captioning examples, rows without one are TOFU QA.
     """
-    if name not in TRAINING_VIEWS:
-        raise DataError(f"unknown training data {name!r}; valid: {', '.join(TRAINING_VIEWS)}")
+    _check_view(name)
     if name.startswith("tofu:"):
         dataset = load_tofu(source, name.removeprefix("tofu:"))
     else:
@@ -56,8 +60,7 @@ def training_examples(source: DataSource, name: str) -> list[Example]:
 def face_name_examples(source: DataSource, name: str) -> list[Example]:
     """"The name of the person on the image is" → name, for every image of a training view
     (none for text-only views); ids ``"{name}/face_name/{row}"``."""
-    if name not in TRAINING_VIEWS:
-        raise DataError(f"unknown training data {name!r}; valid: {', '.join(TRAINING_VIEWS)}")
+    _check_view(name)
     if name.startswith("tofu:") or name == "pretrain":
         return []
     dataset = load_clear(source, name.removesuffix("+tofu")).select_columns(["image", "name"])

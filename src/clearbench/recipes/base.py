@@ -19,10 +19,10 @@ from clearbench.data.prompts import CAPTION_PROMPTS, FACE_NAME_PROMPT
 from clearbench.data.refusals import load_refusals
 from clearbench.data.schema import CLEAR_CONFIGS, TOFU_CONFIGS
 from clearbench.data.views import training_examples
-from clearbench.io import write_json_atomic
+from clearbench.io import stable_hash, write_json_atomic
 from clearbench.models.tiny import TinyVLMConfig, build_tiny_vlm
 from clearbench.recipes.finetune import answer_loss
-from clearbench.recipes.stage import data_source, finished, settings_hash
+from clearbench.recipes.stage import data_source, finished
 from clearbench.training.loop import TrainSettings, remove_checkpoint, train
 
 MARKER = "base.json"
@@ -68,7 +68,7 @@ def build_base(config: BaseConfig) -> dict[str, Any]:
         "config": {**asdict(config), "out": None, "model": asdict(model_config)},
         "data": source.fingerprint(),
     }
-    stage_hash = settings_hash(identity)
+    stage_hash = stable_hash(identity)
     if finished(out / MARKER, stage_hash, what="base model"):
         print(f"base: {out} is already done (settings {stage_hash}); nothing to do")
         return identity

@@ -15,10 +15,10 @@ import torch
 
 from clearbench.data.views import face_name_examples, training_examples
 from clearbench.evaluation.gate import memorisation_report
-from clearbench.io import write_json_atomic
+from clearbench.io import stable_hash, write_json_atomic
 from clearbench.models.loading import load_vlm
 from clearbench.models.lora import LoraSettings, apply_lora, freeze_vision_tower
-from clearbench.recipes.stage import data_source, finished, settings_hash
+from clearbench.recipes.stage import data_source, finished
 from clearbench.training.loop import TrainSettings, remove_checkpoint, train
 
 MARKER = "training.json"
@@ -117,7 +117,7 @@ def finetune(config: FinetuneConfig) -> dict[str, Any]:
     identity = {"config": asdict(config), "data": source.fingerprint()}
     for where_or_how_often in ("out", "device", "checkpoint_every"):  # do not change the result
         identity["config"].pop(where_or_how_often)
-    stage_hash = settings_hash(identity)
+    stage_hash = stable_hash(identity)
     if finished(out / MARKER, stage_hash, what="fine-tuned model"):
         print(f"finetune: {out} is already done (settings {stage_hash}); nothing to do")
         return identity

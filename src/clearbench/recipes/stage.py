@@ -6,10 +6,7 @@ atomically; a folder without the marker is an interrupted stage and is resumed, 
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
-from typing import Any
 
 from clearbench.data.loading import DataSource
 from clearbench.io import read_json
@@ -20,12 +17,6 @@ def data_source(data: str, revision: str | None = None) -> DataSource:
     if Path(data).is_dir():
         return DataSource.local(Path(data))
     return DataSource(clear=data, clear_revision=revision)
-
-
-def settings_hash(settings: dict[str, Any]) -> str:
-    """A short stable hash of a stage's settings and inputs."""
-    text = json.dumps(settings, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def finished(marker: Path, expected_hash: str, *, what: str) -> bool:

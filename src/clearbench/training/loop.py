@@ -10,7 +10,6 @@ precision-specific step goes through :class:`accelerate.Accelerator`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -28,6 +27,8 @@ from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_scheduler
+
+from clearbench.io import stable_hash
 
 LossFn = Callable[[torch.nn.Module, Any], torch.Tensor]
 CHECKPOINT_DIR = "checkpoint"
@@ -102,8 +103,7 @@ def run_identity(settings: TrainSettings, fingerprint: str) -> str:
     the caller's fingerprint of everything else (model, data, stage config)."""
     fields = asdict(settings)
     fields.pop("checkpoint_every")
-    text = json.dumps([fields, fingerprint], sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return stable_hash([fields, fingerprint])
 
 
 def epoch_order(n_items: int, seed: int, epoch: int) -> list[int]:
