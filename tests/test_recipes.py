@@ -33,33 +33,11 @@ from clearbench.evaluation.gate import (
     gate_failures,
 )
 from clearbench.models.loading import load_vlm
-from clearbench.models.tiny import TinyVLMConfig
 from clearbench.models.vlm import VLM
 from clearbench.recipes.base import BaseConfig, build_base
 from clearbench.recipes.finetune import GATE_FILE, MARKER, FinetuneConfig, finetune
 from clearbench.training.loop import CHECKPOINT_DIR, STATE_FILE
-
-TINY = TinyVLMConfig(
-    vision_hidden=32,
-    vision_layers=1,
-    vision_heads=2,
-    text_hidden=64,
-    text_layers=2,
-    text_heads=2,
-    text_intermediate=128,
-    vocab_size=600,
-)
-"""About 150 k parameters: a training step takes a few tens of milliseconds on one core."""
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Train on one thread: for a model this small, two OpenMP threads competing with any
-    other process on a 2-core machine make each step ~50× slower (measured 1.5 s vs 30 ms)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+from conftest import TINY
 
 
 def quarter_means(losses: list[float]) -> tuple[float, float]:

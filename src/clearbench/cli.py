@@ -104,6 +104,62 @@ def run_finetune(args: argparse.Namespace) -> None:
     finetune(FinetuneConfig(**options))
 
 
+def add_eval_commands(sub: argparse._SubParsersAction) -> None:
+    ev = sub.add_parser(
+        "eval",
+        help="evaluate a model on every CLEAR task (spec §4) and write eval.json",
+        description="Greedy generation (conditioned on the image) and the likelihood of every "
+        "target, paraphrased and perturbed answer, for every row of the six multimodal and four "
+        "TOFU text tasks; writes OUT/eval.json. Finished tasks are kept if interrupted.",
+    )
+    ev.add_argument("--model", required=True, help="hub id or local model folder")
+    ev.add_argument("--data", required=True, help="hub id (e.g. therem/CLEAR) or local folder")
+    ev.add_argument("--forget-split", default="forget10",
+                    choices=["forget01", "forget05", "forget10"])
+    ev.add_argument("--out", type=Path, required=True, help="folder for eval.json")
+    ev.add_argument("--tasks", nargs="+", default=None, metavar="TASK",
+                    help="evaluate only these tasks (default: all ten)")
+    ev.add_argument("--batch-size", type=int, default=16, help="rows per forward pass")
+    ev.add_argument("--max-new-tokens", type=int, default=32)
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--limit", type=int, default=None,
+                    help="score only the first N rows of each task (default: every row)")
+    ev.add_argument("--data-revision", help="pin the hub data set to a commit/tag")
+    ev.add_argument("--model-revision", help="pin the hub model to a commit/tag")
+    ev.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    ev.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
+    ev.set_defaults(handler=run_eval)
+
+    sc = sub.add_parser(
+        "score",
+        help="score an eval.json against the gold model's: forget quality, utility, aggregates",
+        description="Compare an evaluation with the gold model's evaluation of the same data and "
+        "forget split; write OUT/scores.json (forget quality KS and 1 − JS, model utility, "
+        "the paper's Real / Retain / Forget aggregates).",
+    )
+    sc.add_argument("--eval", type=Path, required=True, help="eval.json (or its folder)")
+    sc.add_argument("--gold", type=Path, required=True, help="the gold model's eval.json")
+    sc.add_argument("--out", type=Path, required=True, help="folder for scores.json")
+    sc.set_defaults(handler=run_score)
+
+
+def run_eval(args: argparse.Namespace) -> None:
+    from clearbench.recipes.evaluate import EvalConfig, run_eval
+
+    options = {k: v for k, v in vars(args).items() if k not in ("command", "handler")}
+    if options["tasks"] is None:
+        options.pop("tasks")
+    else:
+        options["tasks"] = tuple(options["tasks"])
+    run_eval(EvalConfig(**options))
+
+
+def run_score(args: argparse.Namespace) -> None:
+    from clearbench.recipes.evaluate import run_score
+
+    run_score(args.eval, args.gold, args.out)
+
+
 def add_run_command(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser(
         "run",
@@ -134,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_commands(sub)
     add_base_command(sub)
     add_finetune_command(sub)
+    add_eval_commands(sub)
     add_run_command(sub)
     return parser
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import datasets
 from PIL import Image
 
 from clearbench.data.loading import DataSource, load_clear, load_tofu
@@ -43,12 +44,16 @@ class Task:
     """Probability normalised over the options (spec §5) instead of the plain P̃."""
     make_row: Callable[[dict[str, Any], str], TaskRow]
 
+    def load(self, source: DataSource, forget_split: str) -> datasets.Dataset:
+        """The task's data set, validated on load (cached: a second call is free)."""
+        load = load_clear if self.dataset == "clear" else load_tofu
+        return load(source, self.config.format(split=forget_split))
+
     def rows(self, source: DataSource, forget_split: str) -> list[TaskRow]:
         config = self.config.format(split=forget_split)
-        load = load_clear if self.dataset == "clear" else load_tofu
         return [
             self.make_row(row, f"{self.dataset}/{config}/{i}")
-            for i, row in enumerate(load(source, config))
+            for i, row in enumerate(self.load(source, forget_split))
         ]
 
 

@@ -63,6 +63,17 @@ class ChatFormat(ABC):
         """Model inputs besides ids, mask and pixels that a batch with images needs."""
         return {}
 
+    def position_ids(
+        self, model: torch.nn.Module, batch: Mapping[str, torch.Tensor]
+    ) -> torch.Tensor:
+        """Explicit position ids of a (left-padded) batch: each row counts from 0 at its first
+        real token, so a row's numbers do not depend on how much padding its batch needs.
+
+        Shape ``(batch, length)``; a family with multi-dimensional positions may return
+        ``(dims, batch, length)``.
+        """
+        return (batch["attention_mask"].long().cumsum(-1) - 1).clamp(min=0)
+
 
 class LlavaFormat(ChatFormat):
     """LLaVA-1.5: ``USER: <image>\\n{prompt} ASSISTANT:`` then ``" {answer}"`` + eos."""
@@ -171,6 +182,26 @@ class QwenVLFormat(ChatFormat):
     def extra_inputs(self, input_ids: torch.Tensor, image_token_id: int) -> dict[str, torch.Tensor]:
         # Multimodal RoPE needs to know which positions hold image tokens (1) or text (0).
         return {"mm_token_type_ids": (input_ids == image_token_id).int()}
+
+    def position_ids(
+        self, model: torch.nn.Module, batch: Mapping[str, torch.Tensor]
+    ) -> torch.Tensor:
+        # Multimodal RoPE: image tokens get (temporal, height, width) positions, computed by
+        # the model's own get_rope_index (which honours the attention mask's padding).
+        if "image_grid_thw" not in batch:
+            return super().position_ids(model, batch)
+        rope_index = next(
+            (m.get_rope_index for m in model.modules() if hasattr(m, "get_rope_index")), None
+        )
+        if rope_index is None:
+            raise ModelError(f"{type(model).__name__} has no get_rope_index for Qwen-VL positions")
+        positions, _ = rope_index(
+            batch["input_ids"],
+            mm_token_type_ids=batch["mm_token_type_ids"],
+            image_grid_thw=batch["image_grid_thw"],
+            attention_mask=batch["attention_mask"],
+        )
+        return positions
 
 
 FORMATS: tuple[type[ChatFormat], ...] = (LlavaFormat, QwenVLFormat)

@@ -176,6 +176,77 @@ class VLM:
             self.model.train(was_training)
         return answers
 
+    @torch.inference_mode()
+    def answer_nlls(
+        self,
+        examples: Sequence[Example],
+        answers: Sequence[Sequence[str]],
+        *,
+        batch_size: int = 16,
+    ) -> list[list[tuple[float, int]]]:
+        """Per-token mean NLL and token count of every candidate answer of every example.
+
+        ``answers[i]`` are the candidates for ``examples[i]`` (whose own ``answer`` is
+        ignored). The scored tokens are exactly the training labels: the answer's tokens and
+        the end token. Each example's prompt and image are encoded once: one forward pass over
+        the left-padded prompts fills the KV cache, then candidate *j* of every example in the
+        batch continues from that cache, which is cropped back before candidate *j* + 1. This
+        equals scoring every candidate with its own full forward pass (the naive way, see
+        :mod:`clearbench.evaluation.reference`), at a fraction of the cost.
+        """
+        if len(answers) != len(examples):
+            raise ValueError(f"{len(examples)} examples but {len(answers)} answer lists")
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            scores: list[list[tuple[float, int]]] = []
+            for start in range(0, len(examples), batch_size):
+                end = start + batch_size
+                scores += self._score_batch(examples[start:end], answers[start:end])
+        finally:
+            self.model.train(was_training)
+        return scores
+
+    def _score_batch(
+        self, examples: Sequence[Example], answers: Sequence[Sequence[str]]
+    ) -> list[list[tuple[float, int]]]:
+        batch = self.encode(examples, with_answer=False)
+        batch = {key: value.to(self.device) for key, value in batch.items()}
+        positions = self.chat_format.position_ids(self.model, batch)
+        prefix = self.model(**batch, position_ids=positions, use_cache=True, logits_to_keep=1)
+        cache = prefix.cache
+        # The prompt's last position predicts every candidate's first token.
+        first = prefix.logits[:, -1].float().log_softmax(-1)
+        next_position = (positions if positions.dim() == 2 else positions.amax(0)).amax(-1) + 1
+        prefix_mask = batch["attention_mask"]
+
+        scores: list[list[tuple[float, int]]] = [[] for _ in examples]
+        for j in range(max(len(candidates) for candidates in answers)):
+            rows = [i for i, candidates in enumerate(answers) if j < len(candidates)]
+            ids = {i: self._answer_ids(answers[i][j]) for i in rows}
+            width = max(len(row_ids) for row_ids in ids.values())
+            input_ids = torch.full((len(examples), width), self.pad_token_id, dtype=torch.long)
+            mask = torch.zeros_like(input_ids)
+            for i, row_ids in ids.items():
+                input_ids[i, : len(row_ids)] = torch.tensor(row_ids)
+                mask[i, : len(row_ids)] = 1
+            input_ids, mask = input_ids.to(self.device), mask.to(self.device)
+            output = self.model(
+                input_ids=input_ids,
+                attention_mask=torch.cat([prefix_mask, mask], dim=1),
+                position_ids=next_position[:, None] + torch.arange(width, device=self.device),
+                cache=cache,
+                use_cache=True,
+            )
+            cache.crop(-width)
+            rest = output.logits[:, :-1].float().log_softmax(-1)
+            log_probs = torch.cat([first[:, None], rest], dim=1)
+            token_log_probs = log_probs.gather(-1, input_ids[..., None])[..., 0] * mask
+            for i, row_ids in ids.items():
+                nll = -token_log_probs[i].sum().item()
+                scores[i].append((nll / len(row_ids), len(row_ids)))
+        return scores
+
     def _decode(self, new_tokens: torch.Tensor) -> str:
         ids = new_tokens.tolist()
         stops = [i for i, token in enumerate(ids) if token in self.stop_token_ids]

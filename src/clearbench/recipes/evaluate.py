@@ -1,0 +1,137 @@
+"""Evaluation and scoring recipes: ``clearbench eval`` and ``clearbench score``.
+
+``eval``, top to bottom: load every task's rows (bad data fails before the model loads), load
+the model, evaluate task by task, write ``eval.json``. Each finished task is stored atomically
+in ``OUT/tasks/`` with the identity of the run, so an interrupted evaluation resumes at the
+first unfinished task, and a finished ``eval.json`` with the same identity is not redone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from clearbench.evaluation.evaluate import EvalSettings, evaluate_task
+from clearbench.evaluation.scoring import check_eval, score
+from clearbench.evaluation.tasks import TASKS, TASKS_BY_NAME
+from clearbench.io import read_json, stable_hash, write_json_atomic
+from clearbench.models.loading import load_vlm
+from clearbench.recipes.stage import data_source
+
+EVAL_FILE = "eval.json"
+SCORES_FILE = "scores.json"
+TASKS_DIR = "tasks"
+FORGET_SPLITS = ("forget01", "forget05", "forget10")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    model: str
+    data: str
+    out: Path
+    forget_split: str = "forget10"
+    tasks: tuple[str, ...] = tuple(task.name for task in TASKS)
+    batch_size: int = 16
+    max_new_tokens: int = 32
+    seed: int = 0
+    limit: int | None = None
+    data_revision: str | None = None
+    model_revision: str | None = None
+    dtype: str = "auto"
+    device: str = "cpu"
+
+    def settings(self) -> EvalSettings:
+        return EvalSettings(self.batch_size, self.max_new_tokens, self.seed, self.limit)
+
+    def validate(self) -> None:
+        if self.forget_split not in FORGET_SPLITS:
+            raise ValueError(
+                f"--forget-split must be one of {', '.join(FORGET_SPLITS)}, got "
+                f"{self.forget_split!r}"
+            )
+        unknown = [name for name in self.tasks if name not in TASKS_BY_NAME]
+        if unknown:
+            raise ValueError(
+                f"unknown task(s) {', '.join(unknown)}; known: {', '.join(TASKS_BY_NAME)}"
+            )
+        self.settings().validate()
+
+
+def run_eval(config: EvalConfig) -> dict[str, Any]:
+    """Evaluate ``config.model`` on every selected task and write ``OUT/eval.json``."""
+    config.validate()
+    out = Path(config.out)
+    source = data_source(config.data, config.data_revision)
+    settings = config.settings()
+    header = {
+        "model": {"path": config.model, "revision": config.model_revision},
+        "data": {
+            "source": {"clear": source.clear, "tofu": source.tofu},
+            "fingerprint": source.fingerprint(),
+        },
+        "forget_split": config.forget_split,
+        "settings": settings.as_dict(),
+    }
+    # A task's result does not depend on which other tasks are evaluated with it.
+    task_identity = stable_hash([header, config.dtype])
+    identity = stable_hash([task_identity, list(config.tasks)])
+    eval_file = out / EVAL_FILE
+    if eval_file.is_file():
+        done = read_json(eval_file, what="evaluation")
+        if done.get("identity") == identity:
+            print(f"eval: {eval_file} is already done (identity {identity}); nothing to do")
+            return done
+
+    for name in config.tasks:  # bad data fails here, before the model loads
+        TASKS_BY_NAME[name].load(source, config.forget_split)
+    torch.manual_seed(settings.seed)
+    vlm = load_vlm(config.model, revision=config.model_revision, dtype=config.dtype,
+                   device=config.device)
+    results = {}
+    for name in config.tasks:
+        task_file = out / TASKS_DIR / f"{name}.json"
+        stored = read_json(task_file, what="task result") if task_file.is_file() else {}
+        if stored.get("identity") == task_identity:
+            results[name] = stored["result"]
+            continue
+        rows = TASKS_BY_NAME[name].rows(source, config.forget_split)[: config.limit]
+        results[name] = evaluate_task(vlm, TASKS_BY_NAME[name], rows, settings)
+        write_json_atomic(task_file, {"identity": task_identity, "result": results[name]})
+    payload = header | {"identity": identity, "tasks": results}
+    write_json_atomic(eval_file, payload)
+    print_summary(payload)
+    return payload
+
+
+def print_summary(evaluation: dict[str, Any]) -> None:
+    print(f"{'task':18} {'n':>5} {'ROUGE-L':>8} {'fact':>6} {'prob':>6} {'TR':>6}")
+    for name, task in evaluation["tasks"].items():
+        print(
+            f"{name:18} {task['n']:5d} {task['rougeL_recall']:8.3f} {task['fact_accuracy']:6.3f}"
+            f" {task['probability']:6.3f} {task['truth_ratio']:6.3f}"
+        )
+
+
+def read_eval(path: Path) -> dict[str, Any]:
+    """An ``eval.json`` (or the folder holding one), checked for the fields scoring needs."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / EVAL_FILE
+    payload = read_json(path, what="evaluation (eval.json)")
+    check_eval(payload, str(path))
+    return payload
+
+
+def run_score(eval_path: Path, gold_path: Path, out: Path) -> dict[str, Any]:
+    """Score an evaluation against the gold model's and write ``OUT/scores.json``."""
+    scores = score(read_eval(eval_path), read_eval(gold_path))
+    scores = {"eval": str(eval_path), "gold": str(gold_path), **scores}
+    write_json_atomic(Path(out) / SCORES_FILE, scores)
+    for key in ("forget_quality", "forget_quality_js", "model_utility", "real", "retain",
+                "forget"):
+        print(f"{key:18} {scores[key]}")
+    return scores
+
