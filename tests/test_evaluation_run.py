@@ -77,8 +77,16 @@ def test_shared_prefix_scoring_equals_one_full_forward_per_candidate(
     answers = [candidates(r) for r in rows]
     assert {len(a) for a in answers} >= {4, 5}  # rows need different numbers of passes
     naive = NaiveVLM(tiny_vlm).answer_nlls(examples, answers)
+    alone = tiny_vlm.generate(examples, max_new_tokens=8, batch_size=1)
     for batch_size in (1, 3, 16):
         fast = tiny_vlm.answer_nlls(examples, answers, batch_size=batch_size)
+        generated, shared = tiny_vlm.generate_and_score(
+            examples, answers, max_new_tokens=8, batch_size=batch_size
+        )
+        assert generated == alone
+        assert [nll for row in shared for nll, _ in row] == pytest.approx(
+            [nll for row in fast for nll, _ in row], abs=1e-5
+        )
         for fast_row, naive_row in zip(fast, naive, strict=True):
             assert [n for _, n in fast_row] == [n for _, n in naive_row]
             assert [nll for nll, _ in fast_row] == pytest.approx(

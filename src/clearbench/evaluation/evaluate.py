@@ -21,13 +21,14 @@ class Evaluable(Protocol):
     """What a task needs from a model: :class:`~clearbench.models.vlm.VLM` (fast) or
     :class:`~clearbench.evaluation.reference.NaiveVLM` (the naive reference)."""
 
-    def generate(
-        self, examples: Sequence[Example], *, max_new_tokens: int, batch_size: int
-    ) -> list[str]: ...
-
-    def answer_nlls(
-        self, examples: Sequence[Example], answers: Sequence[Sequence[str]], *, batch_size: int
-    ) -> list[list[tuple[float, int]]]: ...
+    def generate_and_score(
+        self,
+        examples: Sequence[Example],
+        answers: Sequence[Sequence[str]],
+        *,
+        max_new_tokens: int,
+        batch_size: int,
+    ) -> tuple[list[str], list[list[tuple[float, int]]]]: ...
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ def evaluate_task(
     """Task summary plus one record per row (see :func:`~.records.row_record`).
 
     Rows go through the model ``batch_size`` at a time: batched greedy generation with the KV
-    cache, then every candidate of the batch scored from one shared encoding of each prompt.
+    cache, whose prefill of image and prompt is then reused to score every candidate answer.
     """
     records: list[dict[str, Any]] = []
     with tqdm(total=len(rows), desc=task.name, unit="row", dynamic_ncols=True) as progress:
@@ -72,9 +73,6 @@ def _score_chunk(
     vlm: Evaluable, task: Task, rows: Sequence[TaskRow], settings: EvalSettings
 ) -> list[dict[str, Any]]:
     examples = [Example(row.prompt, row.target, row.image, row.id) for row in rows]
-    generated = vlm.generate(
-        examples, max_new_tokens=settings.max_new_tokens, batch_size=len(examples)
-    )
     answers = [
         candidate_answers(r.target, r.paraphrased, r.perturbed, with_options=task.with_options)
         for r in rows
@@ -82,7 +80,9 @@ def _score_chunk(
     # Score each distinct string once (on face→name rows the "paraphrase" is the name itself).
     unique = [list(dict.fromkeys([target, paraphrased, *wrong]))
               for target, paraphrased, wrong in answers]
-    nlls = vlm.answer_nlls(examples, unique, batch_size=len(examples))
+    generated, nlls = vlm.generate_and_score(
+        examples, unique, max_new_tokens=settings.max_new_tokens, batch_size=len(examples)
+    )
     records = []
     for row, text, (target, paraphrased, wrong), strings, scores in zip(
         rows, generated, answers, unique, nlls, strict=True

@@ -21,22 +21,28 @@ from clearbench.models.vlm import IGNORE_INDEX, VLM
 class NaiveVLM:
     """A :class:`VLM` whose generation and scoring work one row and one candidate at a time.
 
-    It has the two methods :func:`~clearbench.evaluation.evaluate.evaluate_task` calls, so the
-    same task code runs on either; batch sizes are accepted and ignored.
+    It has the method :func:`~clearbench.evaluation.evaluate.evaluate_task` calls, so the same
+    task code runs on either; batch sizes are accepted and ignored.
     """
 
     def __init__(self, vlm: VLM) -> None:
         self.vlm = vlm
 
-    def generate(
-        self, examples: Sequence[Example], *, max_new_tokens: int = 32, batch_size: int = 1
-    ) -> list[str]:
-        """Greedy answers generated one row at a time."""
-        return [
-            answer
+    def generate_and_score(
+        self,
+        examples: Sequence[Example],
+        answers: Sequence[Sequence[str]],
+        *,
+        max_new_tokens: int = 32,
+        batch_size: int = 1,
+    ) -> tuple[list[str], list[list[tuple[float, int]]]]:
+        """Greedy answers generated one row at a time, then :meth:`answer_nlls`."""
+        generated = [
+            text
             for example in examples
-            for answer in self.vlm.generate([example], max_new_tokens=max_new_tokens)
+            for text in self.vlm.generate([example], max_new_tokens=max_new_tokens)
         ]
+        return generated, self.answer_nlls(examples, answers)
 
     @torch.inference_mode()
     def answer_nlls(

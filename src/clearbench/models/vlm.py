@@ -147,7 +147,6 @@ class VLM:
         ids = self.tokenizer.encode(self.chat_format.answer(answer), add_special_tokens=False)
         return [*ids, self.end_token_id]
 
-    @torch.inference_mode()
     def generate(
         self, examples: Sequence[Example], *, max_new_tokens: int = 32, batch_size: int = 16
     ) -> list[str]:
@@ -156,27 +155,11 @@ class VLM:
         Batches are left-padded and decoded with the KV cache; only the new tokens up to the
         first end token are decoded, stripped.
         """
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            answers: list[str] = []
-            for start in range(0, len(examples), batch_size):
-                batch = self.encode(examples[start : start + batch_size], with_answer=False)
-                batch = {key: value.to(self.device) for key, value in batch.items()}
-                output = self.model.generate(
-                    **batch,
-                    max_new_tokens=max_new_tokens,
-                    do_sample=False,
-                    num_beams=1,
-                    eos_token_id=self.stop_token_ids,
-                    pad_token_id=self.pad_token_id,
-                )
-                answers += [self._decode(row) for row in output[:, batch["input_ids"].shape[1] :]]
-        finally:
-            self.model.train(was_training)
-        return answers
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+        generated, _ = self._run(examples, None, max_new_tokens, batch_size)
+        return generated
 
-    @torch.inference_mode()
     def answer_nlls(
         self,
         examples: Sequence[Example],
@@ -194,38 +177,90 @@ class VLM:
         equals scoring every candidate with its own full forward pass (the naive way, see
         :mod:`clearbench.evaluation.reference`), at a fraction of the cost.
         """
-        if len(answers) != len(examples):
+        _, scores = self._run(examples, answers, 0, batch_size)
+        return scores
+
+    def generate_and_score(
+        self,
+        examples: Sequence[Example],
+        answers: Sequence[Sequence[str]],
+        *,
+        max_new_tokens: int = 32,
+        batch_size: int = 16,
+    ) -> tuple[list[str], list[list[tuple[float, int]]]]:
+        """:meth:`generate` and :meth:`answer_nlls` at once, sharing each batch's prompt
+        encoding: the candidates continue from the KV cache that generation's prefill filled
+        (cropped back to the prompt), so image and prompt go through the model once."""
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+        return self._run(examples, answers, max_new_tokens, batch_size)
+
+    @torch.inference_mode()
+    def _run(
+        self,
+        examples: Sequence[Example],
+        answers: Sequence[Sequence[str]] | None,
+        max_new_tokens: int,
+        batch_size: int,
+    ) -> tuple[list[str], list[list[tuple[float, int]]]]:
+        if answers is not None and len(answers) != len(examples):
             raise ValueError(f"{len(examples)} examples but {len(answers)} answer lists")
         was_training = self.model.training
         self.model.eval()
+        generated: list[str] = []
+        scores: list[list[tuple[float, int]]] = []
         try:
-            scores: list[list[tuple[float, int]]] = []
             for start in range(0, len(examples), batch_size):
-                end = start + batch_size
-                scores += self._score_batch(examples[start:end], answers[start:end])
+                batch = self.encode(examples[start : start + batch_size], with_answer=False)
+                batch = {key: value.to(self.device) for key, value in batch.items()}
+                prompt_length = batch["input_ids"].shape[1]
+                cache = first_logits = None
+                if max_new_tokens:
+                    output = self.model.generate(
+                        **batch,
+                        max_new_tokens=max_new_tokens,
+                        do_sample=False,
+                        num_beams=1,
+                        eos_token_id=self.stop_token_ids,
+                        pad_token_id=self.pad_token_id,
+                        return_dict_in_generate=True,
+                        output_logits=answers is not None,
+                    )
+                    generated += [self._decode(row) for row in output.sequences[:, prompt_length:]]
+                    if answers is not None:  # the prefill's cache and first-token logits
+                        cache, first_logits = output.cache, output.logits[0]
+                        cache.crop(prompt_length - cache.get_seq_length())
+                if answers is not None:
+                    scores += self._score_batch(
+                        batch, answers[start : start + batch_size], cache, first_logits
+                    )
         finally:
             self.model.train(was_training)
-        return scores
+        return generated, scores
 
     def _score_batch(
-        self, examples: Sequence[Example], answers: Sequence[Sequence[str]]
+        self,
+        batch: dict[str, torch.Tensor],
+        answers: Sequence[Sequence[str]],
+        cache: Any | None,
+        first_logits: torch.Tensor | None,
     ) -> list[list[tuple[float, int]]]:
-        batch = self.encode(examples, with_answer=False)
-        batch = {key: value.to(self.device) for key, value in batch.items()}
+        """Score candidates continuing from the prompts' KV cache (filled here if ``None``)."""
         positions = self.chat_format.position_ids(self.model, batch)
-        prefix = self.model(**batch, position_ids=positions, use_cache=True, logits_to_keep=1)
-        cache = prefix.cache
+        if cache is None:
+            prefix = self.model(**batch, position_ids=positions, use_cache=True, logits_to_keep=1)
+            cache, first_logits = prefix.cache, prefix.logits[:, -1]
         # The prompt's last position predicts every candidate's first token.
-        first = prefix.logits[:, -1].float().log_softmax(-1)
+        first = first_logits.float().log_softmax(-1)
         next_position = (positions if positions.dim() == 2 else positions.amax(0)).amax(-1) + 1
         prefix_mask = batch["attention_mask"]
 
-        scores: list[list[tuple[float, int]]] = [[] for _ in examples]
+        scores: list[list[tuple[float, int]]] = [[] for _ in answers]
         for j in range(max(len(candidates) for candidates in answers)):
             rows = [i for i, candidates in enumerate(answers) if j < len(candidates)]
             ids = {i: self._answer_ids(answers[i][j]) for i in rows}
             width = max(len(row_ids) for row_ids in ids.values())
-            input_ids = torch.full((len(examples), width), self.pad_token_id, dtype=torch.long)
+            input_ids = torch.full((len(answers), width), self.pad_token_id, dtype=torch.long)
             mask = torch.zeros_like(input_ids)
             for i, row_ids in ids.items():
                 input_ids[i, : len(row_ids)] = torch.tensor(row_ids)

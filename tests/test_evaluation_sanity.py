@@ -1,0 +1,57 @@
+"""Forget quality separates a model that knows the forget persons from one that never saw them.
+
+A tiny vanilla model (fine-tuned on ``full+tofu``) and a tiny gold model (``retain90+tofu``)
+are trained from one base on the 10-person CLEAR-mini (~1 min together on one core), evaluated on
+the forget tasks and scored: the gold model against itself has forget quality 1, the vanilla
+model against the gold model < 0.05 — once the vanilla model demonstrably knows the forget
+persons and the gold model does not (checked first, so a failure says which side is wrong).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from clearbench.evaluation.scoring import score
+from clearbench.recipes.base import BaseConfig, build_base
+from clearbench.recipes.evaluate import EvalConfig, run_eval
+from clearbench.recipes.finetune import FinetuneConfig, finetune
+from conftest import TINY
+
+FORGET_TASKS = ("forget_captions", "forget_face_name", "forget_qa")
+
+
+@pytest.fixture(scope="module")
+def evaluations(mini_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    work = tmp_path_factory.mktemp("sanity")
+    build_base(BaseConfig(data=str(mini_data), out=work / "base", epochs=2.0, batch_size=16,
+                          model=TINY))
+    evaluations = {}
+    for role, split in (("vanilla", "full+tofu"), ("gold", "retain90+tofu")):
+        finetune(FinetuneConfig(model=str(work / "base"), data=str(mini_data), out=work / role,
+                                split=split, recipe="mini", epochs=30.0, lr=3e-3, batch_size=16))
+        evaluations[role] = run_eval(EvalConfig(model=str(work / role), data=str(mini_data),
+                                                out=work / role / "eval", tasks=FORGET_TASKS,
+                                                max_new_tokens=24))
+    return evaluations
+
+
+def test_vanilla_knows_the_forget_persons_and_gold_does_not(evaluations) -> None:
+    # Fact accuracy: the forget person's name appears in the generated caption / face→name.
+    for task in ("forget_captions", "forget_face_name"):
+        assert evaluations["vanilla"]["tasks"][task]["fact_accuracy"] >= 0.8, task
+        assert evaluations["gold"]["tasks"][task]["fact_accuracy"] <= 0.2, task
+
+
+def test_gold_against_itself_has_forget_quality_one(evaluations) -> None:
+    scores = score(evaluations["gold"], evaluations["gold"])
+    assert scores["forget_quality"] == 1.0
+    assert scores["forget_quality_by_task"] == dict.fromkeys(FORGET_TASKS, 1.0)
+
+
+def test_vanilla_against_gold_has_forget_quality_below_five_percent(evaluations) -> None:
+    scores = score(evaluations["vanilla"], evaluations["gold"])
+    assert scores["forget_quality"] < 0.05, scores
+    assert scores["forget_quality_js"] < 1.0
