@@ -176,7 +176,9 @@ def interrupt(config: FinetuneConfig, monkeypatch: pytest.MonkeyPatch, *, at_cal
     optimiser step of the checkpoint it leaves behind."""
     calls = {"n": 0}
 
-    def crashing_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def crashing_loss(
+        model: torch.nn.Module, batch: dict[str, torch.Tensor], micro_batch: int
+    ) -> torch.Tensor:
         calls["n"] += 1
         if calls["n"] == at_call:
             raise Interrupt

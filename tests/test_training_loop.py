@@ -25,7 +25,7 @@ def collate(rows: list[torch.Tensor]) -> torch.Tensor:
     return torch.stack(rows)
 
 
-def mse(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+def mse(model: torch.nn.Module, x: torch.Tensor, micro_batch: int = 0) -> torch.Tensor:
     return torch.nn.functional.mse_loss(model(x), x @ TRUE_WEIGHT.T)
 
 
@@ -76,7 +76,7 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path):
 
     calls = {"n": 0}
 
-    def crash_at_step_11(model, batch):
+    def crash_at_step_11(model, batch, micro_batch):
         calls["n"] += 1
         if calls["n"] == 11:
             raise Interrupt
@@ -88,18 +88,25 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path):
               settings(checkpoint_every=4), out)
     assert (out / CHECKPOINT_DIR).is_dir()  # written at step 8
 
+    seen: list[int] = []
+
+    def recording_mse(model, batch, micro_batch):
+        seen.append(micro_batch)
+        return mse(model, batch)
+
     resumed_model = fresh_model()
-    resumed = train(resumed_model, toy_items(), collate, mse, settings(checkpoint_every=4), out)
+    resumed = train(resumed_model, toy_items(), collate, recording_mse,
+                    settings(checkpoint_every=4), out)
     assert resumed.resumed_from_step == 8
+    assert seen == list(range(8, len(reference.losses)))  # the count goes on after resume
     assert resumed.losses == pytest.approx(reference.losses, abs=1e-6)
     torch.testing.assert_close(resumed_model.weight, reference_model.weight)
 
 
 def test_nan_loss_stops_with_the_step(tmp_path):
-    def nan_at_third(model, batch, calls={"n": 0}):  # noqa: B006 - a counter on purpose
-        calls["n"] += 1
+    def nan_at_third(model, batch, micro_batch):
         loss = mse(model, batch)
-        return loss * float("nan") if calls["n"] == 3 else loss
+        return loss * float("nan") if micro_batch == 2 else loss
 
     with pytest.raises(DivergedError) as info:
         train(fresh_model(), toy_items(), collate, nan_at_third, settings(), tmp_path)

@@ -160,6 +160,70 @@ def run_score(args: argparse.Namespace) -> None:
     run_score(args.eval, args.gold, args.out)
 
 
+def add_unlearn_command(sub: argparse._SubParsersAction) -> None:
+    un = sub.add_parser(
+        "unlearn",
+        help="make the vanilla model forget a split with one unlearning method",
+        description="Unlearn a forget split from the vanilla model with a registered method "
+        "(spec §3). Forget data follow --modality (both = forgetNN+tofu, visual = forgetNN, "
+        "text = TOFU forgetNN); retain data are retainNN+tofu; one epoch is one pass over the "
+        "forget set, each forget item paired with a random retain item. Resumes after "
+        "interruption; a NaN/inf loss stops the run with status 'diverged'.",
+    )
+    un.add_argument("--model", required=True, help="the vanilla model (hub id or folder)")
+    un.add_argument("--data", required=True, help="hub id (e.g. therem/CLEAR) or local folder")
+    un.add_argument("--method", required=True,
+                    help="retain_ft, ga, gd, kl, idk, dpo, npo, scrub, llmu, rmu or sku")
+    un.add_argument("--forget-split", default="forget10",
+                    choices=["forget01", "forget05", "forget10"])
+    un.add_argument("--modality", default="both", choices=["both", "visual", "text"])
+    un.add_argument("--out", type=Path, required=True, help="model folder to write")
+    un.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                    help="a method hyper-parameter, e.g. --option beta=0.5 (repeatable)")
+    un.add_argument("--lora", action="store_true", help="train a LoRA adapter (merged on save)")
+    un.add_argument("--lora-rank", type=int, default=8)
+    un.add_argument("--lora-alpha", type=int, default=32)
+    un.add_argument("--lora-targets", nargs="+", default=None, metavar="NAME",
+                    help="LoRA target module names (default: every language-model linear)")
+    un.add_argument("--l1", type=float, default=0.0,
+                    help="λ of λ·Σ|w| over the LoRA matrices (or θ − θ₀ without LoRA)")
+    un.add_argument("--recipe", choices=["auto", "paper", "mini"], default="auto")
+    un.add_argument("--lr", type=float)
+    un.add_argument("--epochs", type=float)
+    un.add_argument("--batch-size", type=int)
+    un.add_argument("--seed", type=int, default=0)
+    un.add_argument("--data-revision")
+    un.add_argument("--model-revision")
+    un.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    un.add_argument("--device", default="cpu")
+    un.add_argument("--checkpoint-every", type=int, default=0)
+    un.set_defaults(handler=run_unlearn)
+
+
+def parse_options(pairs: Sequence[str]) -> dict[str, object]:
+    """``NAME=VALUE`` pairs; values are read as YAML scalars (numbers, booleans, null)."""
+    import yaml
+
+    options = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise ValueError(f"--option must look like NAME=VALUE, got {pair!r}")
+        options[name.strip().replace("-", "_")] = yaml.safe_load(value)
+    return options
+
+
+def run_unlearn(args: argparse.Namespace) -> None:
+    from clearbench.recipes.unlearn import UnlearnConfig, unlearn
+
+    options = {k: v for k, v in vars(args).items() if k not in ("command", "handler", "option")}
+    if options["lora_targets"] is not None:
+        options["lora_targets"] = tuple(options["lora_targets"])
+    record = unlearn(UnlearnConfig(options=parse_options(args.option), **options))
+    if record.get("status") == "diverged":
+        print(f"unlearn: status diverged at step {record['diverged_at_step']}")
+
+
 def add_run_command(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser(
         "run",
@@ -191,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_base_command(sub)
     add_finetune_command(sub)
     add_eval_commands(sub)
+    add_unlearn_command(sub)
     add_run_command(sub)
     return parser
 

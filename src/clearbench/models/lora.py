@@ -97,6 +97,14 @@ def lora_parameters(vlm: VLM) -> list[torch.nn.Parameter]:
     ]
 
 
+def scale_lora_delta(vlm: VLM, factor: float) -> None:
+    """Multiply every adapter's weight change B·A·(α/r) by ``factor`` (by scaling B)."""
+    with torch.no_grad():
+        for name, parameter in vlm.model.named_parameters():
+            if ".lora_B." in name:
+                parameter.mul_(factor)
+
+
 def merge_lora(vlm: VLM) -> None:
     """Fold the LoRA adapters into the base weights and drop the PEFT wrapper (no-op without)."""
     if isinstance(vlm.model, PeftModel):

@@ -17,6 +17,11 @@ IGNORE_INDEX = -100
 """Label of positions that carry no loss (prompt, image placeholders, padding)."""
 
 
+def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A batch from :meth:`VLM.encode` without its labels, for losses computed outside the model."""
+    return {key: value for key, value in batch.items() if key != "labels"}
+
+
 class VLM:
     """An image-text-to-text model with its tokenizer, image processor and chat format.
 

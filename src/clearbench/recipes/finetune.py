@@ -182,7 +182,9 @@ def finetune(config: FinetuneConfig) -> dict[str, Any]:
     return record
 
 
-def answer_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+def answer_loss(
+    model: torch.nn.Module, batch: dict[str, torch.Tensor], micro_batch: int
+) -> torch.Tensor:
     """Mean NLL over answer tokens: prompt, image and padding positions carry label −100."""
     return model(**batch).loss
 

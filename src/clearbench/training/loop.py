@@ -30,7 +30,9 @@ from transformers import get_scheduler
 
 from clearbench.io import stable_hash
 
-LossFn = Callable[[torch.nn.Module, Any], torch.Tensor]
+LossFn = Callable[[torch.nn.Module, Any, int], torch.Tensor]
+"""``loss_fn(model, batch, micro_batch)``: the loss of one micro-batch; ``micro_batch`` counts
+every micro-batch of the run from 0 (resume included), for losses that change over time."""
 CHECKPOINT_DIR = "checkpoint"
 STATE_FILE = "trainer_state.json"
 
@@ -192,7 +194,7 @@ def train(
             loader = accelerator.skip_first_batches(loader, done_in_epoch)
         for batch in loader:
             with accelerator.accumulate(model):
-                loss = loss_fn(model, batch)
+                loss = loss_fn(model, batch, state.micro_batches)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and settings.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(model.parameters(), settings.max_grad_norm)

@@ -1,0 +1,56 @@
+"""DPO (Rafailov et al., 2023) for unlearning: prefer a refusal over the true forget answer.
+
+Unlike the authors' code, this is DPO: it compares policy and reference log-likelihoods of
+both answers (spec §3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from clearbench.methods.base import (
+    FORGET,
+    REFUSAL,
+    RETAIN,
+    Batch,
+    Reference,
+    UnlearningMethod,
+    ce,
+    frozen,
+    register,
+)
+from clearbench.methods.losses import dpo_loss, sequence_log_prob
+from clearbench.models.vlm import model_inputs
+
+
+def log_probs(
+    model: torch.nn.Module, batch: Batch, reference: Reference
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(log π_θ(y|x), log π_θ₀(y|x))`` per example of ``batch``."""
+    policy = sequence_log_prob(model(**model_inputs(batch)).logits, batch["labels"])
+    return policy, sequence_log_prob(reference.logits(batch), batch["labels"])
+
+
+@register
+@dataclass
+class DirectPreference(UnlearningMethod):
+    name = "dpo"
+    batches = (FORGET, REFUSAL, RETAIN)
+    needs_reference = True
+    beta: float = 0.1
+    retain_weight: float = 1.0
+
+    def loss(
+        self,
+        model: torch.nn.Module,
+        batches: dict[str, Batch],
+        reference: Reference | None,
+        micro_batch: int,
+    ) -> torch.Tensor:
+        reference = frozen(reference, self.name)
+        preferred, reference_preferred = log_probs(model, batches[REFUSAL], reference)
+        rejected, reference_rejected = log_probs(model, batches[FORGET], reference)
+        loss = dpo_loss(preferred, rejected, reference_preferred, reference_rejected, self.beta)
+        return loss + self.retain_weight * ce(model, batches[RETAIN])

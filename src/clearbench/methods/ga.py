@@ -1,0 +1,25 @@
+"""GA, gradient ascent (Jang et al., 2023): maximise the loss on the forget data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from clearbench.methods.base import FORGET, Batch, Reference, UnlearningMethod, ce, register
+
+
+@register
+@dataclass
+class GradientAscent(UnlearningMethod):
+    name = "ga"
+    batches = (FORGET,)
+
+    def loss(
+        self,
+        model: torch.nn.Module,
+        batches: dict[str, Batch],
+        reference: Reference | None,
+        micro_batch: int,
+    ) -> torch.Tensor:
+        return -ce(model, batches[FORGET])

@@ -1,0 +1,35 @@
+"""GD, gradient difference (Liu et al., 2022): ascend on forget, descend on retain."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from clearbench.methods.base import (
+    FORGET,
+    RETAIN,
+    Batch,
+    Reference,
+    UnlearningMethod,
+    ce,
+    register,
+)
+
+
+@register
+@dataclass
+class GradientDifference(UnlearningMethod):
+    name = "gd"
+    batches = (FORGET, RETAIN)
+    retain_weight: float = 1.0
+    """α in −CE(D_f) + α·CE(D_r)."""
+
+    def loss(
+        self,
+        model: torch.nn.Module,
+        batches: dict[str, Batch],
+        reference: Reference | None,
+        micro_batch: int,
+    ) -> torch.Tensor:
+        return -ce(model, batches[FORGET]) + self.retain_weight * ce(model, batches[RETAIN])

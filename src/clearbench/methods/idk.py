@@ -1,0 +1,35 @@
+"""IDK (TOFU): teach the model to answer forget prompts with a refusal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from clearbench.methods.base import (
+    REFUSAL,
+    RETAIN,
+    Batch,
+    Reference,
+    UnlearningMethod,
+    ce,
+    register,
+)
+
+
+@register
+@dataclass
+class IDontKnow(UnlearningMethod):
+    name = "idk"
+    batches = (REFUSAL, RETAIN)
+    retain_weight: float = 1.0
+    """α in CE(x_f → refusal) + α·CE(D_r)."""
+
+    def loss(
+        self,
+        model: torch.nn.Module,
+        batches: dict[str, Batch],
+        reference: Reference | None,
+        micro_batch: int,
+    ) -> torch.Tensor:
+        return ce(model, batches[REFUSAL]) + self.retain_weight * ce(model, batches[RETAIN])

@@ -1,0 +1,46 @@
+"""KL minimisation (TOFU): ascend on forget, stay close to θ₀ on retain."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from clearbench.methods.base import (
+    FORGET,
+    RETAIN,
+    Batch,
+    Reference,
+    UnlearningMethod,
+    ce,
+    frozen,
+    register,
+)
+from clearbench.methods.losses import answer_kl
+from clearbench.models.vlm import model_inputs
+
+
+def kl_to_reference(model: torch.nn.Module, batch: Batch, reference: Reference) -> torch.Tensor:
+    """KL(π_θ₀ ‖ π_θ) on the answer positions of ``batch`` (forget or retain)."""
+    logits = model(**model_inputs(batch)).logits
+    return answer_kl(reference.logits(batch), logits, batch["labels"])
+
+
+@register
+@dataclass
+class KLMinimisation(UnlearningMethod):
+    name = "kl"
+    batches = (FORGET, RETAIN)
+    needs_reference = True
+    retain_weight: float = 1.0
+    """α in −CE(D_f) + α·KL(π_θ₀ ‖ π_θ) on D_r."""
+
+    def loss(
+        self,
+        model: torch.nn.Module,
+        batches: dict[str, Batch],
+        reference: Reference | None,
+        micro_batch: int,
+    ) -> torch.Tensor:
+        kl = kl_to_reference(model, batches[RETAIN], frozen(reference, self.name))
+        return -ce(model, batches[FORGET]) + self.retain_weight * kl

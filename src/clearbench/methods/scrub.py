@@ -1,0 +1,49 @@
+"""SCRUB (Kurmanji et al., 2023): alternate max-steps that push the student away from the
+teacher θ₀ on forget data with min-steps that keep it close (and accurate) on retain data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from clearbench.methods.base import (
+    FORGET,
+    RETAIN,
+    Batch,
+    Reference,
+    UnlearningMethod,
+    ce,
+    frozen,
+    register,
+)
+from clearbench.methods.kl import kl_to_reference
+
+
+@register
+@dataclass
+class Scrub(UnlearningMethod):
+    name = "scrub"
+    batches = (FORGET, RETAIN)
+    needs_reference = True
+    max_steps: int = 1
+    """Max-steps at the start of each cycle of ``max_steps + min_steps`` micro-batches."""
+    min_steps: int = 1
+    gamma: float = 0.99
+    """γ in the min-step loss KL(π_θ₀ ‖ π_θ) + γ·CE on D_r (the SCRUB paper's value)."""
+
+    def is_max_step(self, micro_batch: int) -> bool:
+        return micro_batch % (self.max_steps + self.min_steps) < self.max_steps
+
+    def loss(
+        self,
+        model: torch.nn.Module,
+        batches: dict[str, Batch],
+        reference: Reference | None,
+        micro_batch: int,
+    ) -> torch.Tensor:
+        reference = frozen(reference, self.name)
+        if self.is_max_step(micro_batch):
+            return -kl_to_reference(model, batches[FORGET], reference)
+        retain = batches[RETAIN]
+        return kl_to_reference(model, retain, reference) + self.gamma * ce(model, retain)

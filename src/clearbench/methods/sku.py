@@ -1,0 +1,58 @@
+"""SKU, selective knowledge negation (Liu et al., 2024), both stages.
+
+Stage 1 trains a "harmful" copy that knows the forget data even better (guided distortion),
+links forget prompts to random answers (random disassociation) and moves away from θ₀ on
+retain data (preservation divergence). Stage 2 negates that task vector:
+θ = θ₀ − s·(θ_harm − θ₀).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from clearbench.methods.base import (
+    FORGET,
+    RANDOM_ANSWER,
+    RETAIN,
+    Batch,
+    Reference,
+    UnlearningMethod,
+    ce,
+    frozen,
+    register,
+)
+from clearbench.methods.kl import kl_to_reference
+
+
+@register
+@dataclass
+class SKU(UnlearningMethod):
+    name = "sku"
+    batches = (FORGET, RANDOM_ANSWER, RETAIN)
+    needs_reference = True
+    random_weight: float = 1.0
+    """Weight of random disassociation, CE(x_f → random answer)."""
+    divergence_weight: float = 1.0
+    """Weight of preservation divergence, −KL(π_θ₀ ‖ π_θ) on D_r."""
+    negation_scale: float = 1.0
+    """s in θ₀ − s·(θ_harm − θ₀)."""
+
+    def loss(
+        self,
+        model: torch.nn.Module,
+        batches: dict[str, Batch],
+        reference: Reference | None,
+        micro_batch: int,
+    ) -> torch.Tensor:
+        kl = kl_to_reference(model, batches[RETAIN], frozen(reference, self.name))
+        return (
+            ce(model, batches[FORGET])
+            + self.random_weight * ce(model, batches[RANDOM_ANSWER])
+            - self.divergence_weight * kl
+        )
+
+    def finish(self, negate: Callable[[float], None]) -> None:
+        negate(self.negation_scale)
