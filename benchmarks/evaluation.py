@@ -82,7 +82,7 @@ def main() -> None:
     parser.add_argument("--gold", default="runs/mini/gold_forget10",
                         help="gold model for the forget-quality sanity check ('' to skip)")
     parser.add_argument("--forget-split", default="forget10")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-new-tokens", type=int, default=32)
     args = parser.parse_args()
 

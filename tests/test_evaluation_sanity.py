@@ -1,7 +1,7 @@
 """Forget quality separates a model that knows the forget persons from one that never saw them.
 
-A tiny vanilla model (fine-tuned on ``full+tofu``) and a tiny gold model (``retain90+tofu``)
-are trained from one base on the 10-person CLEAR-mini (~1 min together on one core), evaluated on
+A small vanilla model (fine-tuned on ``full+tofu``) and a small gold model (``retain90+tofu``)
+are trained from one base on the 10-person CLEAR-mini (~2 min together on one core), evaluated on
 the forget tasks and scored: the gold model against itself has forget quality 1, the vanilla
 model against the gold model < 0.05 — once the vanilla model demonstrably knows the forget
 persons and the gold model does not (checked first, so a failure says which side is wrong).
@@ -9,6 +9,7 @@ persons and the gold model does not (checked first, so a failure says which side
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,17 +22,21 @@ from clearbench.recipes.finetune import FinetuneConfig, finetune
 from conftest import TINY
 
 FORGET_TASKS = ("forget_captions", "forget_face_name", "forget_qa")
+MODEL = replace(TINY, text_hidden=128, text_intermediate=256)
+"""Wider than the tests' tiny model: at hidden size 64 a model knows the forget persons' names
+but does not carry them over to the paraphrased caption wording, so the caption truth ratios
+of vanilla and gold do not differ (measured: KS p = 1.0 at 64, 0.008 at 128)."""
 
 
 @pytest.fixture(scope="module")
 def evaluations(mini_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     work = tmp_path_factory.mktemp("sanity")
     build_base(BaseConfig(data=str(mini_data), out=work / "base", epochs=2.0, batch_size=16,
-                          model=TINY))
+                          model=MODEL))
     evaluations = {}
     for role, split in (("vanilla", "full+tofu"), ("gold", "retain90+tofu")):
         finetune(FinetuneConfig(model=str(work / "base"), data=str(mini_data), out=work / role,
-                                split=split, recipe="mini", epochs=30.0, lr=3e-3, batch_size=16))
+                                split=split, recipe="mini", epochs=40.0, lr=3e-3, batch_size=16))
         evaluations[role] = run_eval(EvalConfig(model=str(work / role), data=str(mini_data),
                                                 out=work / role / "eval", tasks=FORGET_TASKS,
                                                 max_new_tokens=24))
@@ -39,8 +44,8 @@ def evaluations(mini_data: Path, tmp_path_factory: pytest.TempPathFactory) -> di
 
 
 def test_vanilla_knows_the_forget_persons_and_gold_does_not(evaluations) -> None:
-    # Fact accuracy: the forget person's name appears in the generated caption / face→name.
-    for task in ("forget_captions", "forget_face_name"):
+    # Fact accuracy: the forget person's name (or fact) appears in the generated answer.
+    for task in FORGET_TASKS:
         assert evaluations["vanilla"]["tasks"][task]["fact_accuracy"] >= 0.8, task
         assert evaluations["gold"]["tasks"][task]["fact_accuracy"] <= 0.2, task
 

@@ -119,7 +119,8 @@ def add_eval_commands(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--out", type=Path, required=True, help="folder for eval.json")
     ev.add_argument("--tasks", nargs="+", default=None, metavar="TASK",
                     help="evaluate only these tasks (default: all ten)")
-    ev.add_argument("--batch-size", type=int, default=16, help="rows per forward pass")
+    ev.add_argument("--batch-size", type=int, default=32,
+                    help="rows per forward pass (default 32)")
     ev.add_argument("--max-new-tokens", type=int, default=32)
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--limit", type=int, default=None,

@@ -35,7 +35,7 @@ class Evaluable(Protocol):
 class EvalSettings:
     """What an evaluation depends on besides model and data (recorded in ``eval.json``)."""
 
-    batch_size: int = 16
+    batch_size: int = 32
     max_new_tokens: int = 32
     seed: int = 0
     limit: int | None = None

@@ -34,7 +34,7 @@ class EvalConfig:
     out: Path
     forget_split: str = "forget10"
     tasks: tuple[str, ...] = tuple(task.name for task in TASKS)
-    batch_size: int = 16
+    batch_size: int = 32
     max_new_tokens: int = 32
     seed: int = 0
     limit: int | None = None

@@ -286,14 +286,18 @@ def _photos(config: SynthConfig, name: str, look: Look, count: int, wrong: list[
     rows = []
     for scene, light, expression in shots:
         facts = (name, scene, light, expression)
+        image = png(render(look, random_shot(rng, scene, light, expression)))
+        wrong_scenes = wrong_values(rng, list(SCENES), scene, config.perturbed)
+        wrong_names = wrong_values(rng, wrong, name, config.perturbed)
         rows.append(
             {
-                "image": png(render(look, random_shot(rng, scene, light, expression))),
+                "image": image,
                 "caption": caption(*facts),
                 "name": name,
                 "paraphrased_caption": paraphrased_caption(*facts),
-                "perturbed_captions": perturbed_captions(rng, *facts, config.perturbed),
-                "perturbed_names": wrong_values(rng, wrong, name, config.perturbed),
+                "perturbed_captions": perturbed_captions(wrong_names, wrong_scenes, light,
+                                                         expression),
+                "perturbed_names": wrong_names,
             }
         )
     return rows

@@ -146,7 +146,9 @@ def qa_row(template: QATemplate, subject: str, value: str, wrong: list[str]) -> 
         "answer": template.answer.format(s=subject, v=value),
         "paraphrased_answer": template.paraphrased_answer.format(s=subject, v=value),
         "paraphrased_question": template.paraphrased_question.format(s=subject),
-        "perturbed_answer": [template.answer.format(s=subject, v=w) for w in wrong],
+        # TOFU perturbs the *paraphrased* answer, so that the truth ratio compares a true and
+        # a false statement in the same wording, not two wordings.
+        "perturbed_answer": [template.paraphrased_answer.format(s=subject, v=w) for w in wrong],
     }
 
 
@@ -182,10 +184,13 @@ def paraphrased_caption(name: str, scene: str, light: str, expression: str) -> s
 
 
 def perturbed_captions(
-    rng: random.Random, name: str, scene: str, light: str, expression: str, k: int
+    wrong_names: list[str], wrong_scenes: list[str], light: str, expression: str
 ) -> list[str]:
-    """:func:`caption`'s template with ``k`` wrong scenes."""
+    """False captions in :func:`paraphrased_caption`'s wording, as TOFU perturbs the
+    paraphrased answer (so the truth ratio compares true and false in the same wording): each
+    names another person in another scene. The name carries the person knowledge that
+    unlearning must remove; the scene alone is visible to any model that sees the image."""
     return [
-        caption(name, other, light, expression)
-        for other in wrong_values(rng, list(SCENES), scene, k)
+        paraphrased_caption(name, scene, light, expression)
+        for name, scene in zip(wrong_names, wrong_scenes, strict=True)
     ]
