@@ -162,9 +162,9 @@ class Exploding(UnlearningMethod):
     name = "exploding"
     batches = (FORGET,)
 
-    def loss(self, model, batches, reference, micro_batch):
+    def loss(self, model, batches, reference, step):
         loss = model(**batches[FORGET]).loss
-        return loss * float("inf") if micro_batch == 1 else loss
+        return loss * float("inf") if step == 1 else loss
 
 
 def test_a_nan_or_inf_loss_stops_the_run_as_diverged(

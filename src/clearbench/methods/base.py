@@ -53,9 +53,9 @@ class UnlearningMethod(ABC):
         model: torch.nn.Module,
         batches: dict[str, Batch],
         reference: Reference | None,
-        micro_batch: int,
+        step: int,
     ) -> torch.Tensor:
-        """The loss to minimise on one micro-batch (``micro_batch`` counts from 0)."""
+        """The loss of one micro-batch of optimiser step ``step`` (counted from 0)."""
 
     def finish(self, negate: Callable[[float], None]) -> None:  # noqa: B027 - optional hook
         """After training. ``negate(s)`` replaces the weights θ by θ₀ − s·(θ − θ₀) (SKU's

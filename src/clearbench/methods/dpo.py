@@ -47,7 +47,7 @@ class DirectPreference(UnlearningMethod):
         model: torch.nn.Module,
         batches: dict[str, Batch],
         reference: Reference | None,
-        micro_batch: int,
+        step: int,
     ) -> torch.Tensor:
         reference = frozen(reference, self.name)
         preferred, reference_preferred = log_probs(model, batches[REFUSAL], reference)

@@ -30,6 +30,6 @@ class GradientDifference(UnlearningMethod):
         model: torch.nn.Module,
         batches: dict[str, Batch],
         reference: Reference | None,
-        micro_batch: int,
+        step: int,
     ) -> torch.Tensor:
         return -ce(model, batches[FORGET]) + self.retain_weight * ce(model, batches[RETAIN])

@@ -30,6 +30,6 @@ class IDontKnow(UnlearningMethod):
         model: torch.nn.Module,
         batches: dict[str, Batch],
         reference: Reference | None,
-        micro_batch: int,
+        step: int,
     ) -> torch.Tensor:
         return ce(model, batches[REFUSAL]) + self.retain_weight * ce(model, batches[RETAIN])

@@ -40,7 +40,7 @@ class KLMinimisation(UnlearningMethod):
         model: torch.nn.Module,
         batches: dict[str, Batch],
         reference: Reference | None,
-        micro_batch: int,
+        step: int,
     ) -> torch.Tensor:
         kl = kl_to_reference(model, batches[RETAIN], frozen(reference, self.name))
         return -ce(model, batches[FORGET]) + self.retain_weight * kl

@@ -39,7 +39,7 @@ class LLMU(UnlearningMethod):
         model: torch.nn.Module,
         batches: dict[str, Batch],
         reference: Reference | None,
-        micro_batch: int,
+        step: int,
     ) -> torch.Tensor:
         kl = kl_to_reference(model, batches[RETAIN], frozen(reference, self.name))
         return (

@@ -34,7 +34,7 @@ class NegativePreference(UnlearningMethod):
         model: torch.nn.Module,
         batches: dict[str, Batch],
         reference: Reference | None,
-        micro_batch: int,
+        step: int,
     ) -> torch.Tensor:
         policy, reference_log_prob = log_probs(model, batches[FORGET], frozen(reference, self.name))
         loss = npo_loss(policy, reference_log_prob, self.beta)

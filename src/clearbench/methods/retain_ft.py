@@ -20,6 +20,6 @@ class RetainFT(UnlearningMethod):
         model: torch.nn.Module,
         batches: dict[str, Batch],
         reference: Reference | None,
-        micro_batch: int,
+        step: int,
     ) -> torch.Tensor:
         return ce(model, batches[RETAIN])

@@ -58,7 +58,7 @@ class RMU(UnlearningMethod):
         model: torch.nn.Module,
         batches: dict[str, Batch],
         reference: Reference | None,
-        micro_batch: int,
+        step: int,
     ) -> torch.Tensor:
         reference = frozen(reference, self.name)
         layer = default_layer(model) if self.layer is None else self.layer

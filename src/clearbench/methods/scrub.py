@@ -27,23 +27,23 @@ class Scrub(UnlearningMethod):
     batches = (FORGET, RETAIN)
     needs_reference = True
     max_steps: int = 1
-    """Max-steps at the start of each cycle of ``max_steps + min_steps`` micro-batches."""
+    """Max-steps at the start of each cycle of ``max_steps + min_steps`` optimiser steps."""
     min_steps: int = 1
     gamma: float = 0.99
     """γ in the min-step loss KL(π_θ₀ ‖ π_θ) + γ·CE on D_r (the SCRUB paper's value)."""
 
-    def is_max_step(self, micro_batch: int) -> bool:
-        return micro_batch % (self.max_steps + self.min_steps) < self.max_steps
+    def is_max_step(self, step: int) -> bool:
+        return step % (self.max_steps + self.min_steps) < self.max_steps
 
     def loss(
         self,
         model: torch.nn.Module,
         batches: dict[str, Batch],
         reference: Reference | None,
-        micro_batch: int,
+        step: int,
     ) -> torch.Tensor:
         reference = frozen(reference, self.name)
-        if self.is_max_step(micro_batch):
+        if self.is_max_step(step):
             return -kl_to_reference(model, batches[FORGET], reference)
         retain = batches[RETAIN]
         return kl_to_reference(model, retain, reference) + self.gamma * ce(model, retain)

@@ -45,7 +45,7 @@ class SKU(UnlearningMethod):
         model: torch.nn.Module,
         batches: dict[str, Batch],
         reference: Reference | None,
-        micro_batch: int,
+        step: int,
     ) -> torch.Tensor:
         kl = kl_to_reference(model, batches[RETAIN], frozen(reference, self.name))
         return (

@@ -184,7 +184,9 @@ def unlearn(config: UnlearnConfig) -> dict[str, Any]:
                                        else [])
 
     def loss_fn(model: torch.nn.Module, batches: dict, micro_batch: int) -> torch.Tensor:
-        loss = method.loss(model, batches, reference, micro_batch)
+        # Methods see optimiser steps: all micro-batches of one step take the same kind of
+        # step (SCRUB's max/min alternation must not mix within an accumulated gradient).
+        loss = method.loss(model, batches, reference, micro_batch // recipe.grad_accum)
         if config.l1:
             penalised = (lora_parameters(vlm) if config.lora
                          else [p - p0 for p, p0 in zip(trainable, initial, strict=True)])
