@@ -4,6 +4,8 @@ image conditioning, batch-size invariance, determinism, resume and the command l
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import statistics
 from dataclasses import replace
 from pathlib import Path
@@ -257,3 +259,16 @@ def test_eval_cli_rejects_a_model_without_an_image_token(
     code, err = run_cli(["eval", "--model", str(broken), "--data", str(mini_data),
                          "--out", str(tmp_path / "out"), "--tasks", "forget_qa"], capsys)
     assert code == 2 and "image token" in err
+
+
+def test_a_retrained_model_is_evaluated_again(
+    model_dir: Path, mini_data: Path, tmp_path: Path, capsys
+) -> None:
+    model = tmp_path / "model"
+    shutil.copytree(model_dir, model)
+    evaluate(model, mini_data, tmp_path / "out", tasks=("forget_qa",))
+    weights = model / "model.safetensors"
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
+    capsys.readouterr()
+    evaluate(model, mini_data, tmp_path / "out", tasks=("forget_qa",))
+    assert "already done" not in capsys.readouterr().out

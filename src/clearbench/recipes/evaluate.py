@@ -76,7 +76,7 @@ def run_eval(config: EvalConfig) -> dict[str, Any]:
         "settings": settings.as_dict(),
     }
     # A task's result does not depend on which other tasks are evaluated with it.
-    task_identity = stable_hash([header, config.dtype])
+    task_identity = stable_hash([header, config.dtype, weights_fingerprint(config.model)])
     identity = stable_hash([task_identity, list(config.tasks)])
     eval_file = out / EVAL_FILE
     if eval_file.is_file():
@@ -104,6 +104,16 @@ def run_eval(config: EvalConfig) -> dict[str, Any]:
     write_json_atomic(eval_file, payload)
     print_summary(payload)
     return payload
+
+
+def weights_fingerprint(model: str) -> list[tuple[str, int, int]]:
+    """Name, size and modification time of a local model's weight files (empty for a hub id),
+    so that an evaluation of a folder whose model was retrained is not reused."""
+    folder = Path(model)
+    if not folder.is_dir():
+        return []
+    return [(f.name, f.stat().st_size, f.stat().st_mtime_ns)
+            for f in sorted(folder.glob("*.safetensors"))]
 
 
 def print_summary(evaluation: dict[str, Any]) -> None:
