@@ -1,7 +1,8 @@
 """``clearbench run``: every stage of the benchmark in order, each skipped when already done.
 
 Stages so far: synthesise CLEAR-mini (if the config asks for it), build the base model,
-fine-tune the vanilla model, fine-tune a gold model per forget split.
+fine-tune the vanilla model, and per forget split: fine-tune its gold model, evaluate vanilla
+and gold on every task, score vanilla against gold.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import yaml
 
 from clearbench.data.synth import SynthConfig, synthesize
 from clearbench.recipes.base import BaseConfig, build_base
+from clearbench.recipes.evaluate import EvalConfig, run_eval, run_score
 from clearbench.recipes.finetune import FinetuneConfig, finetune
 
 KNOWN_KEYS = {"seed", "data", "base", "model", "finetune", "forget_splits"}
@@ -69,6 +71,14 @@ def plan(config: dict[str, Any], run_dir: Path) -> list[tuple[str, Callable[[], 
         gold = FinetuneConfig(model=model, data=data, out=run_dir / f"gold-{split}", seed=seed,
                               split=f"{retain}+tofu", gate_split=split, **ft)
         stages.append((f"fine-tune gold ({split})", lambda gold=gold: finetune(gold)))
+        for role in ("vanilla", f"gold-{split}"):
+            evaluation = EvalConfig(model=str(run_dir / role), data=data, forget_split=split,
+                                    out=run_dir / role / f"eval-{split}", seed=seed)
+            stages.append((f"evaluate {role} ({split})",
+                           lambda evaluation=evaluation: run_eval(evaluation)))
+        stages.append((f"score vanilla against gold ({split})", lambda split=split: run_score(
+            run_dir / "vanilla" / f"eval-{split}", run_dir / f"gold-{split}" / f"eval-{split}",
+            run_dir / "scores" / f"vanilla-{split}")))
     return stages
 
 
