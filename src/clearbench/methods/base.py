@@ -46,6 +46,8 @@ class UnlearningMethod(ABC):
     batches: ClassVar[tuple[str, ...]]
     """Which of :data:`BATCH_KINDS` the loss reads."""
     needs_reference: ClassVar[bool] = False
+    negates_task_vector: ClassVar[bool] = False
+    """Whether :meth:`finish` negates θ − θ₀ (the recipe then keeps θ₀'s trainable weights)."""
 
     @abstractmethod
     def loss(

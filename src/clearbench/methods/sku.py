@@ -33,6 +33,7 @@ class SKU(UnlearningMethod):
     name = "sku"
     batches = (FORGET, RANDOM_ANSWER, RETAIN)
     needs_reference = True
+    negates_task_vector = True
     random_weight: float = 1.0
     """Weight of random disassociation, CE(x_f → random answer)."""
     divergence_weight: float = 1.0

@@ -177,7 +177,9 @@ def unlearn(config: UnlearnConfig) -> dict[str, Any]:
         apply_lora(vlm, LoraSettings(rank=config.lora_rank, alpha=config.lora_alpha,
                                      target_modules=config.lora_targets))
     trainable = [p for p in vlm.model.parameters() if p.requires_grad]
-    initial = [p.detach().clone() for p in trainable] if not config.lora else []
+    # θ₀'s trainable weights, kept only where needed: ℓ1 on θ − θ₀ or SKU's negation without LoRA.
+    keep_initial = not config.lora and (config.l1 > 0 or method.negates_task_vector)
+    initial = [p.detach().clone() for p in trainable] if keep_initial else []
     reference = reference_for(vlm.model) if method.needs_reference else None
     forwards = [Counter(vlm.model)] + ([Counter(reference.model)]
                                        if reference is not None and reference.model is not vlm.model
