@@ -9,7 +9,8 @@ import pytest
 
 from clearbench.cli import build_parser, main
 
-SUBCOMMANDS = [[], ["data"], ["data", "synth"], ["base"], ["finetune"], ["run"]]
+SUBCOMMANDS = [[], ["data"], ["data", "synth"], ["base"], ["finetune"], ["run"], ["report"],
+               ["compare"]]
 
 
 @pytest.mark.parametrize("words", SUBCOMMANDS, ids=lambda w: " ".join(w) or "clearbench")
@@ -37,14 +38,3 @@ def test_unknown_run_config_key_is_named(tmp_path, capsys):
     config.write_text("seed: 0\nforget_split: [forget10]\n")
     assert main(["run", "--config", str(config)]) == 2
     assert "forget_split" in capsys.readouterr().err
-
-
-def test_the_default_run_plans_every_stage_in_order(tmp_path) -> None:
-    from clearbench.recipes.pipeline import default_config_path, load_config, plan
-
-    names = [name for name, _ in plan(load_config(default_config_path()), tmp_path)]
-    assert names == [
-        "synthesise CLEAR-mini", "pretrain base model", "fine-tune vanilla",
-        "fine-tune gold (forget10)", "evaluate vanilla (forget10)",
-        "evaluate gold-forget10 (forget10)", "score vanilla against gold (forget10)",
-    ]

@@ -229,20 +229,64 @@ def add_run_command(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser(
         "run",
         help="run the whole benchmark (default: the embedded CLEAR-mini config)",
-        description="Run every stage of a benchmark config in order; finished stages are "
-        "skipped, interrupted ones resume.",
+        description="Run every stage of a benchmark config (synthesise, pretrain, fine-tune "
+        "vanilla and gold, unlearn with every method, evaluate, score, report). Finished "
+        "stages are skipped, interrupted ones resume, changed ones are redone.",
     )
-    run.add_argument("--config", type=Path, default=None,
-                     help="run config (default: the embedded configs/mini.yaml)")
+    source = run.add_mutually_exclusive_group()
+    source.add_argument("--config", type=Path, default=None,
+                        help="run config (default: the embedded configs/mini.yaml)")
+    source.add_argument("--preset", choices=["mini", "smoke"], default=None,
+                        help="an embedded config: mini (the default) or smoke (about a minute)")
     run.add_argument("--out", type=Path, default=None,
                      help="run folder (default: runs/CONFIG_NAME)")
+    run.add_argument("--jobs", type=int, default=None,
+                     help="stages run at once in worker processes (default: the config's)")
+    run.add_argument("--dry-run", action="store_true",
+                     help="print the plan (stages, data sizes, steps, memory) and stop; "
+                     "loads no weights")
     run.set_defaults(handler=run_pipeline)
 
 
 def run_pipeline(args: argparse.Namespace) -> None:
     from clearbench.recipes.pipeline import run
 
-    run(args.config, args.out)
+    if args.jobs is not None and args.jobs < 1:
+        raise ValueError(f"--jobs must be ≥ 1, got {args.jobs}")
+    run(args.config, args.out, preset=args.preset, dry_run=args.dry_run, jobs=args.jobs)
+
+
+def add_report_commands(sub: argparse._SubParsersAction) -> None:
+    report = sub.add_parser(
+        "report",
+        help="rebuild a run's report from its results.json",
+        description="Write report.html, report.md, leaderboard.csv and the plots of a run "
+        "folder from its stored results.json (no model is loaded).",
+    )
+    report.add_argument("run_dir", type=Path, help="run folder holding results.json")
+    report.set_defaults(handler=run_report)
+    compare = sub.add_parser(
+        "compare",
+        help="print the differences between two runs' results",
+        description="Match the rows of two runs' results.json by method, variant, modality and "
+        "forget split and print every score that differs.",
+    )
+    compare.add_argument("run_a", type=Path, help="first run folder")
+    compare.add_argument("run_b", type=Path, help="second run folder")
+    compare.set_defaults(handler=run_compare)
+
+
+def run_report(args: argparse.Namespace) -> None:
+    from clearbench.report import write_report
+
+    for path in write_report(args.run_dir):
+        print(f"wrote {path}")
+
+
+def run_compare(args: argparse.Namespace) -> None:
+    from clearbench.report import compare_runs
+
+    print(compare_runs(args.run_a, args.run_b))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -258,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_eval_commands(sub)
     add_unlearn_command(sub)
     add_run_command(sub)
+    add_report_commands(sub)
     return parser
 
 

@@ -108,39 +108,15 @@ def build_tiny_vlm(config: TinyVLMConfig, texts: Iterable[str], *, seed: int = 0
         "bos_token_id": tokenizer.bos_token_id,
         "eos_token_id": tokenizer.eos_token_id,
         "pad_token_id": tokenizer.pad_token_id,
+        "image_token_id": tokenizer.convert_tokens_to_ids(chat_format.image_token),
+        "video_token_id": tokenizer.convert_tokens_to_ids(VIDEO_PAD),
+        "vision_start_token_id": tokenizer.convert_tokens_to_ids(QwenVLFormat.VISION_START),
+        "vision_end_token_id": tokenizer.convert_tokens_to_ids(QwenVLFormat.VISION_END),
     }
-    text = {
-        "vocab_size": len(tokenizer),
-        "hidden_size": config.text_hidden,
-        "intermediate_size": config.text_intermediate,
-        "num_hidden_layers": config.text_layers,
-        "num_attention_heads": config.text_heads,
-        "num_key_value_heads": config.text_heads,
-        "max_position_embeddings": config.max_positions,
-        "tie_word_embeddings": True,
-        **ids,
-    }
-    image_token_id = tokenizer.convert_tokens_to_ids(chat_format.image_token)
     torch.manual_seed(seed)
+    hf_config = tiny_hf_config(config, len(tokenizer), ids)
     if config.arch == "llava":
-        model = LlavaForConditionalGeneration(
-            LlavaConfig(
-                vision_config=CLIPVisionConfig(
-                    hidden_size=config.vision_hidden,
-                    intermediate_size=4 * config.vision_hidden,
-                    num_hidden_layers=config.vision_layers,
-                    num_attention_heads=config.vision_heads,
-                    image_size=config.image_size,
-                    patch_size=config.patch_size,
-                ),
-                text_config=LlamaConfig(**text),
-                image_token_index=image_token_id,
-                image_seq_length=(config.image_size // config.patch_size) ** 2,
-                # The last layer, not LLaVA's -2: with two layers -2 would leave one unused.
-                vision_feature_layer=-1,
-                tie_word_embeddings=True,
-            )
-        )
+        model = LlavaForConditionalGeneration(hf_config)
         image_processor = CLIPImageProcessor(
             size={"shortest_edge": config.image_size},
             crop_size={"height": config.image_size, "width": config.image_size},
@@ -153,35 +129,7 @@ def build_tiny_vlm(config: TinyVLMConfig, texts: Iterable[str], *, seed: int = 0
             num_additional_image_tokens=1,
         )
     else:
-        head_dim = config.text_hidden // config.text_heads
-        # Multimodal RoPE splits the head's frequencies between time, height and width.
-        mrope_section = [head_dim // 8, 3 * head_dim // 16, head_dim // 2 - 5 * head_dim // 16]
-        model = Qwen2VLForConditionalGeneration(
-            Qwen2VLConfig(
-                vision_config={
-                    "depth": config.vision_layers,
-                    "embed_dim": config.vision_hidden,
-                    "hidden_size": config.text_hidden,
-                    "num_heads": config.vision_heads,
-                    "patch_size": config.patch_size,
-                    "spatial_merge_size": chat_format.merge_size,
-                    "temporal_patch_size": 2,
-                },
-                text_config={
-                    **text,
-                    "rope_parameters": {
-                        "rope_type": "default",
-                        "rope_theta": 10000.0,
-                        "mrope_section": mrope_section,
-                    },
-                },
-                image_token_id=image_token_id,
-                video_token_id=tokenizer.convert_tokens_to_ids(VIDEO_PAD),
-                vision_start_token_id=tokenizer.convert_tokens_to_ids(QwenVLFormat.VISION_START),
-                vision_end_token_id=tokenizer.convert_tokens_to_ids(QwenVLFormat.VISION_END),
-                tie_word_embeddings=True,
-            )
-        )
+        model = Qwen2VLForConditionalGeneration(hf_config)
         # A fixed pixel budget: a square image becomes image_size/patch_size patches a side.
         image_processor = Qwen2VLImageProcessor(
             patch_size=config.patch_size,
@@ -198,3 +146,67 @@ def build_tiny_vlm(config: TinyVLMConfig, texts: Iterable[str], *, seed: int = 0
         pad_token_id=vlm.pad_token_id,
     )
     return vlm
+
+
+def tiny_hf_config(
+    config: TinyVLMConfig, vocab_size: int, ids: dict[str, int]
+) -> LlavaConfig | Qwen2VLConfig:
+    """The Hugging Face config of a tiny VLM; ``ids`` holds the special token ids (bos, eos,
+    pad, image; for Qwen2-VL also video, vision start and end)."""
+    text = {
+        "vocab_size": vocab_size,
+        "hidden_size": config.text_hidden,
+        "intermediate_size": config.text_intermediate,
+        "num_hidden_layers": config.text_layers,
+        "num_attention_heads": config.text_heads,
+        "num_key_value_heads": config.text_heads,
+        "max_position_embeddings": config.max_positions,
+        "tie_word_embeddings": True,
+        "bos_token_id": ids["bos_token_id"],
+        "eos_token_id": ids["eos_token_id"],
+        "pad_token_id": ids["pad_token_id"],
+    }
+    if config.arch == "llava":
+        return LlavaConfig(
+            vision_config=CLIPVisionConfig(
+                hidden_size=config.vision_hidden,
+                intermediate_size=4 * config.vision_hidden,
+                num_hidden_layers=config.vision_layers,
+                num_attention_heads=config.vision_heads,
+                image_size=config.image_size,
+                patch_size=config.patch_size,
+            ),
+            text_config=LlamaConfig(**text),
+            image_token_index=ids["image_token_id"],
+            image_seq_length=(config.image_size // config.patch_size) ** 2,
+            # The last layer, not LLaVA's -2: with two layers -2 would leave one unused.
+            vision_feature_layer=-1,
+            tie_word_embeddings=True,
+        )
+    head_dim = config.text_hidden // config.text_heads
+    # Multimodal RoPE splits the head's frequencies between time, height and width.
+    mrope_section = [head_dim // 8, 3 * head_dim // 16, head_dim // 2 - 5 * head_dim // 16]
+    return Qwen2VLConfig(
+        vision_config={
+            "depth": config.vision_layers,
+            "embed_dim": config.vision_hidden,
+            "hidden_size": config.text_hidden,
+            "num_heads": config.vision_heads,
+            "patch_size": config.patch_size,
+            "spatial_merge_size": _chat_format(config).merge_size,
+            "temporal_patch_size": 2,
+        },
+        text_config={
+            **text,
+            "rope_parameters": {
+                "rope_type": "default",
+                "rope_theta": 10000.0,
+                "mrope_section": mrope_section,
+            },
+        },
+        image_token_id=ids["image_token_id"],
+        video_token_id=ids["video_token_id"],
+        vision_start_token_id=ids["vision_start_token_id"],
+        vision_end_token_id=ids["vision_end_token_id"],
+        tie_word_embeddings=True,
+    )

@@ -136,10 +136,19 @@ def read_eval(path: Path) -> dict[str, Any]:
 
 
 def run_score(eval_path: Path, gold_path: Path, out: Path) -> dict[str, Any]:
-    """Score an evaluation against the gold model's and write ``OUT/scores.json``."""
-    scores = score(read_eval(eval_path), read_eval(gold_path))
-    scores = {"eval": str(eval_path), "gold": str(gold_path), **scores}
-    write_json_atomic(Path(out) / SCORES_FILE, scores)
+    """Score an evaluation against the gold model's and write ``OUT/scores.json`` (skipped
+    when it already scores these two evaluations)."""
+    evaluation, gold = read_eval(eval_path), read_eval(gold_path)
+    inputs = [evaluation.get("identity"), gold.get("identity")]
+    scores_file = Path(out) / SCORES_FILE
+    if scores_file.is_file():
+        done = read_json(scores_file, what="scores")
+        if done.get("inputs") == inputs:
+            print(f"score: {scores_file} is already done; nothing to do")
+            return done
+    scores = {"eval": str(eval_path), "gold": str(gold_path), "inputs": inputs,
+              **score(evaluation, gold)}
+    write_json_atomic(scores_file, scores)
     for key in ("forget_quality", "forget_quality_js", "model_utility", "real", "retain",
                 "forget"):
         print(f"{key:18} {scores[key]}")

@@ -1,95 +1,356 @@
-"""``clearbench run``: every stage of the benchmark in order, each skipped when already done.
+"""``clearbench run``: the whole benchmark as a plan of stages, each skipped when already done.
 
-Stages so far: synthesise CLEAR-mini (if the config asks for it), build the base model,
-fine-tune the vanilla model, and per forget split: fine-tune its gold model, evaluate vanilla
-and gold on every task, score vanilla against gold.
+The plan, in order: synthesise CLEAR-mini (if the config asks for it), build the base model,
+fine-tune the vanilla model, and per forget split: fine-tune its gold model, evaluate and score
+vanilla and gold, then unlearn with every method in every variant (``both`` modality) and, for
+the modality study, in the other modalities; evaluate and score each unlearned model; finally
+collect ``results.json`` and write the report.
+
+Every stage is a recipe whose output folder records a hash of its settings and inputs: a
+finished stage with the same hash is skipped, an interrupted one resumes, and one whose
+settings changed is removed and redone (with everything that reads it, whose identities change
+in turn). With ``jobs > 1`` independent stages run in worker processes, each logging to
+``RUN_DIR/logs/``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
+import os
+import shutil
 import time
+import traceback
+from collections import defaultdict
 from collections.abc import Callable
-from importlib import resources
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from clearbench.data.loading import DATACARD
 from clearbench.data.synth import SynthConfig, synthesize
+from clearbench.data.synth.generate import GENERATOR_VERSION
+from clearbench.io import read_json, write_json_atomic
 from clearbench.recipes.base import BaseConfig, build_base
-from clearbench.recipes.evaluate import EvalConfig, run_eval, run_score
+from clearbench.recipes.evaluate import EVAL_FILE, EvalConfig, run_eval, run_score
+from clearbench.recipes.finetune import MARKER as TRAINING_MARKER
 from clearbench.recipes.finetune import FinetuneConfig, finetune
+from clearbench.recipes.runconfig import (
+    RunConfig,
+    embedded_config,
+    load_run_config,
+    unlearn_settings,
+)
+from clearbench.recipes.stage import StaleStage
+from clearbench.recipes.unlearn import MARKER as UNLEARNING_MARKER
+from clearbench.recipes.unlearn import UnlearnConfig, unlearn
 
-KNOWN_KEYS = {"seed", "data", "base", "model", "finetune", "forget_splits"}
-
-
-def default_config_path() -> Path:
-    return Path(str(resources.files("clearbench") / "configs" / "mini.yaml"))
-
-
-def load_config(path: Path) -> dict[str, Any]:
-    """Read a run config; unknown keys are errors that name the file and the key."""
-    try:
-        config = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"run config not found: {path}") from None
-    except yaml.YAMLError as err:
-        raise ValueError(f"run config {path} is not valid YAML: {err}") from None
-    if not isinstance(config, dict):
-        raise ValueError(f"run config {path} must be a mapping of settings")
-    unknown = set(config) - KNOWN_KEYS
-    if unknown:
-        raise ValueError(
-            f"run config {path}: unknown key(s) {sorted(unknown)}; known: {sorted(KNOWN_KEYS)}"
-        )
-    return config
+TIMING_FILE = "timing.json"
 
 
-def plan(config: dict[str, Any], run_dir: Path) -> list[tuple[str, Callable[[], object]]]:
-    """The stages of a run, as (name, thunk) pairs in execution order."""
-    seed = config.get("seed", 0)
-    data_cfg = config.get("data", {})
-    stages: list[tuple[str, Callable[[], object]]] = []
-    if "synth" in data_cfg:
+@dataclass(frozen=True)
+class Stage:
+    """One step of a run: ``action(*args)`` once the stages named in ``needs`` are done."""
+
+    name: str
+    kind: str
+    action: Callable[..., object]
+    args: tuple[Any, ...]
+    needs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    """Where one row of ``results.json`` (a model of the run) finds its numbers."""
+
+    method: str
+    variant: str | None
+    modality: str | None
+    forget_split: str
+    lora: bool
+    l1: float
+    record: Path
+    """``training.json`` (vanilla, gold) or ``unlearning.json``."""
+    eval_dir: Path
+
+
+@dataclass(frozen=True)
+class Plan:
+    config: RunConfig
+    run_dir: Path
+    data: str
+    stages: list[Stage]
+    rows: list[ResultRow]
+
+
+def synthesise_stage(out: Path, config: SynthConfig) -> None:
+    """Generate CLEAR-mini unless the folder's data card records these exact arguments."""
+    card = out / DATACARD
+    if card.is_file():
+        recorded = read_json(card, what="data card")
+        if (recorded.get("arguments") == asdict(config)
+                and recorded.get("version") == GENERATOR_VERSION):
+            print(f"synth: {out} is already done; nothing to do")
+            return
+    synthesize(out, config)
+
+
+def unlearned_ok(model: Path) -> bool:
+    """False for an unlearning run that diverged (it wrote no model to evaluate)."""
+    marker = model / UNLEARNING_MARKER
+    return not marker.is_file() or read_json(marker, what="unlearning record")["status"] == "ok"
+
+
+def evaluate_stage(config: EvalConfig) -> None:
+    if not unlearned_ok(Path(config.model)):
+        print(f"eval: {config.model} diverged; nothing to evaluate")
+        return
+    run_eval(config)
+
+
+def score_stage(eval_dir: Path, gold_dir: Path) -> None:
+    if not (eval_dir / EVAL_FILE).is_file():
+        print(f"score: {eval_dir} has no evaluation (diverged run); nothing to score")
+        return
+    run_score(eval_dir, gold_dir, eval_dir)
+
+
+def report_stage(the_plan: Plan) -> None:
+    from clearbench.recipes.results import write_results
+
+    write_results(the_plan)
+
+
+def plan(config: RunConfig, run_dir: Path) -> Plan:
+    """Every stage of a run, in an order that respects ``needs``, and its result rows."""
+    seed = config.seed
+    common = {"seed": seed, "dtype": config.dtype, "device": config.device}
+    stages: list[Stage] = []
+    rows: list[ResultRow] = []
+
+    def add(name: str, kind: str, action: Callable[..., object], *args: Any,
+            needs: tuple[str, ...] = ()) -> str:
+        stages.append(Stage(name, kind, action, args, tuple(n for n in needs if n)))
+        return name
+
+    synth = ""
+    if config.synth is not None:
         data = str(run_dir / "data")
-        synth = SynthConfig(seed=seed, **data_cfg["synth"])
-        stages.append(("synthesise CLEAR-mini", lambda: synthesize(Path(data), synth)))
+        synth = add("synthesise CLEAR-mini", "synth", synthesise_stage, Path(data), config.synth)
     else:
-        data = data_cfg["source"]
-    if "base" in config:
+        data = str(config.data)
+    base = ""
+    if config.base is not None:
         model = str(run_dir / "base")
-        base = BaseConfig(data=data, out=Path(model), seed=seed, **config["base"])
-        stages.append(("pretrain base model", lambda: build_base(base)))
+        base = add("pretrain base model", "base", build_base,
+                   BaseConfig(data=data, out=Path(model), seed=seed, **config.base),
+                   needs=(synth,))
     else:
-        model = config["model"]
-    ft = config.get("finetune", {})
-    vanilla = FinetuneConfig(model=model, data=data, out=run_dir / "vanilla", seed=seed,
-                             split="full+tofu", **ft)
-    stages.append(("fine-tune vanilla", lambda: finetune(vanilla)))
-    for split in config.get("forget_splits", ["forget10"]):
+        model = str(config.model)
+    source = {"data": data, "data_revision": config.data_revision}
+    ft = {"model": model, "model_revision": config.model_revision, **source, **common,
+          **config.finetune}
+    vanilla_dir = run_dir / "vanilla"
+    vanilla = add("fine-tune vanilla", "finetune", finetune,
+                  FinetuneConfig(out=vanilla_dir, split="full+tofu",
+                                 gate_split=config.forget_splits[0], **ft),
+                  needs=(synth, base))
+
+    def evaluate_and_score(label: str, model_dir: Path, split: str, trained: str,
+                           gold_eval: str) -> tuple[Path, str]:
+        eval_dir = model_dir / f"eval-{split}"
+        evaluation = add(f"evaluate {label}", "eval", evaluate_stage,
+                         EvalConfig(model=str(model_dir), out=eval_dir, forget_split=split,
+                                    **source, **common, **config.eval),
+                         needs=(trained,))
+        gold_eval = gold_eval or evaluation
+        add(f"score {label}", "score", score_stage, eval_dir,
+            run_dir / f"gold-{split}" / f"eval-{split}", needs=(evaluation, gold_eval))
+        return eval_dir, evaluation
+
+    for split in config.forget_splits:
         retain = "retain" + str(100 - int(split.removeprefix("forget")))
-        gold = FinetuneConfig(model=model, data=data, out=run_dir / f"gold-{split}", seed=seed,
-                              split=f"{retain}+tofu", gate_split=split, **ft)
-        stages.append((f"fine-tune gold ({split})", lambda gold=gold: finetune(gold)))
-        for role in ("vanilla", f"gold-{split}"):
-            evaluation = EvalConfig(model=str(run_dir / role), data=data, forget_split=split,
-                                    out=run_dir / role / f"eval-{split}", seed=seed)
-            stages.append((f"evaluate {role} ({split})",
-                           lambda evaluation=evaluation: run_eval(evaluation)))
-        stages.append((f"score vanilla against gold ({split})", lambda split=split: run_score(
-            run_dir / "vanilla" / f"eval-{split}", run_dir / f"gold-{split}" / f"eval-{split}",
-            run_dir / "scores" / f"vanilla-{split}")))
-    return stages
+        gold_dir = run_dir / f"gold-{split}"
+        gold = add(f"fine-tune gold ({split})", "finetune", finetune,
+                   FinetuneConfig(out=gold_dir, split=f"{retain}+tofu", gate_split=split, **ft),
+                   needs=(synth, base))
+        gold_eval_dir, gold_eval = evaluate_and_score(f"gold ({split})", gold_dir, split,
+                                                      gold, "")
+        rows.append(ResultRow("gold", None, None, split, False, 0.0,
+                              gold_dir / TRAINING_MARKER, gold_eval_dir))
+        eval_dir, _ = evaluate_and_score(f"vanilla ({split})", vanilla_dir, split, vanilla,
+                                         gold_eval)
+        rows.append(ResultRow("vanilla", None, None, split, False, 0.0,
+                              vanilla_dir / TRAINING_MARKER, eval_dir))
+        runs = [(variant, "both") for variant in config.variants]
+        runs += [(config.main_variant, modality) for modality in config.modality_study]
+        for method in config.methods:
+            for variant, modality in runs:
+                settings = unlearn_settings(config, variant)
+                out = run_dir / "unlearn" / split / modality / f"{method}-{variant}"
+                label = f"{method} ({variant}, {modality}, {split})"
+                unlearned = add(
+                    f"unlearn {label}", "unlearn", unlearn,
+                    UnlearnConfig(model=str(vanilla_dir), method=method, out=out,
+                                  forget_split=split, modality=modality,
+                                  options=config.method_options.get(method, {}),
+                                  **source, **common, **settings),
+                    needs=(vanilla,))
+                eval_dir, _ = evaluate_and_score(label, out, split, unlearned, gold_eval)
+                rows.append(ResultRow(method, variant, modality, split,
+                                      bool(settings.get("lora", False)),
+                                      float(settings.get("l1", 0.0)),
+                                      out / UNLEARNING_MARKER, eval_dir))
+    the_plan = Plan(config, run_dir, data, stages, rows)
+    stages.append(Stage("collect results and write the report", "report", report_stage,
+                        (the_plan,), tuple(s.name for s in stages if s.kind == "score")))
+    return the_plan
 
 
-def run(config_path: Path | None = None, run_dir: Path | None = None) -> None:
-    config_path = config_path or default_config_path()
-    config = load_config(config_path)
+def run_stage(stage: Stage) -> float:
+    """Run one stage (redoing it from scratch if its folder holds other settings); seconds."""
+    started = time.perf_counter()
+    try:
+        stage.action(*stage.args)
+    except StaleStage as stale:
+        print(f"{stale.folder}: its settings changed; removing it and redoing the stage")
+        shutil.rmtree(stale.folder)
+        stage.action(*stage.args)
+    return time.perf_counter() - started
+
+
+def _logged_stage(stage: Stage, log: Path, threads: int) -> float:
+    """A worker process's stage: output to ``log``, no progress bars, ``threads`` threads."""
+    import torch
+
+    torch.set_num_threads(threads)
+    os.environ["TQDM_DISABLE"] = "1"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as stream, contextlib.redirect_stdout(stream), \
+            contextlib.redirect_stderr(stream):
+        try:
+            return run_stage(stage)
+        except BaseException:
+            traceback.print_exc()
+            raise
+
+
+class Progress:
+    """Stage counter, elapsed time and an ETA from the mean duration of each kind of stage."""
+
+    def __init__(self, stages: list[Stage], jobs: int) -> None:
+        self.remaining = {stage.name: stage.kind for stage in stages}
+        self.total = len(stages)
+        self.jobs = jobs
+        self.started = time.perf_counter()
+        self.seconds: dict[str, float] = {}
+        self.by_kind: dict[str, list[float]] = defaultdict(list)
+
+    def done(self, stage: Stage, seconds: float) -> None:
+        self.remaining.pop(stage.name)
+        self.seconds[stage.name] = seconds
+        self.by_kind[stage.kind].append(seconds)
+        elapsed = time.perf_counter() - self.started
+        print(f"[{len(self.seconds)}/{self.total}] {stage.name}: {seconds:.1f} s · "
+              f"elapsed {_clock(elapsed)} · ETA {self.eta()}", flush=True)
+
+    def eta(self) -> str:
+        if not self.remaining:
+            return "done"
+        every = [s for kind in self.by_kind.values() for s in kind]
+        guess = {kind: sum(v) / len(v) for kind, v in self.by_kind.items()}
+        mean = sum(every) / len(every)
+        left = sum(guess.get(kind, mean) for kind in self.remaining.values()) / self.jobs
+        return f"~{_clock(left)}"
+
+
+def _clock(seconds: float) -> str:
+    minutes, seconds = divmod(round(seconds), 60)
+    return f"{minutes}m{seconds:02d}s"
+
+
+def execute(stages: list[Stage], jobs: int, log_dir: Path) -> dict[str, float]:
+    """Run the stages in dependency order, ``jobs`` at a time; seconds per stage."""
+    progress = Progress(stages, jobs)
+    if jobs == 1:
+        for stage in stages:
+            print(f"[{len(progress.seconds) + 1}/{progress.total}] {stage.name} ...", flush=True)
+            progress.done(stage, run_stage(stage))
+        return progress.seconds
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    pending = [stage for stage in stages if stage.kind != "report"]
+    running: dict[Future, tuple[Stage, Path]] = {}
+    failed: list[str] = []
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        while (pending and not failed) or running:
+            for stage in [s for s in pending if set(s.needs) <= progress.seconds.keys()]:
+                if len(running) == jobs or failed:
+                    break
+                log = log_dir / f"{len(progress.seconds) + len(running):03d}-" \
+                    f"{_slug(stage.name)}.log"
+                running[pool.submit(_logged_stage, stage, log, threads)] = (stage, log)
+                pending.remove(stage)
+            if not running:
+                raise RuntimeError(f"no stage can start: {[s.name for s in pending]}")
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                stage, log = running.pop(future)
+                try:
+                    progress.done(stage, future.result())
+                except Exception as err:
+                    failed.append(f"stage '{stage.name}' failed: {err} (log: {log})")
+    if failed:
+        raise RuntimeError("; ".join(failed))
+    for stage in stages:
+        if stage.kind == "report":
+            progress.done(stage, run_stage(stage))
+    return progress.seconds
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in name).strip("-")[:80]
+
+
+def time_spent(stages: list[Stage], seconds: dict[str, float]) -> dict[str, dict[str, float]]:
+    """Seconds and stage count per kind of stage."""
+    spent: dict[str, dict[str, float]] = {}
+    for stage in stages:
+        entry = spent.setdefault(stage.kind, {"stages": 0, "seconds": 0.0})
+        entry["stages"] += 1
+        entry["seconds"] += seconds.get(stage.name, 0.0)
+    return spent
+
+
+def run(config_path: Path | None = None, run_dir: Path | None = None, *,
+        preset: str | None = None, dry_run: bool = False, jobs: int | None = None) -> Plan:
+    """Run (or resume, or only describe with ``dry_run``) the benchmark of a config."""
+    if config_path is not None and preset is not None:
+        raise ValueError("give either --config or --preset, not both")
+    config_path = config_path or embedded_config(preset or "mini")
+    config = load_run_config(config_path)
     run_dir = run_dir or Path("runs") / config_path.stem
-    stages = plan(config, run_dir)
-    print(f"clearbench run: {config_path} -> {run_dir} ({len(stages)} stages)")
-    for index, (name, stage) in enumerate(stages, start=1):
-        print(f"[stage {index}/{len(stages)}] {name}")
-        started = time.perf_counter()
-        stage()
-        print(f"[stage {index}/{len(stages)}] {name}: {time.perf_counter() - started:.1f} s")
+    the_plan = plan(config, run_dir)
+    if dry_run:
+        from clearbench.recipes.estimate import describe
+
+        print(describe(the_plan))
+        return the_plan
+    jobs = jobs or config.jobs
+    print(f"clearbench run: {config_path} -> {run_dir} ({len(the_plan.stages)} stages, "
+          f"{jobs} at a time)")
+    started = time.perf_counter()
+    seconds = execute(the_plan.stages, jobs, run_dir / "logs")
+    wall = time.perf_counter() - started
+    spent = time_spent(the_plan.stages, seconds)
+    write_json_atomic(run_dir / TIMING_FILE, {"wall_seconds": wall, "jobs": jobs,
+                                             "by_kind": spent, "by_stage": seconds})
+    print(f"\nclearbench run finished in {_clock(wall)} ({jobs} at a time); time by stage kind:")
+    for kind, entry in spent.items():
+        print(f"  {kind:9} {entry['stages']:3d} stages  {entry['seconds']:8.1f} s")
+    summary = run_dir / "report.md"
+    if summary.is_file():
+        print(f"\nreport: {run_dir / 'report.html'} (also report.md, leaderboard.csv, "
+              "results.json)")
+    return the_plan

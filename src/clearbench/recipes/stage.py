@@ -19,6 +19,14 @@ def data_source(data: str, revision: str | None = None) -> DataSource:
     return DataSource(clear=data, clear_revision=revision)
 
 
+class StaleStage(FileExistsError):
+    """A stage folder holding a finished result made with other settings."""
+
+    def __init__(self, message: str, folder: Path) -> None:
+        super().__init__(message)
+        self.folder = folder
+
+
 def finished(marker: Path, expected_hash: str, *, what: str) -> bool:
     """True if ``marker`` records a finished stage with these settings.
 
@@ -28,8 +36,9 @@ def finished(marker: Path, expected_hash: str, *, what: str) -> bool:
         return False
     recorded = read_json(marker, what=what).get("settings_hash")
     if recorded != expected_hash:
-        raise FileExistsError(
+        raise StaleStage(
             f"{marker.parent} already holds a {what} made with other settings "
-            f"(hash {recorded}, now {expected_hash}); choose another --out or delete it"
+            f"(hash {recorded}, now {expected_hash}); choose another --out or delete it",
+            marker.parent,
         )
     return True

@@ -1,0 +1,76 @@
+"""`clearbench run` targets: the default run ≤ 10 min wall on 2 cores with peak RSS ≤ 6 GB; the
+smoke preset ≤ 90 s.
+
+Runs ``clearbench run`` as a child process (in a scratch run folder unless ``--out``; a folder
+that already holds finished stages measures a resumed run), samples the resident memory of
+its whole process tree (workers included) every 0.2 s, and prints the wall time, the peak
+RSS and what the run spent its time on (from the run's ``timing.json``).
+
+    python benchmarks/run.py [--preset smoke|mini] [--jobs N] [--out RUN_DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+TARGETS = {"mini": 600.0, "smoke": 90.0}
+PEAK_RSS_TARGET_GB = 6.0
+
+
+def tree_rss(process: psutil.Process) -> int:
+    """Resident bytes of a process and all its descendants (0 for any that just ended)."""
+    total = 0
+    for member in [process, *process.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            total += member.memory_info().rss
+    return total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", choices=sorted(TARGETS), default="mini")
+    parser.add_argument("--jobs", type=int, default=None)
+    parser.add_argument("--out", type=Path, default=None, help="run folder (default: scratch)")
+    args = parser.parse_args()
+    out = args.out or Path(tempfile.mkdtemp(prefix="clearbench-run-")) / args.preset
+    command = [sys.executable, "-m", "clearbench", "run", "--preset", args.preset,
+               "--out", str(out)]
+    if args.jobs:
+        command += ["--jobs", str(args.jobs)]
+    started = time.perf_counter()
+    child = subprocess.Popen(command)
+    watched = psutil.Process(child.pid)
+    peak = 0
+    while child.poll() is None:
+        peak = max(peak, tree_rss(watched))
+        time.sleep(0.2)
+    wall = time.perf_counter() - started
+    if child.returncode:
+        sys.exit(f"clearbench run failed with exit code {child.returncode}")
+    timing = json.loads((out / "timing.json").read_text())
+    print(f"\n{'=' * 72}\nclearbench run --preset {args.preset} ({timing['jobs']} at a time), "
+          f"run folder {out}")
+    print(f"  wall            {wall:8.1f} s   (target ≤ {TARGETS[args.preset]:.0f} s: "
+          f"{'met' if wall <= TARGETS[args.preset] else 'MISSED'})")
+    print(f"  peak RSS (tree) {peak / 1024**3:8.2f} GB  (target ≤ {PEAK_RSS_TARGET_GB} GB: "
+          f"{'met' if peak / 1024**3 <= PEAK_RSS_TARGET_GB else 'MISSED'})")
+    print("  time by stage kind (summed over workers):")
+    total = sum(entry["seconds"] for entry in timing["by_kind"].values())
+    for kind, entry in sorted(timing["by_kind"].items(), key=lambda kv: -kv[1]["seconds"]):
+        print(f"    {kind:9} {entry['stages']:4d} stages {entry['seconds']:8.1f} s "
+              f"({100 * entry['seconds'] / total:4.1f} %)")
+    slowest = sorted(timing["by_stage"].items(), key=lambda kv: -kv[1])[:5]
+    print("  slowest stages: " + "; ".join(f"{name} {sec:.0f} s" for name, sec in slowest))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,228 @@
+"""``clearbench run --dry-run``: a run's plan with data sizes, optimiser steps and memory
+estimates, without loading any weights or data rows.
+
+Model sizes come from the model's config on the meta device (local folders, the tiny base) or
+from a table of the hub models the paper uses. Data sizes come from the synthesis settings,
+from a local folder's row counts, or from spec §1.1 for ``therem/CLEAR``.
+
+Peak memory of a training stage (bytes), documented in ``docs/gpu.md``:
+    weights          P · w                       (w = 2 for bf16/fp16, 4 for fp32)
+  + trainable        T · 16 (LoRA adapters in fp32: weight, gradient, two Adam moments)
+                     or T · (w + 8 + 4·[w = 2]) for full parameters (gradient, Adam moments,
+                     fp32 master copy under mixed precision)
+  + θ₀ copy          P · w, only for a method that needs θ₀ without LoRA
+  + activations      n_b · B · S · (34 · H · L · w/2 + 8 · V)   (Korthikanti et al. 2022, no
+                     recomputation, memory-efficient attention; fp32 logits and their gradient)
+with B the micro-batch, S the sequence (image tokens + text), H and L the decoder's width and
+depth, V the vocabulary and n_b the batches a step back-propagates through (forget, retain).
+Evaluation: weights + one batch of activations without gradients. Expect ±30 %.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from clearbench.methods import build_method
+
+if TYPE_CHECKING:
+    from clearbench.recipes.pipeline import Plan, Stage
+
+TEXT_TOKENS = 96
+"""Text tokens of a typical training example (prompt, caption or QA answer, template)."""
+GB = 1024**3
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    parameters: int
+    vision_parameters: int
+    hidden: int
+    layers: int
+    intermediate: int
+    vocab: int
+    image_tokens: int
+
+
+# Public model cards / configs of the checkpoints the paper and the authors' code use.
+KNOWN_MODELS = {
+    "llava-hf/llava-1.5-7b-hf": ModelShape(7_063_427_072, 303_507_456, 4096, 32, 11008,
+                                           32064, 576),
+    "Qwen/Qwen2-VL-2B-Instruct": ModelShape(2_208_985_600, 675_295_232, 1536, 28, 8960,
+                                            151936, 256),
+    "Qwen/Qwen2.5-VL-3B-Instruct": ModelShape(3_754_622_976, 668_707_328, 2048, 36, 11008,
+                                              151936, 256),
+}
+
+# Spec §1.1: 200 persons, 3,768 images, 20 QA each; forget 1/5/10 % = 2/10/20 persons.
+CLEAR_PERSONS, CLEAR_IMAGES, CLEAR_QA_PER_PERSON = 200, 3768, 20
+
+
+def shape_from_config(config: object, vocab: int | None = None) -> ModelShape:
+    """Parameter counts of an HF image-text-to-text config, by building it on the meta device."""
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    with torch.device("meta"):
+        model = AutoModelForImageTextToText.from_config(config)
+    parameters = sum(p.numel() for p in model.parameters())
+    vision = sum(p.numel() for name, p in model.named_parameters()
+                 if "vision_tower" in name or ".visual." in name or name.startswith("visual."))
+    text = config.get_text_config()
+    image_tokens = getattr(config, "image_seq_length", None) or 64
+    return ModelShape(parameters, vision, text.hidden_size, text.num_hidden_layers,
+                      text.intermediate_size, vocab or text.vocab_size, image_tokens)
+
+
+def model_shape(the_plan: Plan) -> ModelShape:
+    config = the_plan.config
+    if config.base is not None:
+        from clearbench.models.tiny import TinyVLMConfig, tiny_hf_config
+
+        tiny = TinyVLMConfig(**{**vars(config.base.get("model", TinyVLMConfig())),
+                                "arch": config.base.get("arch", "llava")})
+        ids = dict.fromkeys(("bos_token_id", "eos_token_id", "pad_token_id", "image_token_id",
+                             "video_token_id", "vision_start_token_id",
+                             "vision_end_token_id"), 0)
+        return shape_from_config(tiny_hf_config(tiny, tiny.vocab_size, ids))
+    model = str(config.model)
+    if (Path(model) / "config.json").is_file():
+        from transformers import AutoConfig
+
+        return shape_from_config(AutoConfig.from_pretrained(model))
+    if model in KNOWN_MODELS:
+        return KNOWN_MODELS[model]
+    raise ValueError(f"--dry-run cannot size model {model!r} without downloading it: use a "
+                     f"local folder or one of {', '.join(KNOWN_MODELS)}")
+
+
+@dataclass(frozen=True)
+class DataSizes:
+    persons: int
+    images: int
+    qa_per_person: int
+
+    def forget_persons(self, split: str) -> int:
+        return max(1, round(int(split[-2:]) / 100 * self.persons))
+
+    def view(self, name: str) -> tuple[int, int]:
+        """(image rows, QA rows) of a training view (``full+tofu``, ``forget10``, ...)."""
+        base = name.removeprefix("tofu:").removesuffix("+tofu")
+        persons = self.persons
+        if base.startswith("forget"):
+            persons = self.forget_persons(base)
+        elif base.startswith("retain"):
+            persons = self.persons - self.forget_persons("forget" + str(100 - int(base[-2:])))
+        images = round(self.images * persons / self.persons)
+        qa = persons * self.qa_per_person
+        if name.startswith("tofu:"):
+            return 0, qa
+        return images, qa if name.endswith("+tofu") else 0
+
+
+def data_sizes(the_plan: Plan) -> DataSizes:
+    config = the_plan.config
+    if config.synth is not None:
+        synth = config.synth
+        return DataSizes(synth.persons, synth.persons * synth.images_per_person,
+                         synth.qa_per_person)
+    card = Path(the_plan.data) / "datacard.json"
+    if card.is_file():
+        rows = json.loads(card.read_text())["rows"]
+        persons = len(json.loads(card.read_text())["persons"]["full"])
+        return DataSizes(persons, rows["clear"]["full"], rows["tofu"]["full"] // persons)
+    return DataSizes(CLEAR_PERSONS, CLEAR_IMAGES, CLEAR_QA_PER_PERSON)
+
+
+def lora_parameters(shape: ModelShape, rank: int) -> int:
+    """LoRA on every linear layer of the decoder: q, k, v, o (H→H) and gate, up, down (H↔I)."""
+    per_layer = 4 * rank * 2 * shape.hidden + 3 * rank * (shape.hidden + shape.intermediate)
+    return shape.layers * per_layer
+
+
+def training_memory(shape: ModelShape, *, width: int, lora: bool, lora_rank: int,
+                    train_vision: bool, reference_copy: bool, batch: int, batches: int) -> float:
+    """Peak training memory in GB (see the module docstring for the formula)."""
+    if lora:
+        trainable = lora_parameters(shape, lora_rank)
+        per_trainable = 16
+    else:
+        trainable = shape.parameters - (0 if train_vision else shape.vision_parameters)
+        per_trainable = width + 8 + (4 if width == 2 else 0)
+    sequence = shape.image_tokens + TEXT_TOKENS
+    activations = batches * batch * sequence * (
+        34 * shape.hidden * shape.layers * width / 2 + 8 * shape.vocab)
+    total = (shape.parameters * width + trainable * per_trainable
+             + (shape.parameters * width if reference_copy else 0) + activations)
+    return total / GB
+
+
+def evaluation_memory(shape: ModelShape, *, width: int, batch: int) -> float:
+    sequence = shape.image_tokens + TEXT_TOKENS
+    activations = batch * sequence * (4 * shape.hidden * shape.layers * width
+                                      + 4 * shape.vocab)
+    return (shape.parameters * width + activations) / GB
+
+
+def _width(dtype: str, device: str) -> int:
+    if dtype in ("float32", "fp32") or (dtype == "auto" and device == "cpu"):
+        return 4
+    return 2
+
+
+def estimate(stage: Stage, shape: ModelShape, sizes: DataSizes) -> tuple[str, str, str]:
+    """(examples, optimiser steps, peak memory) of one stage, as printable strings."""
+    config = stage.args[0] if stage.args else None
+    if stage.kind == "finetune":
+        _, recipe = config.resolved_recipe(shape.parameters)
+        images, qa = sizes.view(config.split)
+        examples = images * (2 if recipe.face_name_rows else 1) + qa
+        steps = math.ceil(examples / recipe.batch_size / recipe.grad_accum) * recipe.epochs
+        memory = training_memory(shape, width=_width(config.dtype, config.device),
+                                 lora=recipe.lora, lora_rank=recipe.lora_rank,
+                                 train_vision=recipe.train_vision_tower, reference_copy=False,
+                                 batch=recipe.batch_size, batches=1)
+        return str(examples), f"{steps:.0f}", f"{memory:.2f}"
+    if stage.kind == "unlearn":
+        from clearbench.recipes.unlearn import forget_view
+
+        _, recipe = config.resolved_recipe(shape.parameters)
+        method = build_method(config.method, config.options)
+        images, qa = sizes.view(forget_view(config.forget_split, config.modality))
+        examples = images * (2 if recipe.face_name_rows else 1) + qa
+        steps = math.ceil(examples / recipe.batch_size / recipe.grad_accum) * recipe.epochs
+        memory = training_memory(shape, width=_width(config.dtype, config.device),
+                                 lora=config.lora, lora_rank=config.lora_rank,
+                                 train_vision=recipe.train_vision_tower,
+                                 reference_copy=method.needs_reference and not config.lora,
+                                 batch=recipe.batch_size, batches=len(method.batches))
+        return str(examples), f"{steps:.0f}", f"{memory:.2f}"
+    if stage.kind == "eval":
+        memory = evaluation_memory(shape, width=_width(config.dtype, config.device),
+                                   batch=config.batch_size)
+        return "all rows", "–", f"{memory:.2f}"
+    return "", "", ""
+
+
+def describe(the_plan: Plan) -> str:
+    """The printable plan of ``clearbench run --dry-run``."""
+    shape = model_shape(the_plan)
+    sizes = data_sizes(the_plan)
+    config = the_plan.config
+    lines = [
+        f"plan of {config.path} -> {the_plan.run_dir}: {len(the_plan.stages)} stages",
+        f"data: {the_plan.data} — {sizes.persons} persons, {sizes.images} images, "
+        f"{sizes.qa_per_person} QA per person",
+        f"model: {config.model or 'tiny base built by the run'} — "
+        f"{shape.parameters / 1e6:,.1f} M parameters ({shape.vision_parameters / 1e6:,.1f} M "
+        f"vision), decoder {shape.layers} × {shape.hidden}, {shape.image_tokens} image tokens",
+        "",
+        f"{'#':>3}  {'stage':58} {'examples':>9} {'steps':>7} {'peak GB':>8}",
+    ]
+    for index, stage in enumerate(the_plan.stages, start=1):
+        examples, steps, memory = estimate(stage, shape, sizes)
+        lines.append(f"{index:3d}  {stage.name[:58]:58} {examples:>9} {steps:>7} {memory:>8}")
+    return "\n".join(lines)

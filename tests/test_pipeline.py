@@ -1,0 +1,138 @@
+"""``clearbench run``: config validation, the plan, dry runs and the stage executor."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from clearbench.cli import main
+from clearbench.methods import METHODS
+from clearbench.recipes.pipeline import Stage, execute, plan
+from clearbench.recipes.runconfig import (
+    UNLEARN_KEYS,
+    VARIANT_KEYS,
+    embedded_config,
+    load_run_config,
+)
+from clearbench.recipes.unlearn import UnlearnConfig
+
+PAPER = Path(__file__).parents[1] / "configs" / "paper"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    return path
+
+
+MINIMAL = "data: {synth: {persons: 10}}\nbase: {arch: llava}\n"
+
+
+def test_every_settable_unlearning_key_is_an_unlearn_config_field() -> None:
+    settable = (UNLEARN_KEYS - {"methods", "variants", "modality_study", "options"}) | VARIANT_KEYS
+    assert settable <= {f.name for f in fields(UnlearnConfig)}
+
+
+@pytest.mark.parametrize("path", [embedded_config("mini"), embedded_config("smoke"),
+                                  *sorted(PAPER.glob("*.yaml"))], ids=lambda p: p.name)
+def test_shipped_configs_load(path: Path) -> None:
+    config = load_run_config(path)
+    assert config.variants and config.forget_splits
+
+
+@pytest.mark.parametrize(("text", "named"), [
+    (MINIMAL + "unlearn: {methods: [ga, forgetful]}\n", "forgetful"),
+    (MINIMAL + "unlearn: {variants: {lora: {lora: true, rank: 4}}}\n", "unlearn.variants.lora"),
+    (MINIMAL + "unlearn: {modality_study: [audio]}\n", "audio"),
+    (MINIMAL + "unlearn: {options: {gx: {beta: 1}}}\n", "gx"),
+    (MINIMAL + "forget_splits: [forget20]\n", "forget20"),
+    (MINIMAL + "finetune: {learning_rate: 1}\n", "learning_rate"),
+    (MINIMAL + "base: {arch: llava, model: {hidden: 3}}\n", "base.model"),
+    (MINIMAL + "jobs: 0\n", "jobs"),
+    ("base: {arch: llava}\n", "exactly one of 'synth'"),
+    ("data: {source: therem/CLEAR}\n", "exactly one of 'base'"),
+])
+def test_config_errors_name_the_file_and_key(tmp_path: Path, text: str, named: str) -> None:
+    with pytest.raises(ValueError, match="run config") as info:
+        load_run_config(write(tmp_path, text))
+    assert named in str(info.value) and "run.yaml" in str(info.value)
+
+
+def test_the_default_plan_has_every_method_variant_and_modality(tmp_path: Path) -> None:
+    config = load_run_config(embedded_config("mini"))
+    the_plan = plan(config, tmp_path)
+    names = [stage.name for stage in the_plan.stages]
+    assert names[:4] == ["synthesise CLEAR-mini", "pretrain base model", "fine-tune vanilla",
+                         "fine-tune gold (forget10)"]
+    assert names[-1] == "collect results and write the report"
+    runs = {(r.method, r.variant, r.modality) for r in the_plan.rows}
+    for method in METHODS:
+        for variant, modality in [("lora", "both"), ("l1-lora", "both"), ("lora", "text"),
+                                  ("lora", "visual")]:
+            assert (method, variant, modality) in runs
+    assert {("vanilla", None, None), ("gold", None, None)} <= runs
+    assert len(the_plan.rows) == 4 * len(METHODS) + 2
+    # Every stage needs only stages planned before it (the sequential order is valid).
+    seen: set[str] = set()
+    for stage in the_plan.stages:
+        assert set(stage.needs) <= seen, stage.name
+        seen.add(stage.name)
+    assert len(seen) == len(names)  # names are unique
+
+
+@pytest.mark.parametrize("path", sorted(PAPER.glob("*.yaml")), ids=lambda p: p.name)
+def test_dry_run_of_a_paper_config_works_offline(path: Path, tmp_path: Path, capsys) -> None:
+    assert main(["run", "--config", str(path), "--out", str(tmp_path / "run"),
+                 "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "therem/CLEAR — 200 persons" in out
+    assert "fine-tune vanilla" in out and "unlearn rmu (l1-lora, both, forget10)" in out
+    assert not (tmp_path / "run").exists()  # nothing is run or written
+
+
+def test_dry_run_of_an_unknown_hub_model_says_what_to_do(tmp_path: Path, capsys) -> None:
+    config = write(tmp_path, "data: {source: therem/CLEAR}\nmodel: someone/some-vlm\n")
+    assert main(["run", "--config", str(config), "--dry-run"]) == 2
+    assert "someone/some-vlm" in capsys.readouterr().err
+
+
+# Stage actions for the executor tests: module-level so that worker processes can import them.
+def record_order(log: Path, name: str) -> None:
+    with log.open("a") as f:
+        f.write(name + "\n")
+
+
+def fail(message: str) -> None:
+    raise ValueError(message)
+
+
+def diamond(log: Path) -> list[Stage]:
+    return [
+        Stage("a", "x", record_order, (log, "a")),
+        Stage("b", "x", record_order, (log, "b"), ("a",)),
+        Stage("c", "x", record_order, (log, "c"), ("a",)),
+        Stage("d", "y", record_order, (log, "d"), ("b", "c")),
+    ]
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_executor_respects_dependencies(tmp_path: Path, jobs: int) -> None:
+    log = tmp_path / "order.txt"
+    seconds = execute(diamond(log), jobs, tmp_path / "logs")
+    order = log.read_text().split()
+    assert sorted(order) == ["a", "b", "c", "d"]
+    assert order[0] == "a" and order[-1] == "d"
+    assert set(seconds) == {"a", "b", "c", "d"}
+
+
+def test_a_failed_stage_in_a_worker_names_the_stage_and_its_log(tmp_path: Path) -> None:
+    log = tmp_path / "order.txt"
+    stages = [Stage("a", "x", fail, ("bad column 'caption'",)),
+              Stage("b", "x", record_order, (log, "b"), ("a",))]
+    with pytest.raises(RuntimeError, match="stage 'a' failed: bad column 'caption'") as info:
+        execute(stages, 2, tmp_path / "logs")
+    log_file = Path(str(info.value).split("(log: ")[1].rstrip(")"))
+    assert "bad column" in log_file.read_text()
+    assert not log.exists()  # the dependent stage never ran

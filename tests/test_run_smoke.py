@@ -1,0 +1,94 @@
+"""``clearbench run --preset smoke`` end to end: every stage, the results, the report, and the
+stage cache (nothing redone; a changed method setting redoes only what depends on it; an
+interrupted stage is redone)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from clearbench.cli import main
+from clearbench.recipes.runconfig import embedded_config, load_run_config
+
+METHODS = load_run_config(embedded_config("smoke")).methods
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run_dir = tmp_path_factory.mktemp("smoke") / "run"
+    assert main(["run", "--preset", "smoke", "--out", str(run_dir)]) == 0
+    return run_dir
+
+
+def outputs(run_dir: Path) -> dict[str, int]:
+    """Modification times of every stage's result files."""
+    names = {"base.json", "training.json", "unlearning.json", "eval.json", "scores.json",
+             "results.json", "report.html"}
+    return {str(p.relative_to(run_dir)): p.stat().st_mtime_ns
+            for p in run_dir.rglob("*") if p.name in names}
+
+
+def test_results_hold_every_model_of_the_run(smoke_run: Path) -> None:
+    results = json.loads((smoke_run / "results.json").read_text())
+    rows = results["rows"]
+    assert len(rows) == 2 + 4 * len(METHODS)
+    keys = {(r["method"], r["variant"], r["modality"]) for r in rows}
+    assert ("vanilla", None, None) in keys and ("gold", None, None) in keys
+    for method in METHODS:
+        assert {(method, "lora", "both"), (method, "l1-lora", "both"), (method, "lora", "text"),
+                (method, "lora", "visual")} <= keys
+    for row in rows:
+        assert set(row) >= {"method", "modality", "forget_split", "lora", "l1", "status",
+                            "scores", "cost"}
+        assert row["status"] in ("ok", "diverged")
+        if row["status"] == "ok":
+            assert set(row["scores"]) >= {"forget_quality", "forget_quality_js",
+                                          "model_utility", "real", "retain", "forget"}
+            assert 0.0 <= row["scores"]["forget_quality"] <= 1.0
+    gold = next(r for r in rows if r["method"] == "gold")
+    assert gold["scores"]["forget_quality"] == 1.0  # gold against itself
+    l1_rows = [r for r in rows if r["variant"] == "l1-lora"]
+    assert all(r["lora"] and r["l1"] == 1e-4 for r in l1_rows)
+    assert all(r["cost"]["optimiser_steps"] > 0 for r in rows if r["method"] in METHODS)
+    for name in ("report.html", "report.md", "leaderboard.csv", "timing.json"):
+        assert (smoke_run / name).is_file(), name
+
+
+def test_rerun_redoes_nothing(smoke_run: Path, capsys) -> None:
+    before = outputs(smoke_run)
+    assert main(["run", "--preset", "smoke", "--out", str(smoke_run)]) == 0
+    assert outputs(smoke_run) == before
+    assert "up to date" in capsys.readouterr().out
+
+
+def test_interrupted_stage_is_redone(smoke_run: Path) -> None:
+    marker = smoke_run / "unlearn" / "forget10" / "text" / "ga-lora" / "unlearning.json"
+    marker.unlink()  # as if killed before the stage finished
+    before = outputs(smoke_run)
+    assert main(["run", "--preset", "smoke", "--out", str(smoke_run)]) == 0
+    after = outputs(smoke_run)
+    changed = {name for name in after if after[name] != before.get(name)}
+    assert {"unlearn/forget10/text/ga-lora/unlearning.json",
+            "unlearn/forget10/text/ga-lora/eval-forget10/eval.json"} <= changed
+    assert all(name.startswith("unlearn/forget10/text/ga-lora/")
+               or name in ("results.json", "report.html") for name in changed)
+
+
+def test_changed_method_setting_redoes_only_that_method(smoke_run: Path, tmp_path: Path) -> None:
+    config = tmp_path / "smoke-npo.yaml"
+    text = embedded_config("smoke").read_text()
+    config.write_text(text.replace("  modality_study: [text, visual]\n",
+                                   "  modality_study: [text, visual]\n"
+                                   "  options: {npo: {beta: 0.5}}\n"))
+    before = outputs(smoke_run)
+    assert main(["run", "--config", str(config), "--out", str(smoke_run)]) == 0
+    after = outputs(smoke_run)
+    changed = {name for name in after if after[name] != before.get(name)}
+    unlearned = {name.split("/")[3].removesuffix("-lora").removesuffix("-l1")
+                 for name in changed if name.startswith("unlearn/")}
+    assert unlearned == {"npo"}
+    assert sum(name.endswith("unlearning.json") for name in changed) == 4
+    assert not any(name.startswith(("vanilla/", "gold-", "base/")) for name in changed)
+    assert "results.json" in changed
