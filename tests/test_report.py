@@ -206,6 +206,9 @@ def test_findings_not_measured():
     assert "needs a LoRA variant with λ = 0 and one with λ > 0" in found[L1_CLAIM].evidence
     no_vanilla = by_claim([r for r in rows if r["method"] != "vanilla"])
     assert no_vanilla[COLLAPSE_CLAIM].verdict == NOT_MEASURED
+    knows_nothing = [make_row("vanilla", retain=0.0) if r["method"] == "vanilla" else r
+                     for r in rows]
+    assert by_claim(knows_nothing)[COLLAPSE_CLAIM].verdict == NOT_MEASURED
 
 
 # --- plots -------------------------------------------------------------------------------

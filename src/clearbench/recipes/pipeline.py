@@ -349,8 +349,9 @@ def run(config_path: Path | None = None, run_dir: Path | None = None, *,
     print(f"\nclearbench run finished in {_clock(wall)} ({jobs} at a time); time by stage kind:")
     for kind, entry in spent.items():
         print(f"  {kind:9} {entry['stages']:3d} stages  {entry['seconds']:8.1f} s")
-    summary = run_dir / "report.md"
-    if summary.is_file():
-        print(f"\nreport: {run_dir / 'report.html'} (also report.md, leaderboard.csv, "
-              "results.json)")
+    from clearbench.report import terminal_summary
+
+    print("\n" + terminal_summary(run_dir))
+    print(f"\nreport: {run_dir / 'report.html'} (also report.md, leaderboard.csv, "
+          "results.json)")
     return the_plan

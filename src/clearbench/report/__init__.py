@@ -5,6 +5,6 @@ only reads results.
 """
 
 from clearbench.report.compare import compare_runs
-from clearbench.report.render import write_report
+from clearbench.report.render import terminal_summary, write_report
 
-__all__ = ["compare_runs", "write_report"]
+__all__ = ["compare_runs", "terminal_summary", "write_report"]

@@ -114,6 +114,8 @@ def _collapse(rows: list[Row], variant: str | None) -> tuple[str, str]:
     vanilla = _values(rows, "vanilla", None, None, ("retain",), excluded)
     if vanilla is None:
         return NOT_MEASURED, f"Not measured: vanilla Retain unavailable ({excluded[0]})."
+    if vanilla[0] <= 0:
+        return NOT_MEASURED, "Not measured: vanilla's Retain is 0, so nothing can collapse."
     threshold = COLLAPSE_RATIO * vanilla[0]
     parts, passed = [], 0
     for method in (m for m in COLLAPSE_METHODS if m in methods(rows)):

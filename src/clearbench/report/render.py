@@ -95,6 +95,19 @@ def write_report(run_dir: Path) -> list[Path]:
     return written
 
 
+def terminal_summary(run_dir: Path) -> str:
+    """The main table and the findings' verdicts of each forget split, as plain text."""
+    results = load_results(run_dir)
+    rows, variant = results["rows"], main_variant(results)
+    found = findings(rows, variant)
+    parts = []
+    for split in forget_splits(results):
+        parts.append(_md_table(main_table(rows, split, variant)))
+        parts.append("\n".join(f"- {f.claim}: {f.verdict}"
+                               for f in found if f.forget_split == split))
+    return "\n\n".join(parts)
+
+
 def report_blocks(results: dict[str, Any], name: str, plots: dict[str, list[Plot]]) -> list[Block]:
     """The report's content: tables and plots per forget split, findings, cost."""
     rows, splits, variant = results["rows"], forget_splits(results), main_variant(results)
