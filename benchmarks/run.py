@@ -35,6 +35,15 @@ def tree_rss(process: psutil.Process) -> int:
     return total
 
 
+def cached_training(out: Path) -> dict[str, float]:
+    """Training stages already finished in ``out`` and the seconds they recorded."""
+    done = {}
+    for marker in [out / "base" / "base.json", *sorted(out.glob("*/training.json"))]:
+        if marker.is_file():
+            done[marker.parent.name] = json.loads(marker.read_text())["seconds"]
+    return done
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", choices=sorted(TARGETS), default="mini")
@@ -46,6 +55,7 @@ def main() -> None:
                "--out", str(out)]
     if args.jobs:
         command += ["--jobs", str(args.jobs)]
+    already = cached_training(out)
     started = time.perf_counter()
     child = subprocess.Popen(command)
     watched = psutil.Process(child.pid)
@@ -63,6 +73,12 @@ def main() -> None:
           f"{'met' if wall <= TARGETS[args.preset] else 'MISSED'})")
     print(f"  peak RSS (tree) {peak / 1024**3:8.2f} GB  (target ≤ {PEAK_RSS_TARGET_GB} GB: "
           f"{'met' if peak / 1024**3 <= PEAK_RSS_TARGET_GB else 'MISSED'})")
+    if already:
+        print("  RESUMED run: these stages were already done and are NOT in the wall time "
+              "(their recorded seconds): "
+              + "; ".join(f"{name} {sec:.0f} s" for name, sec in already.items()))
+        print(f"  a cold run would take about {wall + sum(already.values()):.0f} s "
+              "(these stages one after the other)")
     print("  time by stage kind (summed over workers):")
     total = sum(entry["seconds"] for entry in timing["by_kind"].values())
     for kind, entry in sorted(timing["by_kind"].items(), key=lambda kv: -kv[1]["seconds"]):

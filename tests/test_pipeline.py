@@ -136,3 +136,34 @@ def test_a_failed_stage_in_a_worker_names_the_stage_and_its_log(tmp_path: Path) 
     log_file = Path(str(info.value).split("(log: ")[1].rstrip(")"))
     assert "bad column" in log_file.read_text()
     assert not log.exists()  # the dependent stage never ran
+
+
+def test_memory_estimate_by_hand() -> None:
+    from clearbench.recipes.estimate import ModelShape, lora_parameters, training_memory
+
+    shape = ModelShape(parameters=1000, vision_parameters=100, hidden=4, layers=2,
+                       intermediate=8, vocab=10, image_tokens=4)
+    gb = 1024**3
+    # LoRA r=2: per layer 4·2·2·4 (q,k,v,o) + 3·2·(4+8) (gate, up, down) = 64 + 72 = 136.
+    assert lora_parameters(shape, 2) == 2 * 136
+    sequence = 4 + 96
+    activations = sequence * (34 * 4 * 2 * 2 / 2 + 8 * 10)  # one batch of one example, bf16
+    lora = training_memory(shape, width=2, lora=True, lora_rank=2, train_vision=False,
+                           reference_copy=False, batch=1, batches=1)
+    assert lora * gb == pytest.approx(1000 * 2 + 272 * 16 + activations)
+    # Full parameters in fp32 with a frozen vision tower and a θ₀ copy, two batches of 3.
+    full = training_memory(shape, width=4, lora=False, lora_rank=2, train_vision=False,
+                           reference_copy=True, batch=3, batches=2)
+    activations = 2 * 3 * sequence * (34 * 4 * 2 * 4 / 2 + 8 * 10)
+    assert full * gb == pytest.approx(1000 * 4 + 900 * 12 + 1000 * 4 + activations)
+
+
+def test_data_sizes_of_views() -> None:
+    from clearbench.recipes.estimate import DataSizes
+
+    clear = DataSizes(persons=200, images=3768, qa_per_person=20)
+    assert clear.view("full+tofu") == (3768, 4000)
+    assert clear.view("forget10") == (377, 0)  # 20 persons × 18.84 images
+    assert clear.view("tofu:forget10") == (0, 400)
+    assert clear.view("retain90+tofu") == (3391, 3600)
+    assert clear.view("forget01+tofu") == (38, 40)

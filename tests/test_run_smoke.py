@@ -92,3 +92,15 @@ def test_changed_method_setting_redoes_only_that_method(smoke_run: Path, tmp_pat
     assert sum(name.endswith("unlearning.json") for name in changed) == 4
     assert not any(name.startswith(("vanilla/", "gold-", "base/")) for name in changed)
     assert "results.json" in changed
+
+
+def test_dry_run_sizes_a_local_model_and_data_folder(smoke_run: Path, tmp_path: Path,
+                                                      capsys) -> None:
+    config = tmp_path / "local.yaml"
+    config.write_text(f"data: {{source: {smoke_run / 'data'}}}\n"
+                      f"model: {smoke_run / 'base'}\nunlearn: {{methods: [ga]}}\n")
+    assert main(["run", "--config", str(config), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "10 persons, 20 images, 2 QA per person" in out
+    base = json.loads((smoke_run / "base" / "base.json").read_text())
+    assert f"{base['parameters'] / 1e6:,.1f} M parameters" in out

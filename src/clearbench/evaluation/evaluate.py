@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 from clearbench.data.examples import Example
 from clearbench.evaluation.records import candidate_answers, row_record, task_summary
 from clearbench.evaluation.tasks import Task, TaskRow
+from clearbench.training.distributed import ONE_PROCESS, Shard
 
 
 class Evaluable(Protocol):
@@ -53,19 +54,26 @@ class EvalSettings:
 
 
 def evaluate_task(
-    vlm: Evaluable, task: Task, rows: Sequence[TaskRow], settings: EvalSettings
+    vlm: Evaluable, task: Task, rows: Sequence[TaskRow], settings: EvalSettings,
+    shard: Shard = ONE_PROCESS,
 ) -> dict[str, Any]:
     """Task summary plus one record per row (see :func:`~.records.row_record`).
 
     Rows go through the model ``batch_size`` at a time: batched greedy generation with the KV
     cache, whose prefill of image and prompt is then reused to score every candidate answer.
+    Under a multi-process launch each process scores every ``world``-th batch and the batches
+    are gathered back in order: the same batches as one process, so the same numbers.
     """
-    records: list[dict[str, Any]] = []
-    with tqdm(total=len(rows), desc=task.name, unit="row", dynamic_ncols=True) as progress:
-        for start in range(0, len(rows), settings.batch_size):
-            chunk = rows[start : start + settings.batch_size]
-            records += _score_chunk(vlm, task, chunk, settings)
-            progress.update(len(chunk))
+    starts = range(0, len(rows), settings.batch_size)
+    mine: dict[int, list[dict[str, Any]]] = {}
+    with tqdm(total=len(rows), desc=task.name, unit="row", dynamic_ncols=True,
+              disable=shard.rank != 0) as progress:
+        for index in shard.take(len(starts)):
+            chunk = rows[starts[index] : starts[index] + settings.batch_size]
+            mine[index] = _score_chunk(vlm, task, chunk, settings)
+            progress.update(len(chunk) * shard.world)
+    every = shard.gather(mine)
+    records = [record for index in range(len(starts)) for record in every[index]]
     return task_summary(records, forget=task.kind == "forget") | {"rows": records}
 
 

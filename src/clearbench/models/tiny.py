@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (
-    CLIPImageProcessor,
+    CLIPImageProcessorPil,
     CLIPVisionConfig,
     GenerationConfig,
     LlamaConfig,
@@ -22,7 +22,7 @@ from transformers import (
     PreTrainedTokenizerFast,
     Qwen2VLConfig,
     Qwen2VLForConditionalGeneration,
-    Qwen2VLImageProcessor,
+    Qwen2VLImageProcessorPil,
 )
 
 from clearbench.models.formats import ChatFormat, LlavaFormat, QwenVLFormat
@@ -117,7 +117,7 @@ def build_tiny_vlm(config: TinyVLMConfig, texts: Iterable[str], *, seed: int = 0
     hf_config = tiny_hf_config(config, len(tokenizer), ids)
     if config.arch == "llava":
         model = LlavaForConditionalGeneration(hf_config)
-        image_processor = CLIPImageProcessor(
+        image_processor = CLIPImageProcessorPil(
             size={"shortest_edge": config.image_size},
             crop_size={"height": config.image_size, "width": config.image_size},
         )
@@ -131,7 +131,7 @@ def build_tiny_vlm(config: TinyVLMConfig, texts: Iterable[str], *, seed: int = 0
     else:
         model = Qwen2VLForConditionalGeneration(hf_config)
         # A fixed pixel budget: a square image becomes image_size/patch_size patches a side.
-        image_processor = Qwen2VLImageProcessor(
+        image_processor = Qwen2VLImageProcessorPil(
             patch_size=config.patch_size,
             temporal_patch_size=2,
             merge_size=chat_format.merge_size,

@@ -2,8 +2,8 @@
 estimates, without loading any weights or data rows.
 
 Model sizes come from the model's config on the meta device (local folders, the tiny base) or
-from a table of the hub models the paper uses. Data sizes come from the synthesis settings,
-from a local folder's row counts, or from spec §1.1 for ``therem/CLEAR``.
+from a table of the hub models the paper uses. Data sizes come from the synthesis settings or
+a CLEAR-mini folder's data card, otherwise from spec §1.1 (``therem/CLEAR``).
 
 Peak memory of a training stage (bytes), documented in ``docs/gpu.md``:
     weights          P · w                       (w = 2 for bf16/fp16, 4 for fp32)
@@ -131,8 +131,9 @@ def data_sizes(the_plan: Plan) -> DataSizes:
                          synth.qa_per_person)
     card = Path(the_plan.data) / "datacard.json"
     if card.is_file():
-        rows = json.loads(card.read_text())["rows"]
-        persons = len(json.loads(card.read_text())["persons"]["full"])
+        recorded = json.loads(card.read_text())
+        persons = len(recorded["persons"]["fictitious"])
+        rows = recorded["rows"]
         return DataSizes(persons, rows["clear"]["full"], rows["tofu"]["full"] // persons)
     return DataSizes(CLEAR_PERSONS, CLEAR_IMAGES, CLEAR_QA_PER_PERSON)
 

@@ -20,6 +20,7 @@ from clearbench.evaluation.tasks import TASKS, TASKS_BY_NAME
 from clearbench.io import read_json, stable_hash, write_json_atomic
 from clearbench.models.loading import load_vlm
 from clearbench.recipes.stage import data_source
+from clearbench.training.distributed import process_device, process_state, shard_of
 
 EVAL_FILE = "eval.json"
 SCORES_FILE = "scores.json"
@@ -88,8 +89,9 @@ def run_eval(config: EvalConfig) -> dict[str, Any]:
     for name in config.tasks:  # bad data fails here, before the model loads
         TASKS_BY_NAME[name].load(source, config.forget_split)
     torch.manual_seed(settings.seed)
+    state = process_state(config.device)  # rows are shared out under a multi-process launch
     vlm = load_vlm(config.model, revision=config.model_revision, dtype=config.dtype,
-                   device=config.device)
+                   device=process_device(config.device, state))
     results = {}
     for name in config.tasks:
         task_file = out / TASKS_DIR / f"{name}.json"
@@ -98,11 +100,15 @@ def run_eval(config: EvalConfig) -> dict[str, Any]:
             results[name] = stored["result"]
             continue
         rows = TASKS_BY_NAME[name].rows(source, config.forget_split)[: config.limit]
-        results[name] = evaluate_task(vlm, TASKS_BY_NAME[name], rows, settings)
-        write_json_atomic(task_file, {"identity": task_identity, "result": results[name]})
+        results[name] = evaluate_task(vlm, TASKS_BY_NAME[name], rows, settings,
+                                      shard_of(state))
+        if state.is_main_process:
+            write_json_atomic(task_file, {"identity": task_identity, "result": results[name]})
     payload = header | {"identity": identity, "tasks": results}
-    write_json_atomic(eval_file, payload)
-    print_summary(payload)
+    if state.is_main_process:
+        write_json_atomic(eval_file, payload)
+        print_summary(payload)
+    state.wait_for_everyone()
     return payload
 
 

@@ -19,6 +19,7 @@ from clearbench.io import stable_hash, write_json_atomic
 from clearbench.models.loading import load_vlm
 from clearbench.models.lora import LoraSettings, apply_lora, freeze_vision_tower
 from clearbench.recipes.stage import data_source, finished
+from clearbench.training.distributed import process_device, process_state
 from clearbench.training.loop import TrainSettings, remove_checkpoint, train
 
 MARKER = "training.json"
@@ -123,8 +124,9 @@ def finetune(config: FinetuneConfig) -> dict[str, Any]:
         return identity
 
     examples = training_examples(source, config.split)  # bad data fails before the model loads
+    state = process_state(config.device)  # data-parallel under a multi-process launch
     vlm = load_vlm(config.model, revision=config.model_revision, dtype=config.dtype,
-                   device=config.device)
+                   device=process_device(config.device, state))
     recipe_name, recipe = config.resolved_recipe(vlm.num_parameters())
     if not recipe.train_vision_tower:
         freeze_vision_tower(vlm)
@@ -154,6 +156,9 @@ def finetune(config: FinetuneConfig) -> dict[str, Any]:
         description=f"finetune {config.split}",
         fingerprint=stage_hash,
     )
+    if not state.is_main_process:  # other processes of a multi-process launch are done
+        state.wait_for_everyone()
+        return identity
     vlm.save(out, merge_lora=True)
 
     role = config.gate_role or ("gold" if config.split.startswith("retain") else "vanilla")
@@ -179,6 +184,7 @@ def finetune(config: FinetuneConfig) -> dict[str, Any]:
     }
     write_json_atomic(out / MARKER, record)
     remove_checkpoint(out)
+    state.wait_for_everyone()
     return record
 
 

@@ -35,6 +35,7 @@ from clearbench.models.lora import (
 )
 from clearbench.models.vlm import VLM
 from clearbench.recipes.stage import data_source, finished
+from clearbench.training.distributed import process_device, process_state
 from clearbench.training.loop import DivergedError, TrainSettings, remove_checkpoint, train
 from clearbench.training.reference import reference_for
 
@@ -164,8 +165,9 @@ def unlearn(config: UnlearnConfig) -> dict[str, Any]:
     retain = training_examples(source, f"{retain_split}+tofu")
 
     started = time.perf_counter()
+    state = process_state(config.device)  # data-parallel under a multi-process launch
     vlm = load_vlm(config.model, revision=config.model_revision, dtype=config.dtype,
-                   device=config.device)
+                   device=process_device(config.device, state))
     recipe_name, recipe = config.resolved_recipe(vlm.num_parameters())
     if recipe.face_name_rows:
         forget += face_name_examples(source, view)
@@ -209,12 +211,18 @@ def unlearn(config: UnlearnConfig) -> dict[str, Any]:
                        description=f"unlearn {method.name} ({config.modality})",
                        fingerprint=stage_hash)
     except DivergedError as diverged:
+        state.wait_for_everyone()
+        if not state.is_main_process:
+            return record
         record |= {"status": "diverged", "diverged_at_step": diverged.step,
                    "cost": cost(started, diverged.step * settings.grad_accum, forwards,
                                 trainable) | {"optimiser_steps": diverged.step}}
         remove_checkpoint(out)
         write_json_atomic(out / MARKER, record)
         print(f"unlearn: {diverged}")
+        return record
+    if not state.is_main_process:  # other processes of a multi-process launch are done
+        state.wait_for_everyone()
         return record
     method.finish(lambda scale: negate(vlm, config.lora, trainable, initial, scale))
     vlm.save(out, merge_lora=True)
@@ -223,6 +231,7 @@ def unlearn(config: UnlearnConfig) -> dict[str, Any]:
                "cost": cost(started, result.steps * settings.grad_accum, forwards, trainable)
                | {"optimiser_steps": result.steps, "training_seconds": result.seconds}}
     write_json_atomic(out / MARKER, record)
+    state.wait_for_everyone()
     return record
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import DistributedDataParallelKwargs, set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_scheduler
@@ -138,8 +138,11 @@ def train(
         raise ValueError(f"{description}: nothing to train on (0 items)")
     out_dir.mkdir(parents=True, exist_ok=True)
     accelerator = accelerator or Accelerator(
+        cpu=next(model.parameters()).device.type == "cpu",  # CPU processes talk over gloo
         gradient_accumulation_steps=settings.grad_accum,
         mixed_precision=settings.mixed_precision,
+        # Text-only batches leave the vision tower without gradients: DDP must allow it.
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
     )
     set_seed(settings.seed)
 
