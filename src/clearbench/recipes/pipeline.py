@@ -278,16 +278,19 @@ def execute(stages: list[Stage], jobs: int, log_dir: Path) -> dict[str, float]:
             print(f"[{len(progress.seconds) + 1}/{progress.total}] {stage.name} ...", flush=True)
             progress.done(stage, run_stage(stage))
         return progress.seconds
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    cores = os.cpu_count() or 1
     pending = [stage for stage in stages if stage.kind != "report"]
     running: dict[Future, tuple[Stage, Path]] = {}
     failed: list[str] = []
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
         while (pending and not failed) or running:
-            for stage in [s for s in pending if set(s.needs) <= progress.seconds.keys()]:
+            ready = [s for s in pending if set(s.needs) <= progress.seconds.keys()]
+            for stage in ready:
                 if len(running) == jobs or failed:
                     break
+                # A stage that runs alone (the base model) gets every core.
+                threads = max(1, cores // min(jobs, len(running) + len(ready)))
                 log = log_dir / f"{len(progress.seconds) + len(running):03d}-" \
                     f"{_slug(stage.name)}.log"
                 running[pool.submit(_logged_stage, stage, log, threads)] = (stage, log)
