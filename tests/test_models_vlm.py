@@ -18,6 +18,7 @@ from clearbench.models import (
     TinyVLMConfig,
     apply_lora,
     build_tiny_vlm,
+    enable_gradient_checkpointing,
     freeze_vision_tower,
     load_vlm,
     lora_parameters,
@@ -185,6 +186,29 @@ def test_forward_backward_after_freezing_the_vision_tower(arch):
             assert parameter.grad is not None and torch.isfinite(parameter.grad).all(), name
             if projector in name:
                 assert parameter.grad.abs().sum() > 0, name
+
+
+def gradients(vlm: VLM) -> dict[str, torch.Tensor]:
+    vlm.model.train()
+    vlm.model.zero_grad()
+    vlm.model(**vlm.encode(TRAIN)).loss.backward()
+    return {n: p.grad.clone() for n, p in vlm.model.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
+def test_gradient_checkpointing_gives_the_same_gradients(arch, lora):
+    vlm = tiny(arch)
+    freeze_vision_tower(vlm)
+    if lora:
+        apply_lora(vlm, LoraSettings(rank=4, alpha=8))
+    plain = gradients(vlm)
+    enable_gradient_checkpointing(vlm)
+    assert vlm.model.is_gradient_checkpointing
+    checkpointed = gradients(vlm)
+    assert plain.keys() == checkpointed.keys() and plain
+    for name, grad in plain.items():
+        torch.testing.assert_close(checkpointed[name], grad, rtol=1e-4, atol=1e-6, msg=name)
 
 
 def test_build_is_deterministic_for_a_seed():

@@ -167,3 +167,37 @@ def test_data_sizes_of_views() -> None:
     assert clear.view("tofu:forget10") == (0, 400)
     assert clear.view("retain90+tofu") == (3391, 3600)
     assert clear.view("forget01+tofu") == (38, 40)
+
+
+def test_the_gpu_guide_table_matches_the_dry_run_estimates() -> None:
+    """docs/gpu.md's memory table is what `--dry-run` prints for the paper configs."""
+    import re
+
+    from clearbench.recipes.estimate import data_sizes, estimate, model_shape
+
+    docs = (Path(__file__).parents[1] / "docs" / "gpu.md").read_text()
+    stages = {"fine-tune vanilla / gold": "fine-tune vanilla",
+              "unlearn, one batch": "unlearn ga (lora, both, forget10)",
+              "unlearn, two batches": "unlearn npo (lora, both, forget10)",
+              "unlearn, three batches": "unlearn dpo (lora, both, forget10)",
+              "evaluate (batch 16)": "evaluate vanilla (forget10)"}
+    for column, config in enumerate(["llava-1.5-7b", "qwen2-vl-2b"]):
+        the_plan = plan(load_run_config(PAPER / f"{config}_forget10.yaml"), Path("unused"))
+        shape, sizes = model_shape(the_plan), data_sizes(the_plan)
+        by_name = {stage.name: stage for stage in the_plan.stages}
+        for label, name in stages.items():
+            row = next(line for line in docs.splitlines() if line.startswith(f"| {label}"))
+            documented = float(re.findall(r"\| ([\d.]+) ", row + " ")[column])
+            _, _, memory = estimate(by_name[name], shape, sizes)
+            assert documented == pytest.approx(float(memory), abs=0.051), (config, label)
+
+
+def test_gradient_checkpointing_lowers_the_estimate() -> None:
+    from clearbench.recipes.estimate import KNOWN_MODELS, training_memory
+
+    shape = KNOWN_MODELS["llava-hf/llava-1.5-7b-hf"]
+    settings = {"width": 2, "lora": True, "lora_rank": 8, "train_vision": False,
+                "reference_copy": False, "batch": 4, "batches": 2}
+    plain = training_memory(shape, **settings)
+    checkpointed = training_memory(shape, **settings, checkpointing=True)
+    assert 14 < checkpointed < plain / 2  # weights (14 GB) stay, most activations go

@@ -83,6 +83,8 @@ def add_finetune_command(sub: argparse._SubParsersAction) -> None:
     ft.add_argument("--epochs", type=float)
     ft.add_argument("--batch-size", type=int)
     ft.add_argument("--grad-accum", type=int)
+    ft.add_argument("--gradient-checkpointing", action="store_true", default=None,
+                    help="recompute activations in the backward pass (less memory)")
     ft.add_argument("--seed", type=int, default=0)
     ft.add_argument("--data-revision", help="pin the hub data set to a commit/tag")
     ft.add_argument("--model-revision", help="pin the hub model to a commit/tag")
@@ -192,6 +194,8 @@ def add_unlearn_command(sub: argparse._SubParsersAction) -> None:
     un.add_argument("--lr", type=float)
     un.add_argument("--epochs", type=float)
     un.add_argument("--batch-size", type=int)
+    un.add_argument("--gradient-checkpointing", action="store_true", default=None,
+                    help="recompute activations in the backward pass (less memory)")
     un.add_argument("--seed", type=int, default=0)
     un.add_argument("--data-revision")
     un.add_argument("--model-revision")

@@ -6,6 +6,7 @@ from clearbench.models.loading import load_vlm
 from clearbench.models.lora import (
     LoraSettings,
     apply_lora,
+    enable_gradient_checkpointing,
     freeze_vision_tower,
     lora_parameters,
     merge_lora,
@@ -24,6 +25,7 @@ __all__ = [
     "apply_lora",
     "build_tiny_vlm",
     "chat_format_for",
+    "enable_gradient_checkpointing",
     "freeze_vision_tower",
     "load_vlm",
     "lora_parameters",

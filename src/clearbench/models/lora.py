@@ -111,6 +111,12 @@ def merge_lora(vlm: VLM) -> None:
         vlm.model = vlm.model.merge_and_unload()
 
 
+def enable_gradient_checkpointing(vlm: VLM) -> None:
+    """Recompute each layer's activations in the backward pass instead of keeping them
+    (non-reentrant, so frozen inputs and LoRA adapters need no extra hooks)."""
+    vlm.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
 def freeze_vision_tower(vlm: VLM) -> None:
     """Stop gradients to the vision tower; the multimodal projector stays trainable.
 

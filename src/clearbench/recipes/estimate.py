@@ -15,6 +15,8 @@ Peak memory of a training stage (bytes), documented in ``docs/gpu.md``:
                      recomputation, memory-efficient attention; fp32 logits and their gradient)
 with B the micro-batch, S the sequence (image tokens + text), H and L the decoder's width and
 depth, V the vocabulary and n_b the batches a step back-propagates through (forget, retain).
+With gradient checkpointing L becomes L·2/34 + 1 (each layer's input, one layer's
+activations).
 Evaluation: weights + one batch of activations without gradients. Expect ±30 %.
 """
 
@@ -145,7 +147,8 @@ def lora_parameters(shape: ModelShape, rank: int) -> int:
 
 
 def training_memory(shape: ModelShape, *, width: int, lora: bool, lora_rank: int,
-                    train_vision: bool, reference_copy: bool, batch: int, batches: int) -> float:
+                    train_vision: bool, reference_copy: bool, batch: int, batches: int,
+                    checkpointing: bool = False) -> float:
     """Peak training memory in GB (see the module docstring for the formula)."""
     if lora:
         trainable = lora_parameters(shape, lora_rank)
@@ -154,8 +157,10 @@ def training_memory(shape: ModelShape, *, width: int, lora: bool, lora_rank: int
         trainable = shape.parameters - (0 if train_vision else shape.vision_parameters)
         per_trainable = width + 8 + (4 if width == 2 else 0)
     sequence = shape.image_tokens + TEXT_TOKENS
+    # With gradient checkpointing only each layer's input is kept, plus one layer's activations.
+    kept_layers = shape.layers * (2 / 34) + 1 if checkpointing else shape.layers
     activations = batches * batch * sequence * (
-        34 * shape.hidden * shape.layers * width / 2 + 8 * shape.vocab)
+        34 * shape.hidden * kept_layers * width / 2 + 8 * shape.vocab)
     total = (shape.parameters * width + trainable * per_trainable
              + (shape.parameters * width if reference_copy else 0) + activations)
     return total / GB
@@ -185,7 +190,8 @@ def estimate(stage: Stage, shape: ModelShape, sizes: DataSizes) -> tuple[str, st
         memory = training_memory(shape, width=_width(config.dtype, config.device),
                                  lora=recipe.lora, lora_rank=recipe.lora_rank,
                                  train_vision=recipe.train_vision_tower, reference_copy=False,
-                                 batch=recipe.batch_size, batches=1)
+                                 batch=recipe.batch_size, batches=1,
+                                 checkpointing=recipe.gradient_checkpointing)
         return str(examples), f"{steps:.0f}", f"{memory:.2f}"
     if stage.kind == "unlearn":
         from clearbench.recipes.unlearn import forget_view
@@ -199,7 +205,8 @@ def estimate(stage: Stage, shape: ModelShape, sizes: DataSizes) -> tuple[str, st
                                  lora=config.lora, lora_rank=config.lora_rank,
                                  train_vision=recipe.train_vision_tower,
                                  reference_copy=method.needs_reference and not config.lora,
-                                 batch=recipe.batch_size, batches=len(method.batches))
+                                 batch=recipe.batch_size, batches=len(method.batches),
+                                 checkpointing=recipe.gradient_checkpointing)
         return str(examples), f"{steps:.0f}", f"{memory:.2f}"
     if stage.kind == "eval":
         memory = evaluation_memory(shape, width=_width(config.dtype, config.device),

@@ -17,7 +17,12 @@ from clearbench.data.views import face_name_examples, training_examples
 from clearbench.evaluation.gate import memorisation_report
 from clearbench.io import stable_hash, write_json_atomic
 from clearbench.models.loading import load_vlm
-from clearbench.models.lora import LoraSettings, apply_lora, freeze_vision_tower
+from clearbench.models.lora import (
+    LoraSettings,
+    apply_lora,
+    enable_gradient_checkpointing,
+    freeze_vision_tower,
+)
 from clearbench.recipes.stage import data_source, finished
 from clearbench.training.distributed import process_device, process_state
 from clearbench.training.loop import TrainSettings, remove_checkpoint, train
@@ -45,6 +50,8 @@ class Recipe:
     train_vision_tower: bool
     face_name_rows: bool
     """Also train "The name of the person on the image is" → name on every training image."""
+    gradient_checkpointing: bool
+    """Recompute activations in the backward pass: less memory, ~30 % more compute."""
 
 
 RECIPES = {
@@ -54,7 +61,7 @@ RECIPES = {
     "paper": Recipe(
         lora=True, lora_rank=8, lora_alpha=32, lr=1e-5, epochs=3.0, weight_decay=0.01,
         warmup_epochs=1.0, batch_size=4, grad_accum=4, mixed_precision="bf16",
-        train_vision_tower=False, face_name_rows=False,
+        train_vision_tower=False, face_name_rows=False, gradient_checkpointing=False,
     ),
     # Sized for the tiny offline VLM on 2 CPU cores: full parameters and enough epochs to
     # memorise every person (a tiny model needs ~50–60 exposures per fact). The vision tower is
@@ -65,7 +72,7 @@ RECIPES = {
     "mini": Recipe(
         lora=False, lora_rank=8, lora_alpha=32, lr=7e-4, epochs=60.0, weight_decay=0.0,
         warmup_epochs=0.5, batch_size=16, grad_accum=1, mixed_precision="no",
-        train_vision_tower=True, face_name_rows=True,
+        train_vision_tower=True, face_name_rows=True, gradient_checkpointing=False,
     ),
 }
 
@@ -87,6 +94,7 @@ class FinetuneConfig:
     grad_accum: int | None = None
     train_vision_tower: bool | None = None
     face_name_rows: bool | None = None
+    gradient_checkpointing: bool | None = None
     seed: int = 0
     data_revision: str | None = None
     model_revision: str | None = None
@@ -116,8 +124,8 @@ def finetune(config: FinetuneConfig) -> dict[str, Any]:
     out = Path(config.out)
     source = data_source(config.data, config.data_revision)
     identity = {"config": asdict(config), "data": source.fingerprint()}
-    for where_or_how_often in ("out", "device", "checkpoint_every"):  # do not change the result
-        identity["config"].pop(where_or_how_often)
+    for where_or_how in ("out", "device", "checkpoint_every", "gradient_checkpointing"):
+        identity["config"].pop(where_or_how)  # none of them changes the result
     stage_hash = stable_hash(identity)
     if finished(out / MARKER, stage_hash, what="fine-tuned model"):
         print(f"finetune: {out} is already done (settings {stage_hash}); nothing to do")
@@ -134,6 +142,8 @@ def finetune(config: FinetuneConfig) -> dict[str, Any]:
         apply_lora(vlm, LoraSettings(rank=recipe.lora_rank, alpha=recipe.lora_alpha))
     if recipe.face_name_rows:
         examples += face_name_examples(source, config.split)
+    if recipe.gradient_checkpointing:
+        enable_gradient_checkpointing(vlm)
     batches_per_epoch = -(-len(examples) // recipe.batch_size)
     settings = TrainSettings(
         epochs=recipe.epochs,

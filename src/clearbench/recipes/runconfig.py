@@ -26,9 +26,9 @@ TOP_KEYS = {"seed", "data", "base", "model", "model_revision", "finetune", "forg
             "unlearn", "eval", "device", "dtype", "jobs"}
 DATA_KEYS = {"synth", "source", "revision"}
 UNLEARN_KEYS = {"methods", "variants", "modality_study", "options", "recipe", "epochs",
-                "batch_size", "lr"}
+                "batch_size", "lr", "gradient_checkpointing"}
 VARIANT_KEYS = {"lora", "lora_rank", "lora_alpha", "lora_targets", "l1", "lr", "epochs",
-                "batch_size", "recipe"}
+                "batch_size", "recipe", "gradient_checkpointing"}
 # Set by the run itself, never by a config file.
 FIXED_FIELDS = {"model", "data", "out", "seed", "data_revision", "model_revision", "device",
                 "dtype", "split", "forget_split", "gate_split", "method", "modality",
