@@ -201,3 +201,13 @@ def test_gradient_checkpointing_lowers_the_estimate() -> None:
     plain = training_memory(shape, **settings)
     checkpointed = training_memory(shape, **settings, checkpointing=True)
     assert 14 < checkpointed < plain / 2  # weights (14 GB) stay, most activations go
+
+
+@pytest.mark.parametrize("name", ["ddp", "deepspeed-zero2", "deepspeed-zero3"])
+def test_accelerate_configs_load(name: str) -> None:
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    config = load_config_from_file(str(PAPER.parent / "accelerate" / f"{name}.yaml"))
+    assert config.mixed_precision == "bf16" and config.num_processes > 1
+    if name.startswith("deepspeed"):
+        assert config.deepspeed_config["zero_stage"] == int(name[-1])

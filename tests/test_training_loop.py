@@ -117,3 +117,12 @@ def test_nan_loss_stops_with_the_step(tmp_path):
 def test_bad_settings_are_named(tmp_path, bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         train(fresh_model(), toy_items(), collate, mse, settings(**bad), tmp_path)
+
+
+def test_deepspeed_zero3_is_refused_with_a_clear_error(tmp_path):
+    from types import SimpleNamespace
+
+    zero3 = SimpleNamespace(num_processes=1,
+                            state=SimpleNamespace(deepspeed_plugin=SimpleNamespace(zero_stage=3)))
+    with pytest.raises(ValueError, match="ZeRO-3"):
+        train(fresh_model(), toy_items(), collate, mse, settings(), tmp_path, accelerator=zero3)

@@ -150,6 +150,12 @@ def train(
     total_micro = math.ceil(batches_per_epoch * settings.epochs)
     total_steps = math.ceil(total_micro / settings.grad_accum)
 
+    plugin = accelerator.state.deepspeed_plugin
+    if plugin is not None and plugin.zero_stage == 3:
+        raise ValueError(
+            f"{description}: DeepSpeed ZeRO-3 shards the weights, and saving a ZeRO-3 model is "
+            "not supported yet; use configs/accelerate/deepspeed-zero2.yaml or ddp.yaml"
+        )
     trainable = [p for p in model.parameters() if p.requires_grad]
     if not trainable:
         raise ValueError(f"{description}: the model has no trainable parameters")
