@@ -104,6 +104,26 @@ def record_order(log: Path, name: str) -> None:
         f.write(name + "\n")
 
 
+def sleep_and_record(log: Path, name: str) -> None:
+    import time
+
+    started = time.time()
+    time.sleep(0.5)
+    with log.open("a") as f:
+        f.write(f"{name} {started} {time.time()}\n")
+
+
+def meet(folder: Path, name: str, partner: str) -> None:
+    """Wait (up to 60 s) until ``partner`` runs too; record whether it did."""
+    import time
+
+    (folder / name).touch()
+    deadline = time.time() + 60
+    while not (folder / partner).exists() and time.time() < deadline:
+        time.sleep(0.05)
+    (folder / f"{name}.met").write_text(str((folder / partner).exists()))
+
+
 def fail(message: str) -> None:
     raise ValueError(message)
 
@@ -211,3 +231,20 @@ def test_accelerate_configs_load(name: str) -> None:
     assert config.mixed_precision == "bf16" and config.num_processes > 1
     if name.startswith("deepspeed"):
         assert config.deepspeed_config["zero_stage"] == int(name[-1])
+
+
+def test_training_stages_run_alone_and_the_rest_side_by_side(tmp_path: Path) -> None:
+    log = tmp_path / "intervals.txt"
+    stages = [Stage("vanilla", "finetune", sleep_and_record, (log, "vanilla")),
+              Stage("gold", "finetune", sleep_and_record, (log, "gold")),
+              Stage("u1", "unlearn", meet, (tmp_path, "u1", "u2"), ("vanilla",)),
+              Stage("u2", "unlearn", meet, (tmp_path, "u2", "u1"), ("vanilla",))]
+    execute(stages, 2, tmp_path / "logs")
+    spans = {name: (float(a), float(b))
+             for name, a, b in (line.split() for line in log.read_text().splitlines())}
+
+    def overlap(x: str, y: str) -> bool:
+        return spans[x][0] < spans[y][1] and spans[y][0] < spans[x][1]
+
+    assert not overlap("vanilla", "gold")
+    assert (tmp_path / "u1.met").read_text() == (tmp_path / "u2.met").read_text() == "True"
