@@ -297,17 +297,22 @@ window.addEventListener("load", () => {
 
 
 def find_chromium() -> str | None:
-    return next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))),
-                None)
+    """A Chromium that runs (an Ubuntu snap stub without snapd is on PATH but does not)."""
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path and subprocess.run([path, "--version"], capture_output=True,
+                                   timeout=60).returncode == 0:
+            return path
+    return None
 
 
 def test_html_report_renders_in_chromium(tmp_path: Path):
     browser = find_chromium()
     if browser is None:
         if os.environ.get("CLEARBENCH_REQUIRE_CHROMIUM") == "1":
-            pytest.fail("CLEARBENCH_REQUIRE_CHROMIUM=1 but no chromium, chromium-browser or "
-                        "google-chrome is on PATH")
-        pytest.skip("no Chromium on PATH")
+            pytest.fail("CLEARBENCH_REQUIRE_CHROMIUM=1 but no working chromium, "
+                        "chromium-browser or google-chrome is on PATH")
+        pytest.skip("no working Chromium on PATH")
     run = write_run(tmp_path / "run", make_results())
     write_report(run)
     page = tmp_path / "check.html"
