@@ -16,9 +16,11 @@ in turn). With ``jobs > 1`` independent stages run in worker processes, each log
 from __future__ import annotations
 
 import contextlib
+import functools
 import multiprocessing
 import os
 import shutil
+import threading
 import time
 import traceback
 from collections import defaultdict
@@ -231,6 +233,7 @@ def _logged_stage(stage: Stage, log: Path, threads: int) -> float:
     import torch
 
     torch.set_num_threads(threads)
+    _exit_with_parent()
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as stream, contextlib.redirect_stdout(stream), \
             contextlib.redirect_stderr(stream):
@@ -239,6 +242,20 @@ def _logged_stage(stage: Stage, log: Path, threads: int) -> float:
         except BaseException:
             traceback.print_exc()
             raise
+
+
+@functools.cache
+def _exit_with_parent() -> None:
+    """End this worker if the ``clearbench run`` that started it is killed, instead of training
+    on as an orphan (its stage resumes from its checkpoint on the next run)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 class Progress:
