@@ -248,3 +248,15 @@ def test_training_stages_run_alone_and_the_rest_side_by_side(tmp_path: Path) -> 
 
     assert not overlap("vanilla", "gold")
     assert (tmp_path / "u1.met").read_text() == (tmp_path / "u2.met").read_text() == "True"
+
+
+def test_eta_waits_for_one_stage_of_each_kind(capsys) -> None:
+    from clearbench.recipes.pipeline import Progress
+
+    stages = [Stage(name, kind, record_order, ()) for name, kind in
+              [("t", "finetune"), ("u1", "unlearn"), ("u2", "unlearn"), ("u3", "unlearn")]]
+    progress = Progress(stages, jobs=2)
+    progress.done(stages[0], 600.0)
+    assert progress.eta() == "after the first unlearn stage"
+    progress.done(stages[1], 10.0)
+    assert progress.eta() == "~0m10s"  # two unlearning stages of 10 s, two at a time

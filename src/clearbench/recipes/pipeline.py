@@ -280,10 +280,11 @@ class Progress:
     def eta(self) -> str:
         if not self.remaining:
             return "done"
-        every = [s for kind in self.by_kind.values() for s in kind]
+        unseen = sorted(set(self.remaining.values()) - self.by_kind.keys())
+        if unseen:  # stage kinds differ by orders of magnitude: do not guess from others
+            return f"after the first {unseen[0]} stage"
         guess = {kind: sum(v) / len(v) for kind, v in self.by_kind.items()}
-        mean = sum(every) / len(every)
-        left = sum(guess.get(kind, mean) for kind in self.remaining.values()) / self.jobs
+        left = sum(guess[kind] for kind in self.remaining.values()) / self.jobs
         return f"~{_clock(left)}"
 
 
