@@ -16,7 +16,6 @@ in turn). With ``jobs > 1`` independent stages run in worker processes, each log
 from __future__ import annotations
 
 import contextlib
-import functools
 import multiprocessing
 import os
 import shutil
@@ -233,7 +232,6 @@ def _logged_stage(stage: Stage, log: Path, threads: int) -> float:
     import torch
 
     torch.set_num_threads(threads)
-    _exit_with_parent()
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as stream, contextlib.redirect_stdout(stream), \
             contextlib.redirect_stderr(stream):
@@ -244,11 +242,10 @@ def _logged_stage(stage: Stage, log: Path, threads: int) -> float:
             raise
 
 
-@functools.cache
-def _exit_with_parent() -> None:
-    """End this worker if the ``clearbench run`` that started it is killed, instead of training
-    on as an orphan (its stage resumes from its checkpoint on the next run)."""
-    parent = os.getppid()
+def _exit_with_parent(parent: int) -> None:
+    """Worker initialiser: end this worker if the ``clearbench run`` (process ``parent``) that
+    started it is killed, instead of training on as an orphan (the stage resumes from its
+    checkpoint on the next run)."""
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -306,7 +303,8 @@ def execute(stages: list[Stage], jobs: int, log_dir: Path) -> dict[str, float]:
     running: dict[Future, tuple[Stage, Path]] = {}
     failed: list[str] = []
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context,
+                             initializer=_exit_with_parent, initargs=(os.getpid(),)) as pool:
         while (pending and not failed) or running:
             ready = [s for s in pending if set(s.needs) <= progress.seconds.keys()]
             for stage in ready:
