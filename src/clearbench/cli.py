@@ -293,6 +293,58 @@ def run_compare(args: argparse.Namespace) -> None:
     print(compare_runs(args.run_a, args.run_b))
 
 
+def add_cv_commands(sub: argparse._SubParsersAction) -> None:
+    cv = sub.add_parser("cv", help="the vision-only track: face identification and unlearning")
+    cv_sub = cv.add_subparsers(dest="cv_command", required=True, metavar="COMMAND")
+    run = cv_sub.add_parser(
+        "run",
+        help="pretrain, fine-tune, unlearn and attack a face-ID network (paper Table 2)",
+        description="The vision-only track: pretrain a face-ID network on the celebrity pool, "
+        "fine-tune it on the CLEAR persons (vanilla), retrain it without the forget persons "
+        "(gold), unlearn with every method, and measure forget/retain/holdout identification "
+        "accuracy, U-LiRA (with shadow replicas) and U-MIA. Writes OUT/cv_results.json and "
+        "OUT/cv_table.md; finished stages are skipped on a re-run.",
+    )
+    run.add_argument("--data", default=None,
+                     help="CLEAR folder or hub id (default: generate CLEAR-mini into OUT/data)")
+    run.add_argument("--data-revision", default=None, help="pin the hub data set to a commit")
+    run.add_argument("--out", type=Path, default=Path("runs/cv"),
+                     help="output folder (default runs/cv)")
+    run.add_argument("--forget-split", default="forget10",
+                     choices=["forget01", "forget05", "forget10"])
+    run.add_argument("--network", default="mini", choices=["mini", "resnet18"],
+                     help="mini: small ResNet for 64 px faces; resnet18: the paper's")
+    run.add_argument("--shadows", type=int, default=None,
+                     help="shadow replicas for U-LiRA (default 3; the paper used 128)")
+    run.add_argument("--methods", nargs="+", default=None,
+                     help="CV methods to run (default: all registered)")
+    run.add_argument("--seed", type=int, default=0)
+    for name in ("pretrain-epochs", "finetune-epochs", "unlearn-epochs"):
+        run.add_argument(f"--{name}", type=int, default=None)
+    run.add_argument("--lr", type=float, default=None, help="pretraining/fine-tuning rate")
+    run.add_argument("--unlearn-lr", type=float, default=None)
+    run.add_argument("--option", action="append", default=[], metavar="METHOD.KEY=VALUE",
+                     help="a method hyper-parameter, e.g. rmu.stage=2 (repeatable)")
+    run.set_defaults(handler=run_cv_track)
+
+
+def run_cv_track(args: argparse.Namespace) -> None:
+    from clearbench.cv.recipe import CVConfig, run_cv
+
+    settings = {key: getattr(args, key) for key in (
+        "shadows", "methods", "pretrain_epochs", "finetune_epochs", "unlearn_epochs", "lr",
+        "unlearn_lr") if getattr(args, key) is not None}
+    method_options: dict[str, dict[str, object]] = {}
+    for key, value in parse_options(args.option).items():
+        method, dot, option = key.partition(".")
+        if not dot or not option:
+            raise ValueError(f"--option {key}: expected METHOD.KEY=VALUE")
+        method_options.setdefault(method, {})[option] = value
+    run_cv(CVConfig(out=args.out, data=args.data, data_revision=args.data_revision,
+                    forget_split=args.forget_split, network=args.network, seed=args.seed,
+                    method_options=method_options, **settings))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="clearbench",
@@ -307,6 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_unlearn_command(sub)
     add_run_command(sub)
     add_report_commands(sub)
+    add_cv_commands(sub)
     return parser
 
 

@@ -102,7 +102,7 @@ def terminal_summary(run_dir: Path) -> str:
     found = findings(rows, variant)
     parts = []
     for split in forget_splits(results):
-        parts.append(_md_table(main_table(rows, split, variant)))
+        parts.append(markdown_table(main_table(rows, split, variant)))
         parts.append("\n".join(f"- {f.claim}: {f.verdict}"
                                for f in found if f.forget_split == split))
     return "\n\n".join(parts)
@@ -150,7 +150,8 @@ def _md_cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def _md_table(table: Table) -> str:
+def markdown_table(table: Table) -> str:
+    """``table`` as a Markdown table under its bold title (and its note)."""
     lines = [
         f"**{table.title}**",
         "",
@@ -173,7 +174,7 @@ def to_markdown(blocks: list[Block], run_dir: Path) -> str:
             case Paragraph(text):
                 parts.append(text)
             case TableBlock(table):
-                parts.append(_md_table(table))
+                parts.append(markdown_table(table))
             case FindingList(items):
                 parts.append("\n".join(
                     f"- **{f.claim}**: *{f.verdict}*. {f.evidence}" for f in items
