@@ -1,4 +1,5 @@
-"""``clearbench cv run`` end to end on a tiny CLEAR-mini and a tiny ResNet; the CLI."""
+"""``clearbench cv run`` end to end on a tiny CLEAR-mini and a tiny ResNet; the CLI; the track
+in ``clearbench run`` (config, plan, results, report)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,10 @@ import pytest
 from clearbench.cli import main
 from clearbench.cv.methods import CV_METHODS
 from clearbench.cv.recipe import MARKER, RESULTS_FILE, TABLE_FILE, CVConfig, run_cv
+from clearbench.recipes.pipeline import Plan, plan
+from clearbench.recipes.results import collect
+from clearbench.recipes.runconfig import embedded_config, load_run_config
+from clearbench.report import terminal_summary, write_report
 
 TINY = {"hidden_sizes": [8, 16], "depths": [1, 1], "embedding_dim": 16, "image_size": 32}
 
@@ -68,3 +73,42 @@ def test_cv_cli_help_and_bad_option(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--shadows" in capsys.readouterr().out
     assert main(["cv", "run", "--option", "nodot=1", "--out", "/nonexistent/x"]) == 2
     assert "METHOD.KEY=VALUE" in capsys.readouterr().err
+
+
+def test_run_config_cv_section(tmp_path: Path) -> None:
+    base = "data: {synth: {persons: 10}}\nbase: {arch: llava}\n"
+    path = tmp_path / "run.yaml"
+    path.write_text(base + "cv: {shadows: 2, methods: [twins]}\n")
+    config = load_run_config(path)
+    assert config.cv == {"shadows": 2, "methods": ("twins",)}
+    the_plan = plan(config, tmp_path / "run")
+    stage = next(s for s in the_plan.stages if s.kind == "cv")
+    cv_config = stage.args[0]
+    assert (cv_config.out, cv_config.data, cv_config.shadows) == (
+        tmp_path / "run" / "cv", str(tmp_path / "run" / "data"), 2)
+    assert stage.name in the_plan.stages[-1].needs  # the report waits for the track
+    path.write_text(base + "cv: {enabled: false, shadows: 2}\n")
+    assert load_run_config(path).cv is None
+    assert load_run_config(embedded_config("mini")).cv is not None
+    for text, named in (("cv: {shadow: 2}\n", "shadow"), ("cv: {seed: 2}\n", "seed"),
+                        ("cv: {methods: [ga]}\n", "'ga'"), ("cv: {enabled: 1}\n", "enabled")):
+        path.write_text(base + text)
+        with pytest.raises(ValueError, match=r"run\.yaml: cv") as info:
+            load_run_config(path)
+        assert named in str(info.value)
+
+
+def test_run_results_and_report_include_the_cv_table(mini_data: Path, tmp_path: Path) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text(f"data: {{source: {mini_data}}}\nbase: {{arch: llava}}\ncv: {{}}\n")
+    run_dir = tmp_path / "run"
+    cv = run_cv(tiny_config(run_dir / "cv", mini_data, methods=("twins",)))
+    empty = Plan(load_run_config(path), run_dir, str(mini_data), [], [])  # only the track
+    results = collect(empty)
+    assert results["cv"] == json.loads(json.dumps(cv))
+    (run_dir / "results.json").write_text(json.dumps(results))
+    write_report(run_dir)
+    report = (run_dir / "report.md").read_text()
+    assert "## Vision-only track (paper Table 2)" in report and "| twins |" in report
+    assert 'id="cv-table"' in (run_dir / "report.html").read_text()
+    assert "| gold |" in terminal_summary(run_dir)

@@ -3,8 +3,9 @@
 The plan, in order: synthesise CLEAR-mini (if the config asks for it), build the base model,
 fine-tune the vanilla model, and per forget split: fine-tune its gold model, evaluate and score
 vanilla and gold, then unlearn with every method in every variant (``both`` modality) and, for
-the modality study, in the other modalities; evaluate and score each unlearned model; finally
-collect ``results.json`` and write the report.
+the modality study, in the other modalities; evaluate and score each unlearned model; run the
+vision-only track when the config has a ``cv`` section; finally collect ``results.json`` and
+write the report.
 
 Every stage is a recipe whose output folder records a hash of its settings and inputs: a
 finished stage with the same hash is skipped, an interrupted one resumes, and one whose
@@ -29,6 +30,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from clearbench.cv.recipe import CVConfig, run_cv
 from clearbench.data.loading import DATACARD
 from clearbench.data.synth import SynthConfig, synthesize
 from clearbench.data.synth.generate import GENERATOR_VERSION
@@ -48,6 +50,8 @@ from clearbench.recipes.unlearn import MARKER as UNLEARNING_MARKER
 from clearbench.recipes.unlearn import UnlearnConfig, unlearn
 
 TIMING_FILE = "timing.json"
+CV_DIR = "cv"
+"""The vision-only track's folder in a run (when the config enables it)."""
 EXCLUSIVE_KINDS = {"base", "finetune"}
 """Stages that run alone on every core: training the base, vanilla and gold models scales
 with threads (measured on 2 cores: one 2-thread fine-tuning 3.0 steps/s, two 1-thread ones side
@@ -208,9 +212,14 @@ def plan(config: RunConfig, run_dir: Path) -> Plan:
                                       bool(settings.get("lora", False)),
                                       float(settings.get("l1", 0.0)),
                                       out / UNLEARNING_MARKER, eval_dir))
+    if config.cv is not None:
+        add("vision-only track", "cv", run_cv,
+            CVConfig(out=run_dir / CV_DIR, data=data, data_revision=config.data_revision,
+                     seed=seed, forget_split=config.forget_splits[0], **config.cv),
+            needs=(synth,))
     the_plan = Plan(config, run_dir, data, stages, rows)
     stages.append(Stage("collect results and write the report", "report", report_stage,
-                        (the_plan,), tuple(s.name for s in stages if s.kind == "score")))
+                        (the_plan,), tuple(s.name for s in stages if s.kind in ("score", "cv"))))
     return the_plan
 
 

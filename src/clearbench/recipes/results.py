@@ -3,7 +3,8 @@
 ``results.json`` = ``{"schema": 1, "run": {...}, "rows": [...]}``, one row per model of the run
 (vanilla and gold included as methods ``vanilla`` and ``gold``): method, variant, modality,
 forget split, LoRA, λ, status, the ``scores.json`` fields, per-task metrics, cost and the
-training-loss curve.
+training-loss curve. A run with the vision-only track adds ``"cv"``: its
+``cv_results.json``.
 """
 
 from __future__ import annotations
@@ -57,6 +58,12 @@ def collect(the_plan: Plan) -> dict[str, Any]:
         settings = unlearn_settings(config, name)
         variants[name] = {"lora": bool(settings.get("lora", False)),
                           "l1": float(settings.get("l1", 0.0))}
+    cv = None
+    if config.cv is not None:
+        from clearbench.cv.recipe import RESULTS_FILE as CV_RESULTS
+        from clearbench.recipes.pipeline import CV_DIR
+
+        cv = read_json(the_plan.run_dir / CV_DIR / CV_RESULTS, what="vision-only results")
     return {
         "schema": SCHEMA,
         "run": {"config": str(config.path), "data": the_plan.data,
@@ -64,6 +71,7 @@ def collect(the_plan: Plan) -> dict[str, Any]:
                 "forget_splits": list(config.forget_splits),
                 "modalities": ["both", *config.modality_study]},
         "rows": [result_row(row) for row in the_plan.rows],
+        **({"cv": cv} if cv is not None else {}),
     }
 
 

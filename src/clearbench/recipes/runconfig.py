@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from clearbench.cv.recipe import CVConfig
 from clearbench.data.synth import SynthConfig
 from clearbench.methods import METHODS
 from clearbench.models.tiny import TinyVLMConfig
@@ -23,10 +24,12 @@ from clearbench.recipes.finetune import FinetuneConfig
 from clearbench.recipes.unlearn import MODALITIES
 
 TOP_KEYS = {"seed", "data", "base", "model", "model_revision", "finetune", "forget_splits",
-            "unlearn", "eval", "device", "dtype", "jobs"}
+            "unlearn", "eval", "device", "dtype", "jobs", "cv"}
 DATA_KEYS = {"synth", "source", "revision"}
 UNLEARN_KEYS = {"methods", "variants", "modality_study", "options", "recipe", "epochs",
                 "batch_size", "lr", "gradient_checkpointing"}
+CV_FIXED = {"out", "data", "data_revision", "seed", "forget_split"}
+"""Set by the run (its data, seed and first forget split), never by the ``cv`` section."""
 VARIANT_KEYS = {"lora", "lora_rank", "lora_alpha", "lora_targets", "l1", "lr", "epochs",
                 "batch_size", "recipe", "gradient_checkpointing"}
 # Set by the run itself, never by a config file.
@@ -71,6 +74,8 @@ class RunConfig:
     device: str = "cpu"
     dtype: str = "auto"
     jobs: int = 1
+    cv: dict[str, Any] | None = None
+    """CVConfig settings of the vision-only track; None when the config does not enable it."""
 
     @property
     def main_variant(self) -> str:
@@ -173,6 +178,8 @@ def load_run_config(path: Path) -> RunConfig:
     if not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"{where}: jobs must be a positive integer, got {jobs!r}")
 
+    cv = _cv_settings(raw.get("cv"), where)
+
     return RunConfig(
         path=path, seed=raw.get("seed", 0), data=data.get("source"),
         data_revision=data.get("revision"), synth=synth, base=base, model=raw.get("model"),
@@ -180,8 +187,25 @@ def load_run_config(path: Path) -> RunConfig:
         methods=methods, variants={k: dict(v or {}) for k, v in variants.items()},
         modality_study=study, method_options={k: dict(v) for k, v in options.items()},
         unlearn=unlearn, eval=evaluation, device=raw.get("device", "cpu"),
-        dtype=raw.get("dtype", "auto"), jobs=jobs,
+        dtype=raw.get("dtype", "auto"), jobs=jobs, cv=cv,
     )
+
+
+def _cv_settings(value: Any, where: str) -> dict[str, Any] | None:
+    """The ``cv`` section: ``enabled`` (default true) and any CVConfig setting but those the
+    run fixes; checked by building the CVConfig."""
+    settings = dict(_mapping(value, f"{where}: cv"))
+    enabled = settings.pop("enabled", value is not None)
+    if not isinstance(enabled, bool):
+        raise ValueError(f"{where}: cv.enabled must be true or false, got {enabled!r}")
+    _known(settings, {f.name for f in fields(CVConfig)} - CV_FIXED, f"{where}: cv")
+    if "methods" in settings:
+        settings["methods"] = tuple(settings["methods"])
+    try:
+        CVConfig(out=Path("."), **settings).network_config(1)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{where}: cv: {err}") from None
+    return settings if enabled else None
 
 
 def unlearn_settings(config: RunConfig, variant: str) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from clearbench.report.tables import (
     IDENTITY_KEYS,
     Table,
     cost_table,
+    cv_table,
     fmt_lambda,
     l1_table,
     leaderboard_rows,
@@ -105,6 +106,8 @@ def terminal_summary(run_dir: Path) -> str:
         parts.append(markdown_table(main_table(rows, split, variant)))
         parts.append("\n".join(f"- {f.claim}: {f.verdict}"
                                for f in found if f.forget_split == split))
+    if "cv" in results:
+        parts.append(markdown_table(cv_table(results["cv"])))
     return "\n\n".join(parts)
 
 
@@ -141,6 +144,9 @@ def report_blocks(results: dict[str, Any], name: str, plots: dict[str, list[Plot
     ]
     for split in splits:
         blocks += [Heading(3, split), FindingList([f for f in found if f.forget_split == split])]
+    if "cv" in results:
+        blocks += [Heading(2, "Vision-only track (paper Table 2)"),
+                   TableBlock(cv_table(results["cv"]), "cv-table")]
     blocks.append(Heading(2, "Cost"))
     blocks += [TableBlock(cost_table(rows, split)) for split in splits]
     return blocks

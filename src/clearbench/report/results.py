@@ -46,6 +46,9 @@ def check_results(payload: Any, where: str) -> None:
         raise ValueError(f"{where}: schema {payload['schema']!r} is not {SCHEMA}")
     if not isinstance(payload.get("run", {}), dict):
         raise ValueError(f"{where}: 'run' must be an object")
+    cv = payload.get("cv", {"rows": []})
+    if not isinstance(cv, dict) or not isinstance(cv.get("rows"), list):
+        raise ValueError(f"{where}: 'cv' must be an object with 'rows' (the vision-only track)")
     if not isinstance(payload.get("rows"), list):
         raise ValueError(f"{where}: missing 'rows' (a list of result rows)")
     for i, row in enumerate(payload["rows"]):
