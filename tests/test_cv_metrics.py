@@ -34,13 +34,17 @@ def test_enrolment_on_a_toy_embedding_set() -> None:
     assert identification_accuracy(queries, truth, identities, means) == 0.75
 
 
-def test_membership_scores_are_atanh_of_the_cosine_to_the_own_mean() -> None:
-    identities, means = enrol(np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([0, 1]))
-    scores = membership_scores(np.array([[1.0, 1.0], [0.0, 2.0]]), np.array([0, 1]),
-                               identities, means)
-    np.testing.assert_allclose(scores, [np.arctanh(np.sqrt(0.5)), np.arctanh(1 - 1e-6)])
-    with pytest.raises(ValueError, match="enrolled"):
-        membership_scores(np.array([[1.0, 0.0]]), np.array([5]), identities, means)
+def test_membership_scores_are_atanh_of_the_cosine_to_the_other_images() -> None:
+    embeddings = np.array([[1.0, 0.0], [0.0, 3.0], [1.0, 1.0], [2.0, 0.0], [4.0, 0.0]])
+    labels = np.array([0, 0, 0, 1, 1])
+    # image 0: the others' unit mean is ∝ (0, 1) + (√½, √½): cos = √½ / |(√½, 1 + √½)|
+    first = np.sqrt(0.5) / np.hypot(np.sqrt(0.5), 1 + np.sqrt(0.5))
+    scores = membership_scores(embeddings, labels)
+    np.testing.assert_allclose(scores[0], np.arctanh(first))
+    # image 2 points exactly along (1, 0) + (0, 1); identity 1's images share one direction
+    np.testing.assert_allclose(scores[[2, 3, 4]], np.arctanh(1 - 1e-6))
+    with pytest.raises(ValueError, match="identity 1 has one image"):
+        membership_scores(embeddings[:4], labels[:4])
 
 
 def test_gaussian_log_likelihood_matches_scipy() -> None:
@@ -53,6 +57,8 @@ def test_fit_gaussians_per_example_and_pooled() -> None:
     mean, var = fit_gaussians(np.array([[0.0, 10.0], [2.0, 14.0]]))
     np.testing.assert_allclose(mean, [1.0, 12.0])
     np.testing.assert_allclose(var, [2.0, 8.0])  # unbiased, per example
+    mean, var = fit_gaussians(np.array([[0.0, 10.0], [2.0, 14.0]]), fixed_variance=True)
+    np.testing.assert_allclose(var, [5.0, 5.0])  # (1 + 1 + 4 + 4) / (4 scores − 2 means)
     mean, var = fit_gaussians(np.array([[1.0, 3.0]]))  # one model: pooled variance
     np.testing.assert_allclose(var, [1.0, 1.0])
 
@@ -81,6 +87,8 @@ def test_ulira_well_separated_distributions_give_one() -> None:
     shifted = ulira_accuracy(offsets + rng.normal(1.5, 0.3, size=(6, 200)),
                              offsets + rng.normal(0.0, 0.3, size=(6, 200)))
     assert shifted > 0.95
+    assert ulira_accuracy(unlearned, retrained, fixed_variance=True) > 0.99
+    assert ulira_accuracy(retrained, retrained, fixed_variance=True) == 0.5
     with pytest.raises(ValueError, match="≥ 2"):
         ulira_accuracy(unlearned[:1], retrained[:1])
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from clearbench.cli import main
+from clearbench.cv import recipe
 from clearbench.cv.methods import CV_METHODS
 from clearbench.cv.recipe import MARKER, RESULTS_FILE, TABLE_FILE, CVConfig, run_cv
 from clearbench.recipes.pipeline import Plan, plan
@@ -25,7 +26,8 @@ def tiny_config(out: Path, data: Path, **overrides) -> CVConfig:
     return CVConfig(out=out, data=str(data), **settings)
 
 
-def test_cv_run_end_to_end_and_rerun(mini_data: Path, tmp_path: Path) -> None:
+def test_cv_run_end_to_end_and_rerun(mini_data: Path, tmp_path: Path,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "cv"
     results = run_cv(tiny_config(out, mini_data))
     assert results["schema"] == 1 and results["data"]["clear"]["content_hash"]
@@ -45,6 +47,11 @@ def test_cv_run_end_to_end_and_rerun(mini_data: Path, tmp_path: Path) -> None:
     again = run_cv(tiny_config(out, mini_data))  # everything finished: nothing retrained
     assert sum(again["timing"].values()) == 0.0
     assert again["rows"] == results["rows"]
+
+    monkeypatch.setattr(recipe, "SCORING_VERSION", recipe.SCORING_VERSION + 1)
+    rescored = run_cv(tiny_config(out, mini_data))  # new scoring: scores only, no training
+    assert rescored["timing"]["scoring"] > 0
+    assert sum(v for k, v in rescored["timing"].items() if k != "scoring") == 0.0
 
     changed = run_cv(tiny_config(out, mini_data, methods=("neggrad",), unlearn_epochs=2))
     assert vanilla_marker.stat().st_mtime_ns == stamp  # only the unlearning was redone

@@ -2,9 +2,11 @@
 
 - **Identification accuracy**: enrol each identity with the mean of its enrolment embeddings;
   a query is identified as the enrolled identity of highest cosine similarity.
-- **Membership score** of an image: s = atanh(cos(e(x), enrolment mean of its identity)), the
-  verification similarity on the logit-like scale LiRA fits Gaussians on (atanh(c) is
-  ½·logit((1 + c)/2)).
+- **Membership score** of an image: s = atanh(cos(e(x), mean embedding of the other images of
+  its identity)), on the logit-like scale LiRA fits Gaussians on (atanh(c) is
+  ½·logit((1 + c)/2)). Training pulls a person's training images together far more than
+  generalisation does; the similarity to the (never trained) enrolment images was tried first
+  and separated vanilla from gold much less (U-LiRA 0.64 vs 0.98 on mini, 3 shadows).
 - **U-LiRA** (Hayes et al., 2024): per example, Gaussians fitted to its scores under shadow
   models that unlearned it and under shadow models retrained without it; a target model is
   called "unlearned" when the likelihood ratio favours the first. Accuracy over a balanced set
@@ -45,14 +47,19 @@ def identification_accuracy(queries: np.ndarray, query_labels: np.ndarray,
     return float(np.mean(identify(queries, identities, means) == query_labels))
 
 
-def membership_scores(embeddings: np.ndarray, labels: np.ndarray, identities: np.ndarray,
-                      means: np.ndarray) -> np.ndarray:
-    """atanh(cos(embedding, enrolment mean of its own identity)) per image."""
-    rows = np.searchsorted(identities, labels)
-    if np.any(identities[np.minimum(rows, len(identities) - 1)] != labels):
-        raise ValueError("every scored image's identity must be enrolled")
-    cosines = np.sum(_normalise(embeddings) * means[rows], axis=1)
-    return np.arctanh(np.clip(cosines, -COSINE_CLIP, COSINE_CLIP))
+def membership_scores(embeddings: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """atanh(cos(e(x), mean of the unit embeddings of the *other* images of x's identity))
+    per image: how tightly a network pulls an identity's images together, which training on
+    them does far more than generalisation does."""
+    units = _normalise(embeddings)
+    scores = np.empty(len(units))
+    for identity in np.unique(labels):
+        rows = np.flatnonzero(labels == identity)
+        if len(rows) < 2:
+            raise ValueError(f"identity {identity} has one image; a membership score needs two")
+        others = units[rows].sum(0) - units[rows]
+        scores[rows] = np.sum(units[rows] * _normalise(others), axis=1)
+    return np.arctanh(np.clip(scores, -COSINE_CLIP, COSINE_CLIP))
 
 
 def gaussian_log_likelihood(x: np.ndarray, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
@@ -60,29 +67,36 @@ def gaussian_log_likelihood(x: np.ndarray, mean: np.ndarray, var: np.ndarray) ->
     return -0.5 * (np.log(2 * np.pi * var) + (x - mean) ** 2 / var)
 
 
-def fit_gaussians(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-example mean and variance of ``(models, examples)`` scores. With one model per
-    example the variance is the pooled one of all examples (LiRA's fixed-variance variant)."""
+def fit_gaussians(samples: np.ndarray, fixed_variance: bool = False
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-example mean and variance of ``(models, examples)`` scores. ``fixed_variance``
+    (LiRA's variant for few shadow models), or a single model: one variance pooled over every
+    example (the spread around each example's own mean)."""
     if samples.ndim != 2 or samples.shape[0] < 1:
         raise ValueError(f"expected (models, examples) scores, got shape {samples.shape}")
     mean = samples.mean(0)
-    if samples.shape[0] == 1:
-        var = np.full_like(mean, max(float(samples.var()), VARIANCE_FLOOR))
+    models = samples.shape[0]
+    if models == 1:
+        var = np.full_like(mean, float(samples.var()))
+    elif fixed_variance:
+        var = np.full_like(mean, float(np.sum((samples - mean) ** 2)) / (samples.size - mean.size))
     else:
-        var = np.maximum(samples.var(0, ddof=1), VARIANCE_FLOOR)
-    return mean, var
+        var = samples.var(0, ddof=1)
+    return mean, np.maximum(var, VARIANCE_FLOOR)
 
 
-def lira_unlearned(scores: np.ndarray, unlearned: np.ndarray, retrained: np.ndarray) -> np.ndarray:
+def lira_unlearned(scores: np.ndarray, unlearned: np.ndarray, retrained: np.ndarray,
+                   fixed_variance: bool = False) -> np.ndarray:
     """True where the likelihood ratio calls a target's per-example ``scores`` unlearned:
     log N(s; μ_u, σ²_u) > log N(s; μ_r, σ²_r), Gaussians from the shadow scores."""
-    u_mean, u_var = fit_gaussians(unlearned)
-    r_mean, r_var = fit_gaussians(retrained)
+    u_mean, u_var = fit_gaussians(unlearned, fixed_variance)
+    r_mean, r_var = fit_gaussians(retrained, fixed_variance)
     return (gaussian_log_likelihood(scores, u_mean, u_var)
             > gaussian_log_likelihood(scores, r_mean, r_var))
 
 
-def ulira_accuracy(unlearned: np.ndarray, retrained: np.ndarray) -> float:
+def ulira_accuracy(unlearned: np.ndarray, retrained: np.ndarray,
+                   fixed_variance: bool = False) -> float:
     """U-LiRA accuracy over ``(models, examples)`` scores of unlearned and of retrained
     models (pairs, the same examples): each model in turn is the target, the others are its
     shadows (leave one out). Needs at least 2 models of each kind."""
@@ -93,8 +107,8 @@ def ulira_accuracy(unlearned: np.ndarray, retrained: np.ndarray) -> float:
     for target in range(unlearned.shape[0]):
         others = np.arange(unlearned.shape[0]) != target
         u, r = unlearned[others], retrained[others]
-        correct.append(lira_unlearned(unlearned[target], u, r))
-        correct.append(~lira_unlearned(retrained[target], u, r))
+        correct.append(lira_unlearned(unlearned[target], u, r, fixed_variance))
+        correct.append(~lira_unlearned(retrained[target], u, r, fixed_variance))
     return float(np.mean(np.concatenate(correct)))
 
 

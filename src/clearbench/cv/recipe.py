@@ -12,12 +12,15 @@
 
 Each model folder records a hash of its settings and inputs in ``stage.json`` (written last,
 atomically): a finished stage is skipped on a re-run, a stage whose settings changed is redone.
+Its ``scores.json`` records the network's hash and the scoring version, and is recomputed
+(from the saved network, in seconds) when either changed.
 """
 
 from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -45,6 +48,8 @@ from clearbench.report.tables import cv_table
 SCHEMA = 1
 MARKER = "stage.json"
 SCORES = "scores.json"
+SCORING_VERSION = 2
+"""Bumped whenever :func:`score` changes: stored scores of another version are recomputed."""
 RESULTS_FILE = "cv_results.json"
 TABLE_FILE = "cv_table.md"
 ROWS = ("vanilla", "gold")
@@ -69,6 +74,9 @@ class CVConfig:
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     shadows: int = 3
     """Shadow replicas for U-LiRA (the paper used 128)."""
+    lira_fixed_variance: bool = True
+    """One score variance pooled over the examples (LiRA's variant for few shadow models);
+    false: a variance per example (the paper's 128 shadows can afford it)."""
     seed: int = 0
     enrol_images: int = 5
     holdout_persons: int = 10
@@ -146,19 +154,22 @@ def run_cv(config: CVConfig) -> dict[str, Any]:
             lambda seed=seed: _finetune(pretrained, faces, (*faces.forget, *faces.retain),
                                         finetune, seed, "vanilla"))
         timed("vanilla", seconds)
-        _, _, seconds = stage(
+        timed("scoring", scored(folder / "vanilla", vanilla, vanilla_hash, faces))
+        gold, gold_hash, seconds = stage(
             folder / "gold", {**common, "role": "gold", "schedule": asdict(finetune)},
             lambda seed=seed: _finetune(pretrained, faces, faces.retain, finetune, seed, "gold"))
         timed("gold", seconds)
+        timed("scoring", scored(folder / "gold", gold, gold_hash, faces))
         for name in config.methods:
             options = build_cv_method(name, config.method_options.get(name)).options()
-            _, _, seconds = stage(
+            model, model_hash, seconds = stage(
                 folder / name,
                 {"vanilla": vanilla_hash, "method": name, "options": options,
                  "schedule": asdict(forgetting), "seed": seed},
                 lambda name=name, seed=seed, vanilla=vanilla: _unlearn(
                     vanilla, faces, name, config.method_options.get(name), forgetting, seed))
             timed(name, seconds)
+            timed("scoring", scored(folder / name, model, model_hash, faces))
         replicas.append(folder)
 
     results = collect(config, replicas, identity, timing)
@@ -171,10 +182,10 @@ def run_cv(config: CVConfig) -> dict[str, Any]:
 
 
 def stage(folder: Path, settings: dict[str, Any],
-          build: Any) -> tuple[FaceNet, str, float]:
+          build: Callable[[], tuple[FaceNet, dict[str, Any]]]) -> tuple[FaceNet, str, float]:
     """The network of a stage folder: loaded if finished with these settings, else built by
-    ``build()`` (which returns the network and its record), scored and saved. Returns the
-    network, the stage hash and the seconds spent."""
+    ``build()`` (the network and its record) and saved. Returns the network, the stage hash
+    and the seconds spent."""
     settings_hash = stable_hash(settings)
     started = time.perf_counter()
     try:
@@ -183,35 +194,46 @@ def stage(folder: Path, settings: dict[str, Any],
     except StaleStage:
         print(f"cv: {folder}: settings changed; redoing it")
         shutil.rmtree(folder)
-    model, record, faces = build()
+    model, record = build()
     shutil.rmtree(folder, ignore_errors=True)
     model.save(folder)
-    if faces is not None:
-        write_json_atomic(folder / SCORES, score(model, faces))
     write_json_atomic(folder / MARKER, {"settings_hash": settings_hash, "settings": settings,
                                         **record, "seconds": time.perf_counter() - started})
     return model, settings_hash, time.perf_counter() - started
 
 
+def scored(folder: Path, model: FaceNet, model_hash: str, faces: FaceData) -> float:
+    """Write ``scores.json`` of a stage's network unless it holds the scores of this network
+    by this version of the scoring; the seconds spent."""
+    path = folder / SCORES
+    key = {"scoring_version": SCORING_VERSION, "model": model_hash}
+    if path.is_file() and all(read_json(path, what="CV scores").get(k) == v
+                              for k, v in key.items()):
+        return 0.0
+    started = time.perf_counter()
+    write_json_atomic(path, {**key, **score(model, faces)})
+    return time.perf_counter() - started
+
+
 def _pretrain(config: CVConfig, faces: FaceData,
-              schedule: Schedule) -> tuple[FaceNet, dict, None]:
+              schedule: Schedule) -> tuple[FaceNet, dict[str, Any]]:
     torch.manual_seed(config.seed)
     model = FaceNet(config.network_config(len(faces.celebrities)))
     losses = fit(model, faces.pretrain, schedule, config.seed, "cv pretrain")
-    return model, {"losses": losses}, None
+    return model, {"losses": losses}
 
 
 def _finetune(pretrained: FaceNet, faces: FaceData, persons: tuple[int, ...],
-              schedule: Schedule, seed: int, role: str) -> tuple[FaceNet, dict, FaceData]:
+              schedule: Schedule, seed: int, role: str) -> tuple[FaceNet, dict[str, Any]]:
     """Vanilla (every CLEAR person) or gold (retain persons) from the pretrained network; the
     head has a class per CLEAR person either way (the gold's forget classes stay untrained)."""
     model = pretrained.with_head(faces.classes, seed)
     losses = fit(model, faces.training(persons), schedule, seed, f"cv {role} (seed {seed})")
-    return model, {"losses": losses}, faces
+    return model, {"losses": losses}
 
 
 def _unlearn(vanilla: FaceNet, faces: FaceData, name: str, options: dict[str, Any] | None,
-             schedule: Schedule, seed: int) -> tuple[FaceNet, dict, FaceData]:
+             schedule: Schedule, seed: int) -> tuple[FaceNet, dict[str, Any]]:
     method = build_cv_method(name, options)
     reference = vanilla
     model = load_copy(vanilla)
@@ -219,7 +241,7 @@ def _unlearn(vanilla: FaceNet, faces: FaceData, name: str, options: dict[str, An
     losses = unlearn(model, method, reference, faces.training(faces.forget),
                      faces.training(faces.retain), schedule, seed, f"cv {name} (seed {seed})")
     finite = bool(np.all(np.isfinite(losses)))
-    return model, {"losses": losses, "options": method.options(), "finite": finite}, faces
+    return model, {"losses": losses, "options": method.options(), "finite": finite}
 
 
 def load_copy(model: FaceNet) -> FaceNet:
@@ -244,8 +266,7 @@ def score(model: FaceNet, faces: FaceData) -> dict[str, Any]:
         mask = part(persons)
         record[f"{name}_accuracy"] = identification_accuracy(queries[mask], labels[mask],
                                                              identities, means)
-        record[f"{name}_scores"] = membership_scores(queries[mask], labels[mask], identities,
-                                                     means).tolist()
+        record[f"{name}_scores"] = membership_scores(queries[mask], labels[mask]).tolist()
     record["u_mia"] = umia_accuracy(np.array(record["forget_scores"]),
                                     np.array(record["holdout_scores"]))
     return record
@@ -267,7 +288,7 @@ def collect(config: CVConfig, replicas: list[Path], identity: dict[str, Any],
             "forget_accuracy": target["forget_accuracy"],
             "retain_accuracy": target["retain_accuracy"],
             "holdout_accuracy": target["holdout_accuracy"],
-            "u_lira": ulira_accuracy(unlearned, gold),
+            "u_lira": ulira_accuracy(unlearned, gold, config.lira_fixed_variance),
             "u_mia": target["u_mia"],
             "replicas": {key: [s[key] for s in per_replica] for key in
                          ("forget_accuracy", "retain_accuracy", "holdout_accuracy", "u_mia")},
