@@ -48,6 +48,15 @@ def test_cv_run_end_to_end_and_rerun(mini_data: Path, tmp_path: Path,
     assert sum(again["timing"].values()) == 0.0
     assert again["rows"] == results["rows"]
 
+    scores = out / "replica-1" / "neggrad" / recipe.SCORES  # as if that network had diverged
+    kept = json.loads(scores.read_text())
+    scores.write_text(json.dumps({key: kept[key] for key in ("scoring_version", "model")}
+                                 | {"status": "diverged"}))
+    diverged = run_cv(tiny_config(out, mini_data))
+    row = next(row for row in diverged["rows"] if row["method"] == "neggrad")
+    assert row["status"] == "diverged" and "u_lira" not in row
+    assert "| neggrad | – | – | – | – | – | diverged |" in (out / TABLE_FILE).read_text()
+
     monkeypatch.setattr(recipe, "SCORING_VERSION", recipe.SCORING_VERSION + 1)
     rescored = run_cv(tiny_config(out, mini_data))  # new scoring: scores only, no training
     assert rescored["timing"]["scoring"] > 0
@@ -119,3 +128,15 @@ def test_run_results_and_report_include_the_cv_table(mini_data: Path, tmp_path: 
     assert "## Vision-only track (paper Table 2)" in report and "| twins |" in report
     assert 'id="cv-table"' in (run_dir / "report.html").read_text()
     assert "| gold |" in terminal_summary(run_dir)
+
+
+def test_cv_cli_runs_the_track(mini_data: Path, tmp_path: Path,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "cv"
+    assert main(["cv", "run", "--data", str(mini_data), "--out", str(out), "--shadows", "1",
+                 "--methods", "twins", "--pretrain-epochs", "1", "--finetune-epochs", "1",
+                 "--unlearn-epochs", "1", "--option", "twins.retain_weight=0.5"]) == 0
+    results = json.loads((out / RESULTS_FILE).read_text())
+    assert [row["method"] for row in results["rows"]] == ["vanilla", "gold", "twins"]
+    assert results["rows"][2]["options"] == {"retain_weight": 0.5}
+    assert "| twins |" in capsys.readouterr().out

@@ -37,7 +37,7 @@ from clearbench.cv.metrics import (
     ulira_accuracy,
     umia_accuracy,
 )
-from clearbench.cv.model import PRESETS, FaceNet, load_facenet
+from clearbench.cv.model import PRESETS, FaceNet, FaceNetConfig, load_facenet
 from clearbench.cv.train import Schedule, embed, fit, unlearn
 from clearbench.data.synth import synthesize
 from clearbench.io import read_json, stable_hash, write_json_atomic, write_text_atomic
@@ -52,6 +52,9 @@ SCORING_VERSION = 2
 """Bumped whenever :func:`score` changes: stored scores of another version are recomputed."""
 RESULTS_FILE = "cv_results.json"
 TABLE_FILE = "cv_table.md"
+METRICS = ("forget_accuracy", "retain_accuracy", "holdout_accuracy", "u_lira", "u_mia")
+"""The numbers of a row; ``replicas`` holds each replica's (all but U-LiRA, a cross-replica
+attack)."""
 ROWS = ("vanilla", "gold")
 """The rows every table has besides the unlearning methods."""
 
@@ -104,7 +107,8 @@ class CVConfig:
         for name in self.methods:  # options are checked before any training
             build_cv_method(name, self.method_options.get(name))
 
-    def network_config(self, classes: int) -> Any:
+    def network_config(self, classes: int) -> FaceNetConfig:
+        """The network preset with ``network_options`` applied and ``classes`` head rows."""
         try:
             return replace(PRESETS[self.network], classes=classes, **{
                 k: tuple(v) if isinstance(v, list) else v for k, v in self.network_options.items()
@@ -124,13 +128,14 @@ def run_cv(config: CVConfig) -> dict[str, Any]:
         if not (Path(data) / "datacard.json").is_file():
             synthesize(data)
     source = data_source(data, config.data_revision)
+    renders = config.pretrain_renders if is_mini(source) else 0  # only CLEAR-mini renders
     faces = load_faces(source, config.forget_split, image_size=config.network_config(1).image_size,
                        enrol_images=config.enrol_images, holdout_persons=config.holdout_persons,
-                       pretrain_renders=config.pretrain_renders if is_mini(source) else 0)
+                       pretrain_renders=renders)
     identity = {"data": source.fingerprint(), "forget_split": config.forget_split,
                 "network": config.network, "network_options": config.network_options,
                 "enrol_images": config.enrol_images, "holdout_persons": config.holdout_persons,
-                "pretrain_renders": config.pretrain_renders}
+                "pretrain_renders": renders}
     timing: dict[str, float] = {}
 
     def timed(name: str, seconds: float) -> None:
@@ -235,32 +240,33 @@ def _finetune(pretrained: FaceNet, faces: FaceData, persons: tuple[int, ...],
 def _unlearn(vanilla: FaceNet, faces: FaceData, name: str, options: dict[str, Any] | None,
              schedule: Schedule, seed: int) -> tuple[FaceNet, dict[str, Any]]:
     method = build_cv_method(name, options)
-    reference = vanilla
-    model = load_copy(vanilla)
-    torch.manual_seed(seed)
-    losses = unlearn(model, method, reference, faces.training(faces.forget),
+    model = _copy(vanilla)
+    losses = unlearn(model, method, vanilla, faces.training(faces.forget),
                      faces.training(faces.retain), schedule, seed, f"cv {name} (seed {seed})")
     finite = bool(np.all(np.isfinite(losses)))
     return model, {"losses": losses, "options": method.options(), "finite": finite}
 
 
-def load_copy(model: FaceNet) -> FaceNet:
+def _copy(model: FaceNet) -> FaceNet:
     copy = FaceNet(model.config)
     copy.load_state_dict(model.state_dict())
     return copy
 
 
 def score(model: FaceNet, faces: FaceData) -> dict[str, Any]:
-    """Identification accuracies, forget/holdout membership scores and U-MIA of a network."""
+    """Identification accuracies, forget/holdout membership scores and U-MIA of a network;
+    ``{"status": "diverged"}`` for one whose embeddings are not finite."""
     queries = embed(model, faces.queries.images).numpy()
     labels = faces.queries.labels.numpy()
-    identities, means = enrol(embed(model, faces.enrolment.images).numpy(),
-                              faces.enrolment.labels.numpy())
+    enrolment = embed(model, faces.enrolment.images).numpy()
+    if not (np.isfinite(queries).all() and np.isfinite(enrolment).all()):
+        return {"status": "diverged"}
+    identities, means = enrol(enrolment, faces.enrolment.labels.numpy())
 
     def part(persons: tuple[int, ...]) -> np.ndarray:
         return np.isin(labels, persons)
 
-    record: dict[str, Any] = {}
+    record: dict[str, Any] = {"status": "ok"}
     for name, persons in (("forget", faces.forget), ("retain", faces.retain),
                           ("holdout", faces.holdout)):
         mask = part(persons)
@@ -277,23 +283,27 @@ def collect(config: CVConfig, replicas: list[Path], identity: dict[str, Any],
     """The results of every row from the replicas' score files (U-LiRA across replicas);
     ``seconds`` of a row: its stages' training time over all replicas, ``timing``: the time
     this invocation spent per kind of stage (0 for stages already done)."""
-    gold = np.array([_scores(r / "gold")["forget_scores"] for r in replicas])
+    gold_scores = [_scores(r / "gold") for r in replicas]
     rows = []
     for name in (*ROWS, *config.methods):
         per_replica = [_scores(r / name) for r in replicas]
-        unlearned = np.array([s["forget_scores"] for s in per_replica])
-        target = per_replica[0]
-        rows.append({
-            "method": name,
-            "forget_accuracy": target["forget_accuracy"],
-            "retain_accuracy": target["retain_accuracy"],
-            "holdout_accuracy": target["holdout_accuracy"],
-            "u_lira": ulira_accuracy(unlearned, gold, config.lira_fixed_variance),
-            "u_mia": target["u_mia"],
-            "replicas": {key: [s[key] for s in per_replica] for key in
-                         ("forget_accuracy", "retain_accuracy", "holdout_accuracy", "u_mia")},
+        row: dict[str, Any] = {
+            "method": name, "status": "ok",
             "options": _marker(replicas[0] / name).get("options"),
             "seconds": sum(_marker(r / name)["seconds"] for r in replicas),
+        }
+        if any(s["status"] != "ok" for s in [*per_replica, *gold_scores]):
+            rows.append({**row, "status": "diverged"})  # no numbers: "–" in the table
+            continue
+        target = per_replica[0]
+        rows.append({
+            **row,
+            **{key: target[key] for key in METRICS if key != "u_lira"},
+            "u_lira": ulira_accuracy(np.array([s["forget_scores"] for s in per_replica]),
+                                     np.array([s["forget_scores"] for s in gold_scores]),
+                                     config.lira_fixed_variance),
+            "replicas": {key: [s[key] for s in per_replica] for key in METRICS
+                         if key != "u_lira"},
         })
     settings = asdict(config)
     settings["out"] = str(config.out)

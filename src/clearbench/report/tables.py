@@ -102,20 +102,22 @@ def cv_table(cv: dict[str, Any]) -> Table:
     settings = cv.get("settings", {})
     cells = tuple(
         (row["method"], fmt(row.get("forget_accuracy")), fmt(row.get("retain_accuracy")),
-         fmt(row.get("holdout_accuracy")), fmt(row.get("u_lira")), fmt(row.get("u_mia")))
+         fmt(row.get("holdout_accuracy")), fmt(row.get("u_lira")), fmt(row.get("u_mia")),
+         row.get("status", "ok"))
         for row in cv["rows"]
     )
     return Table(
         title=f"Vision-only track, {settings.get('forget_split', '?')} (network "
         f"{settings.get('network', '?')}, {settings.get('shadows', '?')} shadow replicas)",
         columns=("Method", "Forget acc↓", "Retain acc↑", "Holdout acc", "U-LiRA (0.5)",
-                 "U-MIA (0.5)"),
+                 "U-MIA (0.5)", "Status"),
         rows=cells,
         note="Identification accuracy: nearest mean enrolment embedding by cosine (5 enrolment "
         "images per identity, gallery of every CLEAR and holdout person). U-LiRA: per-example "
         "Gaussian likelihood-ratio attack, unlearned vs retrained (gold), leave-one-out over "
         "the target and shadow replicas; U-MIA: cross-validated threshold attack, forget "
-        "images vs never-seen persons. 0.5 is ideal for both.",
+        "images vs never-seen persons. 0.5 is ideal for both. A diverged network (non-finite "
+        "embeddings in any replica) has no numbers.",
     )
 
 
