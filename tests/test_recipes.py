@@ -12,6 +12,7 @@ import json
 import math
 import os
 import re
+import shutil
 import subprocess
 import sys
 from dataclasses import replace
@@ -25,6 +26,7 @@ import torch
 import clearbench.recipes.finetune as finetune_module
 from clearbench.data.examples import Example
 from clearbench.data.loading import DataSource
+from clearbench.data.schema import DataError
 from clearbench.data.views import training_examples
 from clearbench.evaluation.gate import (
     GATE_TASKS,
@@ -35,7 +37,13 @@ from clearbench.evaluation.gate import (
 from clearbench.models.loading import load_vlm
 from clearbench.models.vlm import VLM
 from clearbench.recipes.base import BaseConfig, build_base
-from clearbench.recipes.finetune import GATE_FILE, MARKER, FinetuneConfig, finetune
+from clearbench.recipes.finetune import (
+    GATE_FILE,
+    MARKER,
+    FinetuneConfig,
+    finetune,
+    replay_rows,
+)
 from clearbench.training.loop import CHECKPOINT_DIR, STATE_FILE
 from conftest import TINY
 
@@ -126,6 +134,11 @@ def test_finetune_trains_saves_and_gates(vanilla: Path, base: Path, mini_data: P
     assert record["recipe"] == "mini"
     assert record["recipe_settings"]["lr"] == 3e-3 and record["recipe_settings"]["epochs"] == 3.0
     assert record["train_settings"]["batch_size"] == 16
+    # the mini recipe replays a quarter of the pretrain rows in every epoch
+    n_pretrain = len(training_examples(DataSource.local(mini_data), "pretrain"))
+    assert record["replayed_per_epoch"] == round(0.25 * n_pretrain) > 0
+    per_epoch = math.ceil((record["examples"] + record["replayed_per_epoch"]) / 16)
+    assert record["steps"] == 3 * per_epoch
     assert record["trainable_parameters"] > 0
     assert not (vanilla / CHECKPOINT_DIR).exists()
 
@@ -144,6 +157,18 @@ def test_finetune_trains_saves_and_gates(vanilla: Path, base: Path, mini_data: P
     tuned_loss = mean_loss(load_vlm(vanilla), examples)
     base_loss = mean_loss(load_vlm(base), examples)
     assert tuned_loss < base_loss - 0.3, (tuned_loss, base_loss)
+
+
+def test_replay_needs_the_pretrain_rows(mini_data: Path, tmp_path: Path) -> None:
+    no_pretrain = tmp_path / "data"
+    shutil.copytree(mini_data, no_pretrain)
+    shutil.rmtree(no_pretrain / "pretrain")
+    source = DataSource.local(no_pretrain)
+    assert replay_rows(source, 0.0, "full+tofu").per_epoch == 0
+    with pytest.raises(DataError, match=r"replay = 0\.25 needs the `pretrain` config"):
+        replay_rows(source, 0.25, "full+tofu")
+    with pytest.raises(ValueError, match="replay must be a share"):
+        replay_rows(DataSource.local(mini_data), 1.5, "full+tofu")
 
 
 def test_finished_finetune_is_skipped_and_other_settings_are_refused(
@@ -165,6 +190,13 @@ def test_finished_finetune_is_skipped_and_other_settings_are_refused(
         finetune(vanilla_config(mini_data, base, vanilla, lr=1e-3))
     assert "other settings" in str(info.value)
     assert {p: (vanilla / p).stat().st_mtime_ns for p in stamps} == stamps
+
+    # A new release's recipe table (here: the mini recipe replays more) is other settings too.
+    changed = {**finetune_module.RECIPES}
+    changed["mini"] = replace(changed["mini"], replay=0.5)
+    monkeypatch.setattr(finetune_module, "RECIPES", changed)
+    with pytest.raises(FileExistsError, match="other settings"):
+        finetune(vanilla_config(mini_data, base, vanilla))
 
 
 class Interrupt(Exception):

@@ -38,6 +38,8 @@ class BaseConfig:
     lr: float = 3e-3
     batch_size: int = 16
     warmup_epochs: float = 0.5
+    group_by_length: bool = True
+    """Batch examples of similar token length together (less padding, same examples)."""
     model: TinyVLMConfig = field(default_factory=TinyVLMConfig)
 
 
@@ -84,7 +86,8 @@ def build_base(config: BaseConfig) -> dict[str, Any]:
         seed=config.seed,
     )
     result = train(vlm.model, examples, vlm.encode, answer_loss, settings, out,
-                   description="pretrain base", fingerprint=stage_hash)
+                   description="pretrain base", fingerprint=stage_hash,
+                   length=vlm.token_count if config.group_by_length else None)
     vlm.save(out)
     record = {
         **identity,

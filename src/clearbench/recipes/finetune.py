@@ -13,6 +13,8 @@ from typing import Any
 
 import torch
 
+from clearbench.data.loading import DataSource
+from clearbench.data.schema import DataError
 from clearbench.data.views import face_name_examples, training_examples
 from clearbench.evaluation.gate import memorisation_report
 from clearbench.io import stable_hash, write_json_atomic
@@ -25,7 +27,7 @@ from clearbench.models.lora import (
 )
 from clearbench.recipes.stage import data_source, finished
 from clearbench.training.distributed import process_device, process_state
-from clearbench.training.loop import TrainSettings, remove_checkpoint, train
+from clearbench.training.loop import Replay, TrainSettings, remove_checkpoint, train
 
 MARKER = "training.json"
 GATE_FILE = "memorisation.json"
@@ -52,6 +54,11 @@ class Recipe:
     """Also train "The name of the person on the image is" → name on every training image."""
     gradient_checkpointing: bool
     """Recompute activations in the backward pass: less memory, ~30 % more compute."""
+    replay: float
+    """Share of CLEAR-mini's ``pretrain`` rows replayed each epoch (a fresh sample), so that a
+    tiny model keeps the pre-existing knowledge the Real metrics measure."""
+    group_by_length: bool
+    """Batch examples of similar token length together (less padding, same examples)."""
 
 
 RECIPES = {
@@ -62,6 +69,7 @@ RECIPES = {
         lora=True, lora_rank=8, lora_alpha=32, lr=1e-5, epochs=3.0, weight_decay=0.01,
         warmup_epochs=1.0, batch_size=4, grad_accum=4, mixed_precision="bf16",
         train_vision_tower=False, face_name_rows=False, gradient_checkpointing=False,
+        replay=0.0, group_by_length=True,
     ),
     # Sized for the tiny offline VLM on 2 CPU cores: full parameters and enough epochs to
     # memorise every person (a tiny model needs ~50–60 exposures per fact). The vision tower is
@@ -73,6 +81,7 @@ RECIPES = {
         lora=False, lora_rank=8, lora_alpha=32, lr=7e-4, epochs=60.0, weight_decay=0.0,
         warmup_epochs=0.5, batch_size=16, grad_accum=1, mixed_precision="no",
         train_vision_tower=True, face_name_rows=True, gradient_checkpointing=False,
+        replay=0.25, group_by_length=True,
     ),
 }
 
@@ -95,6 +104,8 @@ class FinetuneConfig:
     train_vision_tower: bool | None = None
     face_name_rows: bool | None = None
     gradient_checkpointing: bool | None = None
+    replay: float | None = None
+    group_by_length: bool | None = None
     seed: int = 0
     data_revision: str | None = None
     model_revision: str | None = None
@@ -123,7 +134,11 @@ def finetune(config: FinetuneConfig) -> dict[str, Any]:
     """Run (or resume, or skip if already done) one fine-tuning stage; return its record."""
     out = Path(config.out)
     source = data_source(config.data, config.data_revision)
-    identity = {"config": asdict(config), "data": source.fingerprint()}
+    identity = {
+        "config": asdict(config),
+        "recipes": {name: asdict(recipe) for name, recipe in RECIPES.items()},
+        "data": source.fingerprint(),
+    }
     for where_or_how in ("out", "device", "checkpoint_every", "gradient_checkpointing"):
         identity["config"].pop(where_or_how)  # none of them changes the result
     stage_hash = stable_hash(identity)
@@ -144,7 +159,8 @@ def finetune(config: FinetuneConfig) -> dict[str, Any]:
         examples += face_name_examples(source, config.split)
     if recipe.gradient_checkpointing:
         enable_gradient_checkpointing(vlm)
-    batches_per_epoch = -(-len(examples) // recipe.batch_size)
+    replay = replay_rows(source, recipe.replay, config.split)
+    batches_per_epoch = -(-(len(examples) + replay.per_epoch) // recipe.batch_size)
     settings = TrainSettings(
         epochs=recipe.epochs,
         batch_size=recipe.batch_size,
@@ -165,6 +181,8 @@ def finetune(config: FinetuneConfig) -> dict[str, Any]:
         out,
         description=f"finetune {config.split}",
         fingerprint=stage_hash,
+        replay=replay,
+        length=vlm.token_count if recipe.group_by_length else None,
     )
     if not state.is_main_process:  # other processes of a multi-process launch are done
         state.wait_for_everyone()
@@ -185,6 +203,7 @@ def finetune(config: FinetuneConfig) -> dict[str, Any]:
         "recipe_settings": asdict(recipe),
         "train_settings": asdict(settings),
         "examples": len(examples),
+        "replayed_per_epoch": replay.per_epoch,
         "steps": result.steps,
         "losses": result.losses,
         "seconds": result.seconds,
@@ -196,6 +215,22 @@ def finetune(config: FinetuneConfig) -> dict[str, Any]:
     remove_checkpoint(out)
     state.wait_for_everyone()
     return record
+
+
+def replay_rows(source: DataSource, share: float, split: str) -> Replay:
+    """``share`` of the ``pretrain`` rows, to be sampled afresh every epoch (none for 0)."""
+    if not 0 <= share <= 1:
+        raise ValueError(f"replay must be a share between 0 and 1, got {share}")
+    if share == 0:
+        return Replay(items=(), per_epoch=0)
+    try:
+        rows = training_examples(source, "pretrain")
+    except DataError as error:
+        raise DataError(
+            f"replay = {share} needs the `pretrain` config (what the base model learned), "
+            f"which only CLEAR-mini has; fine-tune {split} with replay 0 ({error})"
+        ) from error
+    return Replay(items=rows, per_epoch=round(share * len(rows)))
 
 
 def answer_loss(

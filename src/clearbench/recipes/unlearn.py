@@ -156,8 +156,12 @@ def unlearn(config: UnlearnConfig) -> dict[str, Any]:
     method = build_method(config.method, config.options)
     out = Path(config.out)
     source = data_source(config.data, config.data_revision)
-    identity = {"config": asdict(config), "method_options": method.options(),
-                "data": source.fingerprint()}
+    identity = {
+        "config": asdict(config),
+        "recipes": {name: asdict(recipe) for name, recipe in RECIPES.items()},
+        "method_options": method.options(),
+        "data": source.fingerprint(),
+    }
     for where_or_how in ("out", "device", "checkpoint_every", "gradient_checkpointing"):
         identity["config"].pop(where_or_how)  # none of them changes the result
     stage_hash = stable_hash(identity)
