@@ -105,6 +105,8 @@ def test_run_config_cv_section(tmp_path: Path) -> None:
     assert stage.name in the_plan.stages[-1].needs  # the report waits for the track
     path.write_text(base + "cv: {enabled: false, shadows: 2}\n")
     assert load_run_config(path).cv is None
+    path.write_text(base + "cv:\n")  # an empty section enables the track with its defaults
+    assert load_run_config(path).cv == {}
     assert load_run_config(embedded_config("mini")).cv is not None
     for text, named in (("cv: {shadow: 2}\n", "shadow"), ("cv: {seed: 2}\n", "seed"),
                         ("cv: {methods: [ga]}\n", "'ga'"), ("cv: {enabled: 1}\n", "enabled")):

@@ -48,7 +48,7 @@ from clearbench.report.tables import cv_table
 SCHEMA = 1
 MARKER = "stage.json"
 SCORES = "scores.json"
-SCORING_VERSION = 2
+SCORING_VERSION = 3
 """Bumped whenever :func:`score` changes: stored scores of another version are recomputed."""
 RESULTS_FILE = "cv_results.json"
 TABLE_FILE = "cv_table.md"
@@ -88,11 +88,11 @@ class CVConfig:
     """Extra rendered images per celebrity for pretraining (CLEAR-mini only; 0 elsewhere)."""
     pretrain_epochs: int = 30
     finetune_epochs: int = 30
-    unlearn_epochs: int = 10
+    unlearn_epochs: int = 20
     batch_size: int = 32
     unlearn_batch_size: int = 8
     lr: float = 2e-3
-    unlearn_lr: float = 5e-4
+    unlearn_lr: float = 1e-3
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)

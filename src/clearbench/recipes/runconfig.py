@@ -178,7 +178,7 @@ def load_run_config(path: Path) -> RunConfig:
     if not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"{where}: jobs must be a positive integer, got {jobs!r}")
 
-    cv = _cv_settings(raw.get("cv"), where)
+    cv = _cv_settings(raw["cv"], where) if "cv" in raw else None
 
     return RunConfig(
         path=path, seed=raw.get("seed", 0), data=data.get("source"),
@@ -192,10 +192,10 @@ def load_run_config(path: Path) -> RunConfig:
 
 
 def _cv_settings(value: Any, where: str) -> dict[str, Any] | None:
-    """The ``cv`` section: ``enabled`` (default true) and any CVConfig setting but those the
-    run fixes; checked by building the CVConfig."""
+    """The settings of a ``cv`` section (None when ``enabled: false``): any CVConfig setting
+    but those the run fixes; checked by building the CVConfig."""
     settings = dict(_mapping(value, f"{where}: cv"))
-    enabled = settings.pop("enabled", value is not None)
+    enabled = settings.pop("enabled", True)
     if not isinstance(enabled, bool):
         raise ValueError(f"{where}: cv.enabled must be true or false, got {enabled!r}")
     _known(settings, {f.name for f in fields(CVConfig)} - CV_FIXED, f"{where}: cv")
