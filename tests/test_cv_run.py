@@ -69,6 +69,14 @@ def test_cv_run_end_to_end_and_rerun(mini_data: Path, tmp_path: Path,
         "schedule"]["epochs"] == 2
 
 
+def test_cv_run_is_reproducible(mini_data: Path, tmp_path: Path) -> None:
+    def numbers(out: Path) -> list[dict]:
+        rows = run_cv(tiny_config(out, mini_data, methods=("scrub_bio", "dpo")))["rows"]
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
+
+    assert numbers(tmp_path / "a") == numbers(tmp_path / "b")
+
+
 def test_cv_config_errors_name_the_fault(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown CV method 'ga'"):
         CVConfig(out=tmp_path, methods=("ga",))

@@ -113,7 +113,8 @@ def cv_table(cv: dict[str, Any]) -> Table:
                  "U-MIA (0.5)", "Status"),
         rows=cells,
         note="Identification accuracy: nearest mean enrolment embedding by cosine (5 enrolment "
-        "images per identity, gallery of every CLEAR and holdout person). U-LiRA: per-example "
+        "images per identity, gallery of every CLEAR and holdout person); it and U-MIA are "
+        "means over the target and shadow replicas. U-LiRA: per-example "
         "Gaussian likelihood-ratio attack, unlearned vs retrained (gold), leave-one-out over "
         "the target and shadow replicas; U-MIA: cross-validated threshold attack, forget "
         "images vs never-seen persons. 0.5 is ideal for both. A diverged network (non-finite "
