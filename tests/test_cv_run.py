@@ -4,6 +4,7 @@ in ``clearbench run`` (config, plan, results, report)."""
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from clearbench.cli import main
 from clearbench.cv import recipe
 from clearbench.cv.methods import CV_METHODS
 from clearbench.cv.recipe import MARKER, RESULTS_FILE, TABLE_FILE, CVConfig, run_cv
-from clearbench.recipes.pipeline import Plan, plan
+from clearbench.recipes.pipeline import Plan, plan, run_stage
 from clearbench.recipes.results import collect
 from clearbench.recipes.runconfig import embedded_config, load_run_config
 from clearbench.report import terminal_summary, write_report
@@ -150,3 +151,20 @@ def test_cv_cli_runs_the_track(mini_data: Path, tmp_path: Path,
     assert [row["method"] for row in results["rows"]] == ["vanilla", "gold", "twins"]
     assert results["rows"][2]["options"] == {"retain_weight": 0.5}
     assert "| twins |" in capsys.readouterr().out
+
+
+def test_the_planned_cv_stage_runs(mini_data: Path, tmp_path: Path) -> None:
+    """The stage ``clearbench run`` plans runs, also after the pickling that sends it to a
+    worker process (jobs > 1)."""
+    path = tmp_path / "run.yaml"
+    path.write_text(
+        f"data: {{source: {mini_data}}}\nbase: {{arch: llava}}\n"
+        "cv: {shadows: 1, methods: [twins], pretrain_epochs: 1, finetune_epochs: 1,\n"
+        "     unlearn_epochs: 1, pretrain_renders: 0,\n"
+        "     network_options: {hidden_sizes: [8, 16], depths: [1, 1], embedding_dim: 16,\n"
+        "                       image_size: 32}}\n")
+    run_dir = tmp_path / "run"
+    stage = next(s for s in plan(load_run_config(path), run_dir).stages if s.kind == "cv")
+    run_stage(pickle.loads(pickle.dumps(stage)))
+    rows = json.loads((run_dir / "cv" / RESULTS_FILE).read_text())["rows"]
+    assert [row["method"] for row in rows] == ["vanilla", "gold", "twins"]
