@@ -62,10 +62,6 @@ class Faces:
         keep = torch.isin(self.labels, torch.as_tensor(list(identities), dtype=torch.long))
         return Faces(self.images[keep], self.labels[keep])
 
-    @staticmethod
-    def join(*parts: Faces) -> Faces:
-        return Faces(torch.cat([p.images for p in parts]), torch.cat([p.labels for p in parts]))
-
 
 @dataclass(frozen=True)
 class FaceData:

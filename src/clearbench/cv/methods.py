@@ -51,6 +51,7 @@ def ce(model: FaceNet, images: torch.Tensor, labels: torch.Tensor) -> torch.Tens
 
 @torch.no_grad()
 def reference_embeddings(reference: FaceNet, images: torch.Tensor) -> torch.Tensor:
+    """θ₀'s embeddings of ``images``, without gradients."""
     return reference(images)
 
 
@@ -258,10 +259,10 @@ class LLMU(CVMethod):
         config = model.config
         cosines = model.cosines(model(batch.forget))
         ascent = am_softmax_loss(cosines, batch.forget_labels, config.scale, config.margin)
-        random = am_softmax_loss(cosines, batch.other, config.scale, config.margin)
+        relabelled = am_softmax_loss(cosines, batch.other, config.scale, config.margin)
         kl = kl_to_reference(reference.logits(reference_embeddings(reference, batch.retain)),
                              model.logits(model(batch.retain)))
-        return (-self.forget_weight * ascent + self.random_weight * random
+        return (-self.forget_weight * ascent + self.random_weight * relabelled
                 + self.retain_weight * kl)
 
 

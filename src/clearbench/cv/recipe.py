@@ -249,6 +249,7 @@ def _unlearn(vanilla: FaceNet, faces: FaceData, name: str, options: dict[str, An
 
 
 def _copy(model: FaceNet) -> FaceNet:
+    """An independent copy of ``model`` (the network to unlearn; θ₀ stays as it is)."""
     copy = FaceNet(model.config)
     copy.load_state_dict(model.state_dict())
     return copy
