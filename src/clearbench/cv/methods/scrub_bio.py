@@ -1,0 +1,31 @@
+"""SCRUB_bio (docs/cv.md, Methods): SCRUB's alternation on embedding cosines to θ₀'s."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from clearbench.cv.losses import am_softmax_loss, cosine_target_loss
+from clearbench.cv.methods.base import Alternating, UnlearnBatch, reference_embeddings, register
+from clearbench.cv.model import FaceNet
+
+
+@register
+@dataclass
+class ScrubBio(Alternating):
+    """SCRUB for biometrics: max-steps push cos(e(x_f), e₀(x_f)) to −1, min-steps push
+    cos(e(x_r), e₀(x_r)) to +1 (plus γ·CE)."""
+
+    name = "scrub_bio"
+
+    def loss(self, model: FaceNet, batch: UnlearnBatch, reference: FaceNet,
+             step: int) -> torch.Tensor:
+        if self.is_max_step(step):
+            return cosine_target_loss(model(batch.forget),
+                                      reference_embeddings(reference, batch.forget), -1.0)
+        retain = model(batch.retain)
+        loss = cosine_target_loss(retain, reference_embeddings(reference, batch.retain), 1.0)
+        config = model.config
+        return loss + self.gamma * am_softmax_loss(model.cosines(retain), batch.retain_labels,
+                                                   config.scale, config.margin)
