@@ -233,21 +233,17 @@ def test_accelerate_configs_load(name: str) -> None:
         assert config.deepspeed_config["zero_stage"] == int(name[-1])
 
 
-def test_training_stages_run_alone_and_the_rest_side_by_side(tmp_path: Path) -> None:
+def test_the_base_runs_alone_and_the_rest_side_by_side(tmp_path: Path) -> None:
     log = tmp_path / "intervals.txt"
-    stages = [Stage("vanilla", "finetune", sleep_and_record, (log, "vanilla")),
-              Stage("gold", "finetune", sleep_and_record, (log, "gold")),
-              Stage("u1", "unlearn", meet, (tmp_path, "u1", "u2"), ("vanilla",)),
-              Stage("u2", "unlearn", meet, (tmp_path, "u2", "u1"), ("vanilla",))]
+    stages = [Stage("base", "base", sleep_and_record, (log, "base")),
+              Stage("other", "evaluate", sleep_and_record, (log, "other")),
+              Stage("vanilla", "finetune", meet, (tmp_path, "vanilla", "gold"), ("base",)),
+              Stage("gold", "finetune", meet, (tmp_path, "gold", "vanilla"), ("base",))]
     execute(stages, 2, tmp_path / "logs")
     spans = {name: (float(a), float(b))
              for name, a, b in (line.split() for line in log.read_text().splitlines())}
-
-    def overlap(x: str, y: str) -> bool:
-        return spans[x][0] < spans[y][1] and spans[y][0] < spans[x][1]
-
-    assert not overlap("vanilla", "gold")
-    assert (tmp_path / "u1.met").read_text() == (tmp_path / "u2.met").read_text() == "True"
+    assert not (spans["base"][0] < spans["other"][1] and spans["other"][0] < spans["base"][1])
+    assert (tmp_path / "vanilla.met").read_text() == (tmp_path / "gold.met").read_text() == "True"
 
 
 def test_eta_waits_for_one_stage_of_each_kind(capsys) -> None:

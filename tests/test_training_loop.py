@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from clearbench.training.loop import (
-    BUCKET_BATCHES,
     CHECKPOINT_DIR,
     DivergedError,
     Replay,
@@ -62,28 +61,6 @@ def test_epoch_order_is_a_fixed_permutation():
     assert epoch_order(10, 0, 0) != epoch_order(10, 0, 1)
 
 
-def test_length_grouping_keeps_every_item_once_and_pads_less():
-    lengths = [(7 * i) % 31 + 1 for i in range(100)]  # scrambled lengths 1..31
-    order = epoch_order(100, 0, 0, lengths=lengths, batch_size=8)
-    assert sorted(order) == list(range(100))
-    assert order == epoch_order(100, 0, 0, lengths=lengths, batch_size=8)
-    assert order != epoch_order(100, 0, 1, lengths=lengths, batch_size=8)
-
-    def padded(order: list[int]) -> int:
-        batches = [order[k : k + 8] for k in range(0, len(order), 8)]
-        return sum(len(b) * max(lengths[i] for i in b) for b in batches)
-
-    # 100 items = 12 full batches + a short one, and the short one stays last
-    assert len(order) % 8 == 4
-    assert padded(order) < 0.75 * padded(epoch_order(100, 0, 0))
-    # within a window of BUCKET_BATCHES batches every batch is sorted (at most 1 window here)
-    assert 8 * BUCKET_BATCHES >= 100
-    batches = [order[k : k + 8] for k in range(0, 96, 8)]
-    spans = [(min(lengths[i] for i in b), max(lengths[i] for i in b)) for b in batches]
-    for (_, high), (low, _) in zip(sorted(spans), sorted(spans)[1:], strict=False):
-        assert high <= low  # batches hold disjoint length ranges
-
-
 def test_replay_draws_a_fresh_sample_each_epoch():
     first = epoch_order(10, 0, 0, n_replay=20, replay_per_epoch=5)
     second = epoch_order(10, 0, 1, n_replay=20, replay_per_epoch=5)
@@ -96,10 +73,9 @@ def test_replay_draws_a_fresh_sample_each_epoch():
     assert epoch_order(10, 0, 0, n_replay=0) == epoch_order(10, 0, 0)
 
 
-def test_replay_and_length_grouping_train_and_resume(tmp_path):
+def test_replay_trains_and_resumes(tmp_path):
     """Replayed items are trained on (steps count them) and resume stays exact."""
-    extra = Replay(items=toy_items(40)[24:], per_epoch=8)  # 16 items, 8 per epoch
-    run = dict(replay=extra, length=lambda x: int(10 * abs(float(x[0]))))
+    run = dict(replay=Replay(items=toy_items(40)[24:], per_epoch=8))  # 8 of 16 per epoch
     reference = train(fresh_model(), toy_items(24), collate, mse, settings(), tmp_path / "a",
                       **run)
     assert reference.steps == 3 * (24 + 8) // 8

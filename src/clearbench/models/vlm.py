@@ -136,10 +136,6 @@ class VLM:
             batch |= self.chat_format.extra_inputs(input_ids, self.image_token_id)
         return batch
 
-    def token_count(self, example: Example) -> int:
-        """Tokens of ``example`` encoded with its answer, image placeholders included."""
-        return self.encode([example])["input_ids"].shape[1]
-
     def _prompt_ids(self, example: Example, n_image_tokens: int) -> list[int]:
         text = self.chat_format.prompt(example.prompt, n_image_tokens)
         ids = self.tokenizer.encode(text, add_special_tokens=False)

@@ -34,12 +34,10 @@ class BaseConfig:
     out: Path
     arch: str = "llava"
     seed: int = 0
-    epochs: float = 8.0
+    epochs: float = 24.0
     lr: float = 3e-3
     batch_size: int = 16
     warmup_epochs: float = 0.5
-    group_by_length: bool = True
-    """Batch examples of similar token length together (less padding, same examples)."""
     model: TinyVLMConfig = field(default_factory=TinyVLMConfig)
 
 
@@ -86,8 +84,7 @@ def build_base(config: BaseConfig) -> dict[str, Any]:
         seed=config.seed,
     )
     result = train(vlm.model, examples, vlm.encode, answer_loss, settings, out,
-                   description="pretrain base", fingerprint=stage_hash,
-                   length=vlm.token_count if config.group_by_length else None)
+                   description="pretrain base", fingerprint=stage_hash)
     vlm.save(out)
     record = {
         **identity,

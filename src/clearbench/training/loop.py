@@ -108,10 +108,6 @@ def run_identity(settings: TrainSettings, fingerprint: str) -> str:
     return stable_hash([fields, fingerprint])
 
 
-BUCKET_BATCHES = 16
-"""With length grouping, the items of this many consecutive batches are sorted by length."""
-
-
 @dataclass(frozen=True)
 class Replay:
     """Items mixed into every epoch besides the training items: a fresh sample of
@@ -134,36 +130,17 @@ def epoch_order(
     *,
     n_replay: int = 0,
     replay_per_epoch: int = 0,
-    lengths: Sequence[int] | None = None,
-    batch_size: int = 1,
 ) -> list[int]:
     """The item order of one epoch, fixed by (seed, epoch) so that resume is exact.
 
-    Indices below ``n_items`` are training items, the others replay items (``n_items + j``
-    for replay item ``j``; ``replay_per_epoch`` of the ``n_replay`` are drawn). Without
-    ``lengths`` the order is a random permutation. With ``lengths`` (one per training and
-    replay item) similar lengths are batched together, so batches pad little: the
-    permutation is cut into windows of :data:`BUCKET_BATCHES` batches, each window is sorted
-    by length and cut into batches of ``batch_size``, and the full batches are shuffled
-    (a short last batch stays last).
+    A random permutation of the training items and ``replay_per_epoch`` replay items drawn
+    from ``n_replay``: indices below ``n_items`` are training items, ``n_items + j`` is
+    replay item ``j``.
     """
     rng = np.random.default_rng([seed, epoch])
     drawn = rng.choice(n_replay, size=replay_per_epoch, replace=False) if n_replay else []
     pool = np.concatenate([np.arange(n_items), n_items + np.asarray(drawn, dtype=int)])
-    order = rng.permutation(pool).tolist()
-    if lengths is None:
-        return order
-    window = batch_size * BUCKET_BATCHES
-    grouped = [
-        i
-        for start in range(0, len(order), window)
-        for i in sorted(order[start : start + window], key=lambda i: lengths[i])
-    ]
-    batches = [grouped[k : k + batch_size] for k in range(0, len(grouped), batch_size)]
-    short = [batches.pop()] if len(batches[-1]) < batch_size else []
-    return [i for b in rng.permutation(len(batches)) for i in batches[b]] + [
-        i for batch in short for i in batch
-    ]
+    return rng.permutation(pool).tolist()
 
 
 def train(
@@ -178,12 +155,10 @@ def train(
     description: str = "training",
     fingerprint: str = "",
     replay: Replay | None = None,
-    length: Callable[[Any], int] | None = None,
 ) -> TrainResult:
     """Train ``model`` in place on ``items`` and return the loss curve.
 
-    ``replay`` mixes a fresh sample of other items into every epoch. ``length`` (an item's
-    padded size, e.g. its token count) batches items of similar length together.
+    ``replay`` mixes a fresh sample of other items into every epoch.
 
     A checkpoint (weights, optimiser, scheduler, RNG, :class:`TrainState`) is written
     atomically to ``out_dir/checkpoint`` every ``checkpoint_every`` steps and at each epoch's
@@ -206,7 +181,6 @@ def train(
 
     replay = replay or Replay(items=(), per_epoch=0)
     pool = [*items, *replay.items]
-    lengths = [length(item) for item in pool] if length else None
     epoch_size = len(items) + replay.per_epoch
     batches_per_epoch = math.ceil(epoch_size / (settings.batch_size * accelerator.num_processes))
     total_micro = math.ceil(batches_per_epoch * settings.epochs)
@@ -258,7 +232,7 @@ def train(
         epoch, done_in_epoch = divmod(state.micro_batches, batches_per_epoch)
         order = epoch_order(
             len(items), settings.seed, epoch, n_replay=len(replay.items),
-            replay_per_epoch=replay.per_epoch, lengths=lengths, batch_size=settings.batch_size,
+            replay_per_epoch=replay.per_epoch,
         )
         loader = accelerator.prepare_data_loader(
             DataLoader([pool[i] for i in order], batch_size=settings.batch_size,
