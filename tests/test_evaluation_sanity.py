@@ -36,7 +36,8 @@ def evaluations(mini_data: Path, tmp_path_factory: pytest.TempPathFactory) -> di
     evaluations = {}
     for role, split in (("vanilla", "full+tofu"), ("gold", "retain90+tofu")):
         finetune(FinetuneConfig(model=str(work / "base"), data=str(mini_data), out=work / role,
-                                split=split, recipe="mini", epochs=40.0, lr=3e-3, batch_size=16))
+                                split=split, recipe="mini", epochs=40.0, lr=3e-3, batch_size=16,
+                                replay=0.0))  # what it learned before CLEAR is not tested here
         evaluations[role] = run_eval(EvalConfig(model=str(work / role), data=str(mini_data),
                                                 out=work / role / "eval", tasks=FORGET_TASKS,
                                                 max_new_tokens=24))

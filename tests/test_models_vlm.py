@@ -276,8 +276,8 @@ def test_lora_targets_only_language_model_linears(arch):
     trainable = [n for n, p in vlm.model.named_parameters() if p.requires_grad]
     assert trainable and all(".lora_A." in n or ".lora_B." in n for n in trainable)
     assert len(lora_parameters(vlm)) == len(trainable) == 2 * len(adapted)
-    # rank 8 × (in + out) per layer: 4 attention 256→256, gate/up 256→512, down 512→256; 4 layers
-    assert vlm.num_parameters(trainable_only=True) == 4 * 8 * (4 * 512 + 3 * 768)
+    # rank 8 × (in + out) per layer: 4 attention 128→128, gate/up 128→512, down 512→128; 4 layers
+    assert vlm.num_parameters(trainable_only=True) == 4 * 8 * (4 * 256 + 3 * 640)
     assert vlm.num_parameters() == total + vlm.num_parameters(trainable_only=True)
 
 

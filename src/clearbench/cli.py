@@ -85,6 +85,8 @@ def add_finetune_command(sub: argparse._SubParsersAction) -> None:
     ft.add_argument("--grad-accum", type=int)
     ft.add_argument("--gradient-checkpointing", action="store_true", default=None,
                     help="recompute activations in the backward pass (less memory)")
+    ft.add_argument("--replay", type=float,
+                    help="share of CLEAR-mini's pretrain rows replayed each epoch (mini: 0.25)")
     ft.add_argument("--seed", type=int, default=0)
     ft.add_argument("--data-revision", help="pin the hub data set to a commit/tag")
     ft.add_argument("--model-revision", help="pin the hub model to a commit/tag")
