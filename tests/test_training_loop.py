@@ -55,6 +55,23 @@ def test_same_seed_same_curve_other_seed_other_order(tmp_path):
     assert a.losses != c.losses
 
 
+class Interrupt(Exception):
+    pass
+
+
+def crashing_at(call: int):
+    """An MSE loss that raises :class:`Interrupt` on its ``call``-th use (a crash mid-run)."""
+    calls = {"n": 0}
+
+    def loss(model, batch, micro_batch):
+        calls["n"] += 1
+        if calls["n"] == call:
+            raise Interrupt
+        return mse(model, batch)
+
+    return loss
+
+
 def test_epoch_order_is_a_fixed_permutation():
     assert sorted(epoch_order(10, 0, 0)) == list(range(10))
     assert epoch_order(10, 0, 1) == epoch_order(10, 0, 1)
@@ -80,16 +97,8 @@ def test_replay_trains_and_resumes(tmp_path):
                       **run)
     assert reference.steps == 3 * (24 + 8) // 8
 
-    calls = {"n": 0}
-
-    def crash_at_step_6(model, batch, micro_batch):
-        calls["n"] += 1
-        if calls["n"] == 6:
-            raise Interrupt
-        return mse(model, batch)
-
     with pytest.raises(Interrupt):
-        train(fresh_model(), toy_items(24), collate, crash_at_step_6, settings(), tmp_path / "b",
+        train(fresh_model(), toy_items(24), collate, crashing_at(6), settings(), tmp_path / "b",
               **run)
     resumed = train(fresh_model(), toy_items(24), collate, mse, settings(), tmp_path / "b", **run)
     assert resumed.resumed_from_step == 4
@@ -106,26 +115,14 @@ def test_grad_accumulation_counts_optimizer_steps(tmp_path):
     assert result.steps == 9
 
 
-class Interrupt(Exception):
-    pass
-
-
 def test_resume_after_interruption_matches_uninterrupted_run(tmp_path):
     reference_model = fresh_model()
     reference = train(reference_model, toy_items(), collate, mse,
                       settings(checkpoint_every=4), tmp_path / "reference")
 
-    calls = {"n": 0}
-
-    def crash_at_step_11(model, batch, micro_batch):
-        calls["n"] += 1
-        if calls["n"] == 11:
-            raise Interrupt
-        return mse(model, batch)
-
     out = tmp_path / "interrupted"
     with pytest.raises(Interrupt):
-        train(fresh_model(), toy_items(), collate, crash_at_step_11,
+        train(fresh_model(), toy_items(), collate, crashing_at(11),
               settings(checkpoint_every=4), out)
     assert (out / CHECKPOINT_DIR).is_dir()  # written at step 8
 
