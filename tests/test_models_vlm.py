@@ -211,6 +211,60 @@ def test_gradient_checkpointing_gives_the_same_gradients(arch, lora):
         torch.testing.assert_close(checkpointed[name], grad, rtol=1e-4, atol=1e-6, msg=name)
 
 
+PACKABLE = [
+    *TRAIN,
+    # Longest row, so packing (by decreasing length) moves its image before RED's.
+    Example("Describe the person in the picture, please, in a few words.", "Bob Jones", BLUE, "b2"),
+    Example("Capital of France?", "Paris", None, "short"),
+]
+
+
+def test_packing_puts_rows_side_by_side_with_restarting_positions():
+    vlm = tiny("llava")
+    padded, packed = vlm.encode(PACKABLE), vlm.encode(PACKABLE, pack=True)
+    assert "attention_mask" not in packed and packed["use_cache"] is False
+    assert packed["input_ids"].shape[0] < len(PACKABLE)  # some rows share a line
+    assert packed["input_ids"].shape[1] == padded["input_ids"].shape[1]
+    starts = (packed["position_ids"] == 0).sum().item()
+    padding_segments = (packed["input_ids"][:, -1] == vlm.pad_token_id).sum().item()
+    assert starts == len(PACKABLE) + padding_segments
+    assert sorted(packed["labels"][packed["labels"] != -100].tolist()) == sorted(
+        padded["labels"][padded["labels"] != -100].tolist()
+    )
+    # Images follow the placeholders: the longest (BLUE) row now comes first.
+    torch.testing.assert_close(packed["pixel_values"], padded["pixel_values"][[2, 0, 1]])
+
+
+@pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
+def test_packed_batch_gives_the_padded_loss_and_gradients(lora):
+    vlm = tiny("llava")
+    if lora:
+        apply_lora(vlm, LoraSettings(rank=4, alpha=8))
+    vlm.model.train()
+    results = []
+    for batch in (vlm.encode(PACKABLE), vlm.encode(PACKABLE, pack=True)):
+        vlm.model.zero_grad()
+        loss = vlm.model(**batch).loss
+        loss.backward()
+        results.append((loss.detach(), {n: p.grad.clone() for n, p in
+                                        vlm.model.named_parameters() if p.grad is not None}))
+    (padded_loss, padded_grads), (packed_loss, packed_grads) = results
+    torch.testing.assert_close(packed_loss, padded_loss, rtol=1e-5, atol=1e-6)
+    assert packed_grads.keys() == padded_grads.keys()
+    for name, grad in padded_grads.items():
+        torch.testing.assert_close(packed_grads[name], grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_formats_that_cannot_pack_are_padded():
+    vlm = tiny("qwen2_vl")
+    padded, packed = vlm.encode(PACKABLE), vlm.encode(PACKABLE, pack=True)
+    assert packed.keys() == padded.keys()
+    for key, value in padded.items():
+        torch.testing.assert_close(packed[key], value, msg=key)
+    with pytest.raises(ValueError, match="training batches"):
+        vlm.encode(PACKABLE, with_answer=False, pack=True)
+
+
 def test_build_is_deterministic_for_a_seed():
     a, b, c = tiny("llava"), tiny("llava"), tiny("llava", seed=1)
     assert a.tokenizer.get_vocab() == b.tokenizer.get_vocab()

@@ -104,15 +104,6 @@ def record_order(log: Path, name: str) -> None:
         f.write(name + "\n")
 
 
-def sleep_and_record(log: Path, name: str) -> None:
-    import time
-
-    started = time.time()
-    time.sleep(0.5)
-    with log.open("a") as f:
-        f.write(f"{name} {started} {time.time()}\n")
-
-
 def meet(folder: Path, name: str, partner: str) -> None:
     """Wait (up to 60 s) until ``partner`` runs too; record whether it did."""
     import time
@@ -233,17 +224,29 @@ def test_accelerate_configs_load(name: str) -> None:
         assert config.deepspeed_config["zero_stage"] == int(name[-1])
 
 
-def test_the_base_runs_alone_and_the_rest_side_by_side(tmp_path: Path) -> None:
-    log = tmp_path / "intervals.txt"
-    stages = [Stage("base", "base", sleep_and_record, (log, "base")),
-              Stage("other", "evaluate", sleep_and_record, (log, "other")),
-              Stage("vanilla", "finetune", meet, (tmp_path, "vanilla", "gold"), ("base",)),
-              Stage("gold", "finetune", meet, (tmp_path, "gold", "vanilla"), ("base",))]
+def record_threads(folder: Path, name: str, partner: str | None) -> None:
+    import torch
+
+    if partner:
+        meet(folder, name, partner)
+    (folder / f"{name}.threads").write_text(str(torch.get_num_threads()))
+
+
+def test_ready_stages_run_side_by_side_sharing_the_cores(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    stages = [Stage("base", "base", record_threads, (tmp_path, "base", "cv")),
+              Stage("cv", "cv", record_threads, (tmp_path, "cv", "base")),
+              Stage("vanilla", "finetune", record_threads, (tmp_path, "vanilla", "gold"),
+                    ("base",)),
+              Stage("gold", "finetune", record_threads, (tmp_path, "gold", "vanilla"),
+                    ("base",)),
+              Stage("last", "report-like", record_threads, (tmp_path, "last", None),
+                    ("vanilla", "gold", "cv"))]
     execute(stages, 2, tmp_path / "logs")
-    spans = {name: (float(a), float(b))
-             for name, a, b in (line.split() for line in log.read_text().splitlines())}
-    assert not (spans["base"][0] < spans["other"][1] and spans["other"][0] < spans["base"][1])
-    assert (tmp_path / "vanilla.met").read_text() == (tmp_path / "gold.met").read_text() == "True"
+    for name in ("base", "cv", "vanilla", "gold"):
+        assert (tmp_path / f"{name}.met").read_text() == "True", name
+        assert (tmp_path / f"{name}.threads").read_text() == "1", name
+    assert (tmp_path / "last.threads").read_text() == "2"  # alone: every core
 
 
 def test_eta_waits_for_one_stage_of_each_kind(capsys) -> None:

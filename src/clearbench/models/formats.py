@@ -30,6 +30,9 @@ class ChatFormat(ABC):
     """``config.model_type`` values this format serves."""
     add_bos: ClassVar[bool]
     """Whether a prompt starts with the tokenizer's bos token."""
+    packable: ClassVar[bool] = False
+    """Whether training rows may be packed side by side (1-D positions, one pixel tensor per
+    image), see :meth:`~clearbench.models.vlm.VLM.encode`."""
     image_token: str
     """The placeholder token, repeated once per vision feature."""
     end_token: str
@@ -80,6 +83,7 @@ class LlavaFormat(ChatFormat):
 
     model_types = ("llava",)
     add_bos = True
+    packable = True
 
     def __init__(
         self,

@@ -84,7 +84,8 @@ class VLM:
         *,
         with_answer: bool = True,
         max_length: int | None = None,
-    ) -> dict[str, torch.Tensor]:
+        pack: bool = False,
+    ) -> dict[str, Any]:
         """Tokenise a batch (CPU tensors).
 
         ``with_answer=True``: prompt + answer + end token, right-padded, with ``labels`` equal
@@ -94,7 +95,15 @@ class VLM:
         an image; rows with and without images may be mixed. ``max_length`` truncates the
         answer, never the prompt (whose image placeholders must stay whole): a prompt that
         leaves no room raises :class:`ModelError`.
+
+        ``pack=True`` (training batches of a :attr:`~ChatFormat.packable` format; others are
+        padded as usual) puts several rows side by side in lines as wide as the longest row,
+        without ``attention_mask``: ``position_ids`` restart at 0 on every row, from which
+        transformers builds a block-diagonal causal mask, so each row attends to itself only
+        and the loss equals the padded batch's on fewer (padding) positions.
         """
+        if pack and not with_answer:
+            raise ValueError("pack=True is for training batches (with_answer=True)")
         if not examples:
             raise ValueError("encode needs at least one example")
         images = [example.image for example in examples if example.image is not None]
@@ -117,6 +126,9 @@ class VLM:
                 answer_ids = answer_ids[:room]
             rows.append((prompt_ids, answer_ids))
 
+        if pack and self.chat_format.packable:
+            return self._packed(rows, [example.image is not None for example in examples],
+                                image_inputs)
         width = max(len(prompt) + len(answer) for prompt, answer in rows)
         input_ids = torch.full((len(rows), width), self.pad_token_id, dtype=torch.long)
         attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
@@ -134,6 +146,50 @@ class VLM:
         if images:
             batch |= image_inputs
             batch |= self.chat_format.extra_inputs(input_ids, self.image_token_id)
+        return batch
+
+    def _packed(
+        self,
+        rows: list[tuple[list[int], list[int]]],
+        has_image: list[bool],
+        image_inputs: dict[str, torch.Tensor],
+    ) -> dict[str, Any]:
+        """Rows packed first-fit by decreasing length (see :meth:`encode`); the per-image
+        tensors are reordered to follow the image placeholders' new order."""
+        lengths = [len(prompt) + len(answer) for prompt, answer in rows]
+        width = max(lengths)
+        lines: list[list[int]] = []
+        room: list[int] = []
+        for i in sorted(range(len(rows)), key=lambda i: -lengths[i]):
+            line = next((j for j, free in enumerate(room) if free >= lengths[i]), len(lines))
+            if line == len(lines):
+                lines.append([])
+                room.append(width)
+            lines[line].append(i)
+            room[line] -= lengths[i]
+
+        input_ids = torch.full((len(lines), width), self.pad_token_id, dtype=torch.long)
+        labels = torch.full((len(lines), width), IGNORE_INDEX, dtype=torch.long)
+        position_ids = torch.zeros((len(lines), width), dtype=torch.long)
+        for j, members in enumerate(lines):
+            start = 0
+            for i in members:
+                prompt, answer = rows[i]
+                end = start + lengths[i]
+                input_ids[j, start:end] = torch.tensor(prompt + answer)
+                labels[j, start + len(prompt) : end] = torch.tensor(answer)
+                position_ids[j, start:end] = torch.arange(lengths[i])
+                start = end
+            position_ids[j, start:] = torch.arange(width - start)  # padding: a row of its own
+
+        # A KV cache would make transformers skip the packed-sequence mask (every row would
+        # attend to the rows before it in its line), so none is made.
+        batch = {"input_ids": input_ids, "labels": labels, "position_ids": position_ids,
+                 "use_cache": False}
+        if image_inputs:
+            image_index = torch.tensor(has_image).long().cumsum(0) - 1
+            order = [int(image_index[i]) for line in lines for i in line if has_image[i]]
+            batch |= {key: value[order] for key, value in image_inputs.items()}
         return batch
 
     def _prompt_ids(self, example: Example, n_image_tokens: int) -> list[int]:

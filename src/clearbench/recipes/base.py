@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +84,7 @@ def build_base(config: BaseConfig) -> dict[str, Any]:
         warmup_steps=round(config.warmup_epochs * len(examples) / config.batch_size),
         seed=config.seed,
     )
-    result = train(vlm.model, examples, vlm.encode, answer_loss, settings, out,
+    result = train(vlm.model, examples, partial(vlm.encode, pack=True), answer_loss, settings, out,
                    description="pretrain base", fingerprint=stage_hash)
     vlm.save(out)
     record = {

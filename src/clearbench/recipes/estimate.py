@@ -185,7 +185,7 @@ def estimate(stage: Stage, shape: ModelShape, sizes: DataSizes) -> tuple[str, st
     if stage.kind == "finetune":
         _, recipe = config.resolved_recipe(shape.parameters)
         images, qa = sizes.view(config.split)
-        examples = images * (2 if recipe.face_name_rows else 1) + qa
+        examples = images * (1 + recipe.face_name_repeats) + qa
         steps = math.ceil(examples / recipe.batch_size / recipe.grad_accum) * recipe.epochs
         memory = training_memory(shape, width=_width(config.dtype, config.device),
                                  lora=recipe.lora, lora_rank=recipe.lora_rank,

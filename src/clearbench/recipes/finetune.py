@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, fields, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +51,9 @@ class Recipe:
     grad_accum: int
     mixed_precision: str
     train_vision_tower: bool
-    face_name_rows: bool
-    """Also train "The name of the person on the image is" → name on every training image."""
+    face_name_repeats: int
+    """Also train "The name of the person on the image is" → name on every training image,
+    this many times per epoch (0: never)."""
     gradient_checkpointing: bool
     """Recompute activations in the backward pass: less memory, ~30 % more compute."""
     replay: float
@@ -66,21 +68,21 @@ RECIPES = {
     "paper": Recipe(
         lora=True, lora_rank=8, lora_alpha=32, lr=1e-5, epochs=3.0, weight_decay=0.01,
         warmup_epochs=1.0, batch_size=4, grad_accum=4, mixed_precision="bf16",
-        train_vision_tower=False, face_name_rows=False, gradient_checkpointing=False,
+        train_vision_tower=False, face_name_repeats=0, gradient_checkpointing=False,
         replay=0.0,
     ),
     # Sized for the tiny offline VLM on 2 CPU cores: full parameters and enough epochs to
-    # memorise every person (the 1.4 M-parameter default model learns the QA and captions in
-    # ~30 epochs at lr 2e-3, but naming faces still failed the memorisation gate after 44
-    # (0.80–0.93 accuracy); lr 3e-3 learned no faster). The vision tower is trained
-    # too: unlike CLIP it has never seen these faces. A model this small does not carry names
-    # learned from captions over to the unseen face→name prompt, so that prompt is trained too,
-    # and full-parameter training erases what the base model knew unless a share of its
-    # pretraining rows is replayed (docs/deviations.md).
+    # memorise every person. The vision tower is trained too: unlike CLIP it has never seen
+    # these faces. A model this small does not carry names learned from captions over to the
+    # unseen face→name prompt, so that prompt is trained too, twice per epoch: with it once,
+    # naming faces needed 60 epochs (0.80–0.93 after 44); twice, the gate passes after 32–36
+    # (QA facts are then the slowest; 30 fail). lr 3e-3 and batches of 4 or 8 learned no
+    # faster per example. Full-parameter training erases what the base model knew unless a
+    # share of its pretraining rows is replayed (docs/deviations.md).
     "mini": Recipe(
-        lora=False, lora_rank=8, lora_alpha=32, lr=2e-3, epochs=60.0, weight_decay=0.0,
+        lora=False, lora_rank=8, lora_alpha=32, lr=2e-3, epochs=36.0, weight_decay=0.0,
         warmup_epochs=0.5, batch_size=16, grad_accum=1, mixed_precision="no",
-        train_vision_tower=True, face_name_rows=True, gradient_checkpointing=False,
+        train_vision_tower=True, face_name_repeats=2, gradient_checkpointing=False,
         replay=0.25,
     ),
 }
@@ -102,7 +104,7 @@ class FinetuneConfig:
     batch_size: int | None = None
     grad_accum: int | None = None
     train_vision_tower: bool | None = None
-    face_name_rows: bool | None = None
+    face_name_repeats: int | None = None
     gradient_checkpointing: bool | None = None
     replay: float | None = None
     seed: int = 0
@@ -154,8 +156,7 @@ def finetune(config: FinetuneConfig) -> dict[str, Any]:
         freeze_vision_tower(vlm)
     if recipe.lora:
         apply_lora(vlm, LoraSettings(rank=recipe.lora_rank, alpha=recipe.lora_alpha))
-    if recipe.face_name_rows:
-        examples += face_name_examples(source, config.split)
+    examples += face_name_examples(source, config.split) * recipe.face_name_repeats
     if recipe.gradient_checkpointing:
         enable_gradient_checkpointing(vlm)
     replay = replay_rows(source, recipe.replay, config.split)
@@ -174,7 +175,7 @@ def finetune(config: FinetuneConfig) -> dict[str, Any]:
     result = train(
         vlm.model,
         examples,
-        vlm.encode,
+        partial(vlm.encode, pack=True),
         answer_loss,
         settings,
         out,

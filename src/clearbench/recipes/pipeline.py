@@ -52,14 +52,6 @@ from clearbench.recipes.unlearn import UnlearnConfig, unlearn
 TIMING_FILE = "timing.json"
 CV_DIR = "cv"
 """The vision-only track's folder in a run (when the config enables it)."""
-EXCLUSIVE_KINDS = {"base"}
-"""Stages that run alone on every core. The tiny default model is too small to use two
-threads well (measured on 2 cores: one fine-tuning on 2 threads 4.7 steps/s, on 1 thread
-3.9), so vanilla and gold fine-tuning, like the many small unlearning and evaluation stages,
-run side by side on one thread each; only the base, which everything waits for, gets them
-all."""
-
-
 @dataclass(frozen=True)
 class Stage:
     """One step of a run: ``action(*args)`` once the stages named in ``needs`` are done."""
@@ -318,13 +310,14 @@ def execute(stages: list[Stage], jobs: int, log_dir: Path) -> dict[str, float]:
         while (pending and not failed) or running:
             ready = [s for s in pending if set(s.needs) <= progress.seconds.keys()]
             for stage in ready:
-                exclusive = stage.kind in EXCLUSIVE_KINDS
-                blocked = any(s.kind in EXCLUSIVE_KINDS for s, _ in running.values())
-                if len(running) == jobs or failed or blocked or (exclusive and running):
+                if len(running) == jobs or failed:
                     break
-                # A stage that runs alone gets every core.
-                threads = cores if exclusive else max(1, cores // min(jobs, len(running)
-                                                                         + len(ready)))
+                # The cores are shared out between the stages that can run now: a stage
+                # that runs alone (the base, unless the vision-only track trains beside it)
+                # gets them all. The tiny default model is too small to use two threads well
+                # (one fine-tuning on 2 cores: 4.7 steps/s on 2 threads, 3.9 on 1), so
+                # running stages side by side on one thread each finishes sooner.
+                threads = max(1, cores // min(jobs, len(running) + len(ready)))
                 log = log_dir / f"{len(progress.seconds) + len(running):03d}-" \
                     f"{_slug(stage.name)}.log"
                 running[pool.submit(_logged_stage, stage, log, threads)] = (stage, log)
