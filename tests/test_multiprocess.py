@@ -58,14 +58,17 @@ def losses(folder: Path, marker: str) -> list[float]:
 def test_two_process_finetuning_follows_the_one_process_curve(model: Path, mini_data: Path,
                                                               tmp_path: Path) -> None:
     common = ["finetune", "--model", str(model), "--data", str(mini_data), "--split",
-              "retain90+tofu", "--recipe", "mini", "--epochs", "1", "--lr", "3e-3",
-              "--replay", "0"]  # replayed one-word answers would unbalance per-process means
+              "retain90+tofu", "--recipe", "mini", "--epochs", "1", "--lr", "3e-3"]
     clearbench(*common, "--batch-size", "16", "--out", str(tmp_path / "one"))
     clearbench(*common, "--batch-size", "8", "--out", str(tmp_path / "two"), processes=2)
     one, two = losses(tmp_path / "one", "training.json"), losses(tmp_path / "two",
                                                                   "training.json")
     assert len(one) == len(two) > 3
-    assert two == pytest.approx(one, rel=0.05)
+    # The processes' answer-token counts differ (one-word face→name and replayed answers):
+    # the loss is the global token mean all the same, and warm-up counts global batches. Only
+    # the epoch's last, partial batch differs: accelerate evens it out with repeated rows.
+    assert two[:-1] == pytest.approx(one[:-1], rel=2e-3)
+    assert two[-1] == pytest.approx(one[-1], rel=0.05)
     assert (tmp_path / "two" / "model.safetensors").is_file()
     assert (tmp_path / "two" / "memorisation.json").is_file()
 

@@ -26,6 +26,7 @@ from clearbench.models.lora import (
     enable_gradient_checkpointing,
     freeze_vision_tower,
 )
+from clearbench.models.vlm import IGNORE_INDEX
 from clearbench.recipes.stage import data_source, finished
 from clearbench.training.distributed import process_device, process_state
 from clearbench.training.loop import Replay, TrainSettings, remove_checkpoint, train
@@ -160,7 +161,9 @@ def finetune(config: FinetuneConfig) -> dict[str, Any]:
     if recipe.gradient_checkpointing:
         enable_gradient_checkpointing(vlm)
     replay = replay_rows(source, recipe.replay, config.split)
-    batches_per_epoch = -(-(len(examples) + replay.per_epoch) // recipe.batch_size)
+    # Steps count global batches: every process takes batch_size examples per micro-batch.
+    global_batch = recipe.batch_size * state.num_processes
+    batches_per_epoch = -(-(len(examples) + replay.per_epoch) // global_batch)
     settings = TrainSettings(
         epochs=recipe.epochs,
         batch_size=recipe.batch_size,
@@ -235,8 +238,20 @@ def replay_rows(source: DataSource, share: float, split: str) -> Replay:
 def answer_loss(
     model: torch.nn.Module, batch: dict[str, torch.Tensor], micro_batch: int
 ) -> torch.Tensor:
-    """Mean NLL over answer tokens: prompt, image and padding positions carry label −100."""
-    return model(**batch).loss
+    """Mean NLL over answer tokens: prompt, image and padding positions carry label −100.
+
+    Under data parallelism every process holds other tokens; the mean of the processes' own
+    means (what averaging their gradients gives) would weight a token by how few answer tokens
+    its process has. So each process scales its mean by its share of the global token count,
+    and the averaged gradients are the global token mean's, as on one process.
+    """
+    loss = model(**batch).loss
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return loss
+    tokens = (batch["labels"][:, 1:] != IGNORE_INDEX).sum().to(loss.device)
+    total = tokens.clone()
+    torch.distributed.all_reduce(total)
+    return loss * tokens * torch.distributed.get_world_size() / total
 
 
 def print_gate(gate: dict[str, Any]) -> None:
