@@ -2,8 +2,9 @@
 
 Runs each stage of the default mini pipeline as its own ``clearbench`` process in a scratch
 folder, as ``clearbench run`` does without the vision-only track (the base alone on every
-core, then vanilla and gold side by side on one thread each), and prints wall time per stage, the peak resident memory of any
-stage, and the memorisation gate of the vanilla and gold models.
+core, then vanilla and gold side by side on one thread each), and prints wall time per stage,
+the peak resident memory of any stage, and the memorisation gate of the vanilla and gold
+models.
 
     python benchmarks/foundation.py [--keep DIR]
 """
