@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from clearbench.data.examples import Example
@@ -187,8 +188,8 @@ class VLM:
         batch = {"input_ids": input_ids, "labels": labels, "position_ids": position_ids,
                  "use_cache": False}
         if image_inputs:
-            image_index = torch.tensor(has_image).long().cumsum(0) - 1
-            order = [int(image_index[i]) for line in lines for i in line if has_image[i]]
+            image_of_row = {row: n for n, row in enumerate(np.flatnonzero(has_image))}
+            order = [image_of_row[i] for line in lines for i in line if has_image[i]]
             batch |= {key: value[order] for key, value in image_inputs.items()}
         return batch
 

@@ -52,6 +52,8 @@ from clearbench.recipes.unlearn import UnlearnConfig, unlearn
 TIMING_FILE = "timing.json"
 CV_DIR = "cv"
 """The vision-only track's folder in a run (when the config enables it)."""
+
+
 @dataclass(frozen=True)
 class Stage:
     """One step of a run: ``action(*args)`` once the stages named in ``needs`` are done."""
