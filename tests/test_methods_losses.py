@@ -8,13 +8,12 @@ import pytest
 import torch
 
 from clearbench.methods import METHODS, build_method
-from clearbench.methods.base import FORGET, RANDOM_ANSWER, REFUSAL, RETAIN
+from clearbench.methods.base import FORGET, RANDOM_ANSWER, REFUSAL, RETAIN, ce
 from clearbench.methods.losses import (
     answer_kl,
     dpo_loss,
     l1_norm,
     masked_mse,
-    mean_nll,
     npo_loss,
     sequence_log_prob,
     token_nll,
@@ -35,16 +34,14 @@ def test_token_nll_counts_answer_tokens_only() -> None:
     # Position 0 predicts label 1 with p = 3/4; position 1 predicts label 0 with p = 3/4.
     expected = -math.log(0.75)
     assert token_nll(logits, labels)[0].tolist() == pytest.approx([expected, expected])
-    assert mean_nll(logits, labels).item() == pytest.approx(expected)
     assert sequence_log_prob(logits, labels).tolist() == pytest.approx([2 * math.log(0.75)])
     masked = torch.tensor([[IGNORE, IGNORE, 0]])
     assert token_nll(logits, masked)[0].tolist() == pytest.approx([0.0, expected])
 
 
-def test_mean_nll_averages_over_every_answer_token_of_the_batch() -> None:
+def test_sequence_log_prob_sums_each_example_s_answer_tokens() -> None:
     logits = uniform_logits(2, 4, 5)  # every token has p = 1/5
     labels = torch.tensor([[IGNORE, 1, 2, 3], [IGNORE, IGNORE, IGNORE, 4]])
-    assert mean_nll(logits, labels).item() == pytest.approx(math.log(5))
     assert sequence_log_prob(logits, labels).tolist() == pytest.approx(
         [-3 * math.log(5), -math.log(5)]
     )
@@ -103,16 +100,21 @@ def test_control_vector_has_the_steering_norm_and_is_reproducible() -> None:
 
 
 class Fixed(torch.nn.Module):
-    """A "model" whose logits are a fixed function of the batch (policy == reference)."""
+    """A "model" whose logits are a fixed function of the batch (policy == reference), made by
+    an output head as in a real model."""
 
-    def __init__(self) -> None:
+    def __init__(self, scale: float = 1.0) -> None:
         super().__init__()
-        self.scale = torch.nn.Parameter(torch.ones(()))
+        self.scale = torch.nn.Parameter(torch.tensor(scale))
+        self.head = torch.nn.Identity()
+
+    def get_output_embeddings(self) -> torch.nn.Module:
+        return self.head
 
     def forward(self, input_ids: torch.Tensor, **_: object) -> object:
         generator = torch.Generator().manual_seed(int(input_ids.sum()))
-        logits = torch.randn(*input_ids.shape, 11, generator=generator) * self.scale
-        return type("Output", (), {"logits": logits})()
+        hidden = torch.randn(*input_ids.shape, 11, generator=generator) * self.scale
+        return type("Output", (), {"logits": self.head(hidden)})()
 
 
 class FixedReference:
@@ -135,7 +137,17 @@ def batches() -> dict[str, dict[str, torch.Tensor]]:
 
 
 def ce_of(model: Fixed, batch: dict[str, torch.Tensor]) -> float:
-    return mean_nll(model(**batch).logits, batch["labels"]).item()
+    labels = batch["labels"]
+    return (token_nll(model(**batch).logits, labels).sum() / (labels[:, 1:] != IGNORE).sum()).item()
+
+
+def test_ce_is_the_mean_nll_over_every_answer_token_of_the_batch() -> None:
+    uniform = Fixed(scale=0.0)  # p = 1/11 for every token
+    data = batches()
+    assert ce(uniform, data[FORGET]).item() == pytest.approx(math.log(11))
+    assert ce(Fixed(), data[RETAIN]).item() == pytest.approx(ce_of(Fixed(), data[RETAIN]))
+    no_answer = {**data[RETAIN], "labels": torch.full_like(data[RETAIN]["labels"], IGNORE)}
+    assert ce(Fixed(), no_answer).item() == 0.0
 
 
 def test_every_method_at_the_reference_equals_its_formula() -> None:

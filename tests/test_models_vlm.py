@@ -24,6 +24,7 @@ from clearbench.models import (
     lora_parameters,
     merge_lora,
 )
+from clearbench.models.vlm import answer_logits
 
 ARCHS = ["llava", "qwen2_vl"]
 CORPUS = [
@@ -253,6 +254,52 @@ def test_packed_batch_gives_the_padded_loss_and_gradients(lora):
     assert packed_grads.keys() == padded_grads.keys()
     for name, grad in padded_grads.items():
         torch.testing.assert_close(packed_grads[name], grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("pack", [False, True], ids=["padded", "packed"])
+def test_answer_logits_are_the_full_logits_at_the_answer_positions(arch, pack):
+    vlm = tiny(arch)
+    batch = vlm.encode(PACKABLE, pack=pack)
+    with torch.no_grad():
+        full = vlm.model(**batch).logits
+        logits, targets = answer_logits(vlm.model, batch)
+    follows_answer = batch["labels"][:, 1:] != -100
+    assert logits.shape == (follows_answer.sum(), full.shape[-1]) and targets.ndim == 1
+    torch.testing.assert_close(logits, full[:, :-1][follows_answer], rtol=1e-5, atol=1e-6)
+    assert targets.tolist() == batch["labels"][:, 1:][follows_answer].tolist()
+    with torch.no_grad():  # the hook is gone: the head sees every position again
+        assert vlm.model(**batch).logits.shape == full.shape
+
+
+def test_answer_logits_remove_their_hook_when_the_forward_fails():
+    vlm = tiny("llava")
+    batch = vlm.encode(TRAIN)
+    with pytest.raises(ValueError):
+        answer_logits(vlm.model, {**batch, "pixel_values": batch["pixel_values"][:1]})
+    assert not vlm.model.get_output_embeddings()._forward_pre_hooks
+
+
+@pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
+def test_answer_logits_give_the_model_loss_and_gradients(lora):
+    vlm = tiny("llava")
+    if lora:
+        apply_lora(vlm, LoraSettings(rank=4, alpha=8))
+    vlm.model.train()
+    batch = vlm.encode(PACKABLE, pack=True)
+    results = []
+    for loss_of in (lambda: vlm.model(**batch).loss,
+                    lambda: torch.nn.functional.cross_entropy(*answer_logits(vlm.model, batch))):
+        vlm.model.zero_grad()
+        loss = loss_of()
+        loss.backward()
+        results.append((loss.detach(), {n: p.grad.clone() for n, p in
+                                        vlm.model.named_parameters() if p.grad is not None}))
+    (model_loss, model_grads), (answer_loss, answer_grads) = results
+    torch.testing.assert_close(answer_loss, model_loss, rtol=1e-5, atol=1e-6)
+    assert answer_grads.keys() == model_grads.keys()
+    for name, grad in model_grads.items():
+        torch.testing.assert_close(answer_grads[name], grad, rtol=1e-4, atol=1e-6, msg=name)
 
 
 def test_formats_that_cannot_pack_are_padded():

@@ -15,8 +15,7 @@ from typing import Any, ClassVar, Protocol
 
 import torch
 
-from clearbench.methods.losses import mean_nll
-from clearbench.models.vlm import model_inputs
+from clearbench.models.vlm import answer_logits
 
 FORGET = "forget"
 """Forget prompts with their true answers."""
@@ -100,8 +99,10 @@ def build_method(name: str, options: dict[str, Any] | None = None) -> Unlearning
 
 
 def ce(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
-    """CE of spec §3: mean NLL over the answer tokens of ``batch``."""
-    return mean_nll(model(**model_inputs(batch)).logits, batch["labels"])
+    """CE of spec §3: mean NLL over the answer tokens of ``batch`` (0 if it has none)."""
+    logits, targets = answer_logits(model, batch)
+    nll = torch.nn.functional.cross_entropy(logits.float(), targets, reduction="sum")
+    return nll / max(targets.numel(), 1)
 
 
 def frozen(reference: Reference | None, method: str) -> Reference:

@@ -36,12 +36,6 @@ def token_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return nll * mask
 
 
-def mean_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """CE: mean NLL over every answer token of the batch (the Hugging Face model loss)."""
-    mask = answer_mask(labels)
-    return token_nll(logits, labels).sum() / mask.sum().clamp(min=1)
-
-
 def sequence_log_prob(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """``(batch,)`` log π(y|x): the summed log-likelihood of each example's answer tokens."""
     return -token_nll(logits, labels).sum(-1)

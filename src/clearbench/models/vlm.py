@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from accelerate.utils import extract_model_from_parallel
 
 from clearbench.data.examples import Example
 from clearbench.models import lora
@@ -21,6 +22,30 @@ IGNORE_INDEX = -100
 def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """A batch from :meth:`VLM.encode` without its labels, for losses computed outside the model."""
     return {key: value for key, value in batch.items() if key != "labels"}
+
+
+def answer_logits(
+    model: torch.nn.Module, batch: dict[str, torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(n, vocab)`` next-token logits at the ``n`` positions followed by an answer token, and
+    those ``(n,)`` tokens, in row-major order.
+
+    The output head sees only these positions (a forward pre-hook hands it their hidden
+    states), so image, prompt and padding positions get no logits: a fifth of the tiny model's
+    compute, and on a 150k-token vocabulary the largest activation of the step. The model is
+    still called whole, so data-parallel wrappers see an ordinary forward.
+    """
+    labels = batch["labels"]
+    targets = labels[:, 1:]
+    before_answer = torch.zeros_like(labels, dtype=torch.bool)
+    before_answer[:, :-1] = targets != IGNORE_INDEX
+    head = extract_model_from_parallel(model).get_output_embeddings()
+    hook = head.register_forward_pre_hook(lambda _head, args: (args[0][before_answer],))
+    try:
+        logits = model(**model_inputs(batch)).logits
+    finally:
+        hook.remove()
+    return logits, targets[targets != IGNORE_INDEX]
 
 
 class VLM:

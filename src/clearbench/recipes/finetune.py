@@ -26,7 +26,7 @@ from clearbench.models.lora import (
     enable_gradient_checkpointing,
     freeze_vision_tower,
 )
-from clearbench.models.vlm import IGNORE_INDEX
+from clearbench.models.vlm import answer_logits
 from clearbench.recipes.stage import data_source, finished
 from clearbench.training.distributed import process_device, process_state
 from clearbench.training.loop import Replay, TrainSettings, remove_checkpoint, train
@@ -245,10 +245,11 @@ def answer_loss(
     its process has. So each process scales its mean by its share of the global token count,
     and the averaged gradients are the global token mean's, as on one process.
     """
-    loss = model(**batch).loss
+    logits, targets = answer_logits(model, batch)
+    loss = torch.nn.functional.cross_entropy(logits.float(), targets)
     if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
         return loss
-    tokens = (batch["labels"][:, 1:] != IGNORE_INDEX).sum().to(loss.device)
+    tokens = torch.tensor(targets.numel(), device=loss.device)
     total = tokens.clone()
     torch.distributed.all_reduce(total)
     return loss * tokens * torch.distributed.get_world_size() / total
