@@ -236,24 +236,38 @@ def test_packing_puts_rows_side_by_side_with_restarting_positions():
     torch.testing.assert_close(packed["pixel_values"], padded["pixel_values"][[2, 0, 1]])
 
 
-@pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
-def test_packed_batch_gives_the_padded_loss_and_gradients(lora):
-    vlm = tiny("llava")
-    if lora:
-        apply_lora(vlm, LoraSettings(rank=4, alpha=8))
+def assert_same_loss_and_gradients(vlm: VLM, *losses) -> None:
+    """Each of ``losses`` (callables) gives the same loss and gradients on ``vlm.model``."""
     vlm.model.train()
     results = []
-    for batch in (vlm.encode(PACKABLE), vlm.encode(PACKABLE, pack=True)):
+    for loss_of in losses:
         vlm.model.zero_grad()
-        loss = vlm.model(**batch).loss
+        loss = loss_of()
         loss.backward()
         results.append((loss.detach(), {n: p.grad.clone() for n, p in
                                         vlm.model.named_parameters() if p.grad is not None}))
-    (padded_loss, padded_grads), (packed_loss, packed_grads) = results
-    torch.testing.assert_close(packed_loss, padded_loss, rtol=1e-5, atol=1e-6)
-    assert packed_grads.keys() == padded_grads.keys()
-    for name, grad in padded_grads.items():
-        torch.testing.assert_close(packed_grads[name], grad, rtol=1e-4, atol=1e-6, msg=name)
+    (expected_loss, expected_grads), *others = results
+    for loss, grads in others:
+        torch.testing.assert_close(loss, expected_loss, rtol=1e-5, atol=1e-6)
+        assert grads.keys() == expected_grads.keys()
+        for name, grad in expected_grads.items():
+            torch.testing.assert_close(grads[name], grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def tiny_llava(lora: bool) -> VLM:
+    vlm = tiny("llava")
+    if lora:
+        apply_lora(vlm, LoraSettings(rank=4, alpha=8))
+    return vlm
+
+
+@pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
+def test_packed_batch_gives_the_padded_loss_and_gradients(lora):
+    vlm = tiny_llava(lora)
+    padded, packed = vlm.encode(PACKABLE), vlm.encode(PACKABLE, pack=True)
+    assert_same_loss_and_gradients(
+        vlm, lambda: vlm.model(**padded).loss, lambda: vlm.model(**packed).loss
+    )
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -282,24 +296,13 @@ def test_answer_logits_remove_their_hook_when_the_forward_fails():
 
 @pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
 def test_answer_logits_give_the_model_loss_and_gradients(lora):
-    vlm = tiny("llava")
-    if lora:
-        apply_lora(vlm, LoraSettings(rank=4, alpha=8))
-    vlm.model.train()
+    vlm = tiny_llava(lora)
     batch = vlm.encode(PACKABLE, pack=True)
-    results = []
-    for loss_of in (lambda: vlm.model(**batch).loss,
-                    lambda: torch.nn.functional.cross_entropy(*answer_logits(vlm.model, batch))):
-        vlm.model.zero_grad()
-        loss = loss_of()
-        loss.backward()
-        results.append((loss.detach(), {n: p.grad.clone() for n, p in
-                                        vlm.model.named_parameters() if p.grad is not None}))
-    (model_loss, model_grads), (answer_loss, answer_grads) = results
-    torch.testing.assert_close(answer_loss, model_loss, rtol=1e-5, atol=1e-6)
-    assert answer_grads.keys() == model_grads.keys()
-    for name, grad in model_grads.items():
-        torch.testing.assert_close(answer_grads[name], grad, rtol=1e-4, atol=1e-6, msg=name)
+    assert_same_loss_and_gradients(
+        vlm,
+        lambda: vlm.model(**batch).loss,
+        lambda: torch.nn.functional.cross_entropy(*answer_logits(vlm.model, batch)),
+    )
 
 
 def test_formats_that_cannot_pack_are_padded():
