@@ -141,6 +141,14 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path):
     torch.testing.assert_close(resumed_model.weight, reference_model.weight)
 
 
+def test_adam_beta2_reaches_the_optimiser(tmp_path):
+    curves = [train(fresh_model(), toy_items(), collate, mse, settings(adam_beta2=beta2),
+                    tmp_path / str(beta2)).losses for beta2 in (0.999, 0.5)]
+    # Adam's first update is the same for any β₂ (bias correction); later ones are not.
+    assert curves[0][:2] == pytest.approx(curves[1][:2], rel=1e-6)
+    assert curves[0][2:] != pytest.approx(curves[1][2:], rel=1e-3)
+
+
 def test_nan_loss_stops_with_the_step(tmp_path):
     def nan_at_third(model, batch, micro_batch):
         loss = mse(model, batch)
@@ -151,7 +159,8 @@ def test_nan_loss_stops_with_the_step(tmp_path):
     assert info.value.step == 3
 
 
-@pytest.mark.parametrize("bad", [dict(epochs=0), dict(lr=-1.0), dict(mixed_precision="fp8")])
+@pytest.mark.parametrize("bad", [dict(epochs=0), dict(lr=-1.0), dict(mixed_precision="fp8"),
+                                 dict(adam_beta2=1.0)])
 def test_bad_settings_are_named(tmp_path, bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         train(fresh_model(), toy_items(), collate, mse, settings(**bad), tmp_path)

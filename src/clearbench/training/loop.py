@@ -55,6 +55,8 @@ class TrainSettings:
     grad_accum: int = 1
     lr: float = 1e-5
     weight_decay: float = 0.01
+    adam_beta2: float = 0.999
+    """AdamW's second-moment decay; 0.95 adapts faster in short runs at a high rate."""
     warmup_steps: int = 0
     schedule: str = "linear"
     max_grad_norm: float = 1.0
@@ -71,6 +73,8 @@ class TrainSettings:
             )
         if self.lr <= 0:
             raise ValueError(f"learning rate must be positive, got lr={self.lr}")
+        if not 0 <= self.adam_beta2 < 1:
+            raise ValueError(f"adam_beta2 must lie in [0, 1), got {self.adam_beta2}")
         if self.mixed_precision not in ("no", "bf16", "fp16"):
             raise ValueError(
                 f"mixed_precision must be 'no', 'bf16' or 'fp16', got {self.mixed_precision!r}"
@@ -198,7 +202,8 @@ def train(
     # The fused kernel updates every tensor in one pass: ~4x less optimiser time on CPU.
     fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in trainable)
     optimizer = torch.optim.AdamW(
-        trainable, lr=settings.lr, weight_decay=settings.weight_decay, fused=fused
+        trainable, lr=settings.lr, betas=(0.9, settings.adam_beta2),
+        weight_decay=settings.weight_decay, fused=fused,
     )
     scheduler = get_scheduler(
         settings.schedule,
