@@ -11,52 +11,54 @@ from clearbench.methods import METHODS, build_method
 from clearbench.methods.base import FORGET, RANDOM_ANSWER, REFUSAL, RETAIN, ce
 from clearbench.methods.losses import (
     answer_kl,
+    answer_rows,
     dpo_loss,
     l1_norm,
     masked_mse,
+    mean_nll,
     npo_loss,
     sequence_log_prob,
     token_nll,
 )
 from clearbench.methods.rmu import control_vector
+from clearbench.models.vlm import answer_logits
 
 IGNORE = -100
 
 
-def uniform_logits(batch: int, length: int, vocab: int) -> torch.Tensor:
-    return torch.zeros(batch, length, vocab)
+def test_answer_rows_follow_the_labels_row_by_row() -> None:
+    labels = torch.tensor([[IGNORE, 1, 2, 3], [IGNORE] * 4, [IGNORE, IGNORE, IGNORE, 4]])
+    # Position t predicts label t + 1: row 0 has three answer tokens, row 2 one.
+    assert answer_rows(labels).tolist() == [0, 0, 0, 2]
 
 
-def test_token_nll_counts_answer_tokens_only() -> None:
-    # Vocabulary of 2, one sequence of 3 positions: prompt, answer, answer.
-    logits = torch.tensor([[[0.0, math.log(3.0)], [math.log(3.0), 0.0], [0.0, 0.0]]])
-    labels = torch.tensor([[IGNORE, 1, 0]])
-    # Position 0 predicts label 1 with p = 3/4; position 1 predicts label 0 with p = 3/4.
-    expected = -math.log(0.75)
-    assert token_nll(logits, labels)[0].tolist() == pytest.approx([expected, expected])
-    assert sequence_log_prob(logits, labels).tolist() == pytest.approx([2 * math.log(0.75)])
-    masked = torch.tensor([[IGNORE, IGNORE, 0]])
-    assert token_nll(logits, masked)[0].tolist() == pytest.approx([0.0, expected])
-
-
-def test_sequence_log_prob_sums_each_example_s_answer_tokens() -> None:
-    logits = uniform_logits(2, 4, 5)  # every token has p = 1/5
-    labels = torch.tensor([[IGNORE, 1, 2, 3], [IGNORE, IGNORE, IGNORE, 4]])
-    assert sequence_log_prob(logits, labels).tolist() == pytest.approx(
-        [-3 * math.log(5), -math.log(5)]
+def test_token_nll_sequence_log_prob_and_mean_nll_by_hand() -> None:
+    # Vocabulary of 2; three answer tokens, two of row 0 and one of row 2 (row 1 has none).
+    logits = torch.tensor([[0.0, math.log(3.0)], [math.log(3.0), 0.0], [0.0, 0.0]])
+    targets = torch.tensor([1, 0, 1])  # p = 3/4, 3/4, 1/2
+    nll = [-math.log(0.75), -math.log(0.75), math.log(2.0)]
+    assert token_nll(logits, targets).tolist() == pytest.approx(nll)
+    rows = torch.tensor([0, 0, 2])
+    assert sequence_log_prob(logits, targets, rows, 3).tolist() == pytest.approx(
+        [2 * math.log(0.75), 0.0, math.log(0.5)]
     )
+    assert mean_nll(logits, targets).item() == pytest.approx(sum(nll) / 3)
+    assert mean_nll(logits[:0], targets[:0]).item() == 0.0
 
 
 def test_kl_of_a_model_to_itself_is_zero_and_by_hand_otherwise() -> None:
-    logits = torch.randn(2, 5, 7)
-    labels = torch.tensor([[IGNORE, IGNORE, 1, 2, 3], [IGNORE, 4, 5, IGNORE, IGNORE]])
-    assert answer_kl(logits, logits, labels).item() == pytest.approx(0.0, abs=1e-7)
-    # One answer position, reference p = (1/2, 1/2), policy q = (3/4, 1/4):
-    # KL = ½·ln(½ / ¾) + ½·ln(½ / ¼) = ½·ln(4/3)
-    reference = torch.tensor([[[0.0, 0.0], [0.0, 0.0]]])
-    policy = torch.tensor([[[math.log(3.0), 0.0], [0.0, 0.0]]])
-    one = torch.tensor([[IGNORE, 0]])
-    assert answer_kl(reference, policy, one).item() == pytest.approx(0.5 * math.log(4 / 3))
+    logits = torch.randn(4, 7)
+    assert answer_kl(logits, logits).item() == pytest.approx(0.0, abs=1e-7)
+    # Reference p = (1/2, 1/2), policy q = (3/4, 1/4): KL = ½·ln(½ / ¾) + ½·ln(½ / ¼) = ½·ln(4/3)
+    reference = torch.tensor([[0.0, 0.0]])
+    policy = torch.tensor([[math.log(3.0), 0.0]])
+    assert answer_kl(reference, policy).item() == pytest.approx(0.5 * math.log(4 / 3))
+    # The mean over positions: with a second, identical position the KL halves.
+    both = torch.tensor([[0.0, 0.0], [1.0, 2.0]])
+    assert answer_kl(both, torch.cat([policy, both[1:]])).item() == pytest.approx(
+        0.25 * math.log(4 / 3)
+    )
+    assert answer_kl(logits[:0], logits[:0]).item() == 0.0
 
 
 @pytest.mark.parametrize("beta", [0.1, 0.5, 2.0])
@@ -121,9 +123,9 @@ class FixedReference:
     def __init__(self, model: Fixed) -> None:
         self.model = model
 
-    def logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def answer_logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         with torch.no_grad():
-            return self.model(**batch).logits
+            return answer_logits(self.model, batch)[0]
 
 
 def batches() -> dict[str, dict[str, torch.Tensor]]:
@@ -137,8 +139,10 @@ def batches() -> dict[str, dict[str, torch.Tensor]]:
 
 
 def ce_of(model: Fixed, batch: dict[str, torch.Tensor]) -> float:
-    labels = batch["labels"]
-    return (token_nll(model(**batch).logits, labels).sum() / (labels[:, 1:] != IGNORE).sum()).item()
+    """Mean NLL of the answer tokens, from the logits at every position."""
+    logits, labels = model(**batch).logits[:, :-1], batch["labels"][:, 1:]
+    answer = labels != IGNORE
+    return torch.nn.functional.cross_entropy(logits[answer], labels[answer]).item()
 
 
 def test_ce_is_the_mean_nll_over_every_answer_token_of_the_batch() -> None:

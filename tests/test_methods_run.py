@@ -20,7 +20,7 @@ from clearbench.models.layers import decoder_layers, layer_output
 from clearbench.models.loading import load_vlm
 from clearbench.models.lora import LoraSettings, apply_lora, lora_parameters, scale_lora_delta
 from clearbench.models.tiny import build_tiny_vlm
-from clearbench.models.vlm import model_inputs
+from clearbench.models.vlm import answer_logits, model_inputs
 from clearbench.recipes.base import corpus
 from clearbench.recipes.unlearn import MARKER, UnlearnConfig, negate, unlearn
 from clearbench.training.reference import AdapterOff, FrozenCopy
@@ -77,7 +77,7 @@ def test_references_are_the_weights_before_unlearning(vanilla: Path, mini_data: 
     vlm = load_vlm(vanilla)
     batch = batches(vlm, mini_data)[RETAIN]
     with torch.no_grad():
-        original = vlm.model(**model_inputs(batch)).logits
+        original, _ = answer_logits(vlm.model, batch)
     frozen = FrozenCopy(vlm.model)
     apply_lora(vlm, LoraSettings(rank=2))
     adapter_off = AdapterOff(vlm.model)
@@ -86,9 +86,9 @@ def test_references_are_the_weights_before_unlearning(vanilla: Path, mini_data: 
         vlm.model(**batch).loss.backward()
         optimizer.step()
     with torch.no_grad():
-        assert not torch.allclose(vlm.model(**model_inputs(batch)).logits, original, atol=1e-4)
-    torch.testing.assert_close(adapter_off.logits(batch), original)
-    torch.testing.assert_close(frozen.logits(batch), original)
+        assert not torch.allclose(answer_logits(vlm.model, batch)[0], original, atol=1e-4)
+    torch.testing.assert_close(adapter_off.answer_logits(batch), original)
+    torch.testing.assert_close(frozen.answer_logits(batch), original)
     assert not any(p.requires_grad for p in frozen.model.parameters())
 
 

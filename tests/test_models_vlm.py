@@ -11,6 +11,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from clearbench.data.examples import Example
+from clearbench.methods.losses import answer_rows, sequence_log_prob
 from clearbench.models import (
     VLM,
     LoraSettings,
@@ -284,6 +285,17 @@ def test_answer_logits_are_the_full_logits_at_the_answer_positions(arch, pack):
     assert targets.tolist() == batch["labels"][:, 1:][follows_answer].tolist()
     with torch.no_grad():  # the hook is gone: the head sees every position again
         assert vlm.model(**batch).logits.shape == full.shape
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_sequence_log_prob_from_answer_logits_is_the_full_forward_s(arch):
+    vlm = tiny(arch)
+    batch = vlm.encode(TRAIN)
+    with torch.no_grad():
+        logits, targets = answer_logits(vlm.model, batch)
+    rows = answer_rows(batch["labels"])
+    torch.testing.assert_close(sequence_log_prob(logits, targets, rows, len(TRAIN)),
+                               answer_log_likelihood(vlm, batch), rtol=1e-5, atol=1e-5)
 
 
 def test_answer_logits_remove_their_hook_when_the_forward_fails():

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Protocol
 
 import torch
 
+from clearbench.methods.losses import mean_nll
 from clearbench.models.vlm import answer_logits
 
 FORGET = "forget"
@@ -33,7 +34,9 @@ Batch = dict[str, torch.Tensor]
 class Reference(Protocol):
     """The frozen vanilla model θ₀: outputs without gradients, in eval mode."""
 
-    def logits(self, batch: Batch) -> torch.Tensor: ...
+    def answer_logits(self, batch: Batch) -> torch.Tensor:
+        """θ₀'s ``(n, vocab)`` logits at the answer positions (see ``methods.losses``)."""
+        ...
 
     def hidden(self, batch: Batch, layer: int) -> torch.Tensor: ...
 
@@ -100,9 +103,7 @@ def build_method(name: str, options: dict[str, Any] | None = None) -> Unlearning
 
 def ce(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
     """CE of spec §3: mean NLL over the answer tokens of ``batch`` (0 if it has none)."""
-    logits, targets = answer_logits(model, batch)
-    nll = torch.nn.functional.cross_entropy(logits.float(), targets, reduction="sum")
-    return nll / max(targets.numel(), 1)
+    return mean_nll(*answer_logits(model, batch))
 
 
 def frozen(reference: Reference | None, method: str) -> Reference:

@@ -21,16 +21,20 @@ from clearbench.methods.base import (
     frozen,
     register,
 )
-from clearbench.methods.losses import dpo_loss, sequence_log_prob
-from clearbench.models.vlm import model_inputs
+from clearbench.methods.losses import answer_rows, dpo_loss, sequence_log_prob
+from clearbench.models.vlm import answer_logits
 
 
 def log_probs(
     model: torch.nn.Module, batch: Batch, reference: Reference
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(log π_θ(y|x), log π_θ₀(y|x))`` per example of ``batch``."""
-    policy = sequence_log_prob(model(**model_inputs(batch)).logits, batch["labels"])
-    return policy, sequence_log_prob(reference.logits(batch), batch["labels"])
+    logits, targets = answer_logits(model, batch)
+    rows, size = answer_rows(batch["labels"]), len(batch["labels"])
+    return (
+        sequence_log_prob(logits, targets, rows, size),
+        sequence_log_prob(reference.answer_logits(batch), targets, rows, size),
+    )
 
 
 @register

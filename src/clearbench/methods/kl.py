@@ -17,13 +17,13 @@ from clearbench.methods.base import (
     register,
 )
 from clearbench.methods.losses import answer_kl
-from clearbench.models.vlm import model_inputs
+from clearbench.models.vlm import answer_logits
 
 
 def kl_to_reference(model: torch.nn.Module, batch: Batch, reference: Reference) -> torch.Tensor:
     """KL(π_θ₀ ‖ π_θ) on the answer positions of ``batch`` (forget or retain)."""
-    logits = model(**model_inputs(batch)).logits
-    return answer_kl(reference.logits(batch), logits, batch["labels"])
+    logits, _ = answer_logits(model, batch)
+    return answer_kl(reference.answer_logits(batch), logits)
 
 
 @register

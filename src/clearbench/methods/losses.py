@@ -1,9 +1,10 @@
 """Loss building blocks of the unlearning methods (spec §3): pure functions of tensors.
 
-Conventions: ``logits`` are ``(batch, length, vocab)`` model outputs and ``labels`` the
-``(batch, length)`` ids with −100 on every position that carries no loss (prompt, image,
-padding), exactly as :meth:`~clearbench.models.vlm.VLM.encode` makes them; position *t*'s logits
-predict label *t* + 1. Only answer positions ever count.
+Conventions: only answer positions ever count, and they come flattened in row-major order as
+:func:`~clearbench.models.vlm.answer_logits` returns them: ``logits`` are the ``(n, vocab)``
+next-token logits at the n positions followed by an answer token, ``targets`` the ``(n,)``
+answer tokens they predict, and ``rows`` the batch row of each (:func:`answer_rows` of the
+batch's labels, which carry −100 on prompt, image and padding positions).
 """
 
 from __future__ import annotations
@@ -16,40 +17,35 @@ import torch.nn.functional as F
 IGNORE_INDEX = -100
 
 
-def _shifted(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits of the positions that predict a label, and the labels they predict."""
-    return logits[:, :-1].float(), labels[:, 1:]
+def answer_rows(labels: torch.Tensor) -> torch.Tensor:
+    """``(n,)`` the batch row of each answer token of ``(batch, length)`` labels, row-major."""
+    return (labels[:, 1:] != IGNORE_INDEX).nonzero()[:, 0]
 
 
-def answer_mask(labels: torch.Tensor) -> torch.Tensor:
-    """``(batch, length − 1)`` True where a (shifted) label is an answer token."""
-    return labels[:, 1:] != IGNORE_INDEX
+def token_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``(n,)`` NLL of each answer token."""
+    return F.cross_entropy(logits.float(), targets, reduction="none")
 
 
-def token_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """``(batch, length − 1)`` NLL of each label token; 0 on positions without a label."""
-    logits, targets = _shifted(logits, labels)
-    mask = targets != IGNORE_INDEX
-    nll = F.cross_entropy(
-        logits.transpose(1, 2), targets.masked_fill(~mask, 0), reduction="none"
-    )
-    return nll * mask
+def mean_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """CE: mean NLL over every answer token of the batch (0 if it has none)."""
+    return token_nll(logits, targets).sum() / max(targets.numel(), 1)
 
 
-def sequence_log_prob(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """``(batch,)`` log π(y|x): the summed log-likelihood of each example's answer tokens."""
-    return -token_nll(logits, labels).sum(-1)
-
-
-def answer_kl(
-    reference_logits: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor
+def sequence_log_prob(
+    logits: torch.Tensor, targets: torch.Tensor, rows: torch.Tensor, batch_size: int
 ) -> torch.Tensor:
-    """KL(π_ref ‖ π_θ) of the next-token distributions, mean over answer positions."""
-    mask = answer_mask(labels)
-    reference = reference_logits[:, :-1].float().log_softmax(-1)
-    current = logits[:, :-1].float().log_softmax(-1)
-    per_position = (reference.exp() * (reference - current)).sum(-1)
-    return (per_position * mask).sum() / mask.sum().clamp(min=1)
+    """``(batch_size,)`` log π(y|x): the summed log-likelihood of each example's answer."""
+    log_likelihood = -token_nll(logits, targets)
+    return log_likelihood.new_zeros(batch_size).index_add(0, rows, log_likelihood)
+
+
+def answer_kl(reference_logits: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """KL(π_ref ‖ π_θ) of the next-token distributions, mean over answer positions (0 if
+    none)."""
+    reference = reference_logits.float().log_softmax(-1)
+    current = logits.float().log_softmax(-1)
+    return (reference.exp() * (reference - current)).sum() / max(len(logits), 1)
 
 
 def dpo_loss(

@@ -13,11 +13,12 @@ from clearbench.methods.base import (
     Batch,
     Reference,
     UnlearningMethod,
-    ce,
     frozen,
     register,
 )
 from clearbench.methods.kl import kl_to_reference
+from clearbench.methods.losses import answer_kl, mean_nll
+from clearbench.models.vlm import answer_logits
 
 
 @register
@@ -46,4 +47,6 @@ class Scrub(UnlearningMethod):
         if self.is_max_step(step):
             return -kl_to_reference(model, batches[FORGET], reference)
         retain = batches[RETAIN]
-        return kl_to_reference(model, retain, reference) + self.gamma * ce(model, retain)
+        logits, targets = answer_logits(model, retain)  # one forward for both terms
+        kl = answer_kl(reference.answer_logits(retain), logits)
+        return kl + self.gamma * mean_nll(logits, targets)

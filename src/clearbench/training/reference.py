@@ -14,7 +14,7 @@ import torch
 from peft import PeftModel
 
 from clearbench.models.layers import layer_output
-from clearbench.models.vlm import model_inputs
+from clearbench.models.vlm import answer_logits, model_inputs
 
 Batch = dict[str, torch.Tensor]
 
@@ -36,9 +36,9 @@ class FrozenCopy:
     def __init__(self, model: torch.nn.Module) -> None:
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
 
-    def logits(self, batch: Batch) -> torch.Tensor:
+    def answer_logits(self, batch: Batch) -> torch.Tensor:
         with _evaluating(self.model):
-            return self.model(**model_inputs(batch)).logits
+            return answer_logits(self.model, batch)[0]
 
     def hidden(self, batch: Batch, layer: int) -> torch.Tensor:
         with _evaluating(self.model):
@@ -51,9 +51,9 @@ class AdapterOff:
     def __init__(self, model: PeftModel) -> None:
         self.model = model
 
-    def logits(self, batch: Batch) -> torch.Tensor:
+    def answer_logits(self, batch: Batch) -> torch.Tensor:
         with _evaluating(self.model), self.model.disable_adapter():
-            return self.model(**model_inputs(batch)).logits
+            return answer_logits(self.model, batch)[0]
 
     def hidden(self, batch: Batch, layer: int) -> torch.Tensor:
         with _evaluating(self.model), self.model.disable_adapter():
