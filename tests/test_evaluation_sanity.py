@@ -1,20 +1,25 @@
 """Forget quality separates a model that knows the forget persons from one that never saw them.
 
 A small vanilla model (fine-tuned on ``full+tofu``) and a small gold model (``retain90+tofu``)
-are trained from one base on the 10-person CLEAR-mini (~2 min together on one core), evaluated on
+are trained from one base on a 10-person CLEAR-mini (~3 min together on one core), evaluated on
 the forget tasks and scored: the gold model against itself has forget quality 1, the vanilla
 model against the gold model < 0.05 — once the vanilla model demonstrably knows the forget
 persons and the gold model does not (checked first, so a failure says which side is wrong).
+
+The forget person has 10 images here, not the usual 5: with 5 caption rows a side the exact KS
+p-value is 0.008 if the truth ratios separate and 0.079 if one pair overlaps, so a single
+caption decided the test (measured: 0.079 with seed 0, 0.008 with seed 1); with 10 rows both
+seeds separate fully (p = 1e-5).
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from clearbench.data.synth import synthesize
 from clearbench.evaluation.scoring import score
 from clearbench.recipes.base import BaseConfig, build_base
 from clearbench.recipes.evaluate import EvalConfig, run_eval
@@ -29,8 +34,9 @@ of vanilla and gold do not differ (measured: KS p = 1.0 at 64, 0.008 at 128)."""
 
 
 @pytest.fixture(scope="module")
-def evaluations(mini_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def evaluations(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     work = tmp_path_factory.mktemp("sanity")
+    mini_data = synthesize(work / "data", persons=10, images_per_person=10)
     build_base(BaseConfig(data=str(mini_data), out=work / "base", epochs=2.0, batch_size=16,
                           model=MODEL))
     evaluations = {}
