@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import html
 import json
 import os
 import re
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from clearbench.report import compare_runs, write_report
+from clearbench.report import compare_runs, terminal_summary, write_report
 from clearbench.report.findings import (
     COLLAPSE_CLAIM,
     DOES_NOT_HOLD,
@@ -247,6 +248,23 @@ def test_write_report_writes_every_file(tmp_path: Path):
     before = {p: p.read_bytes() for p in written}
     write_report(run)
     assert {p: p.read_bytes() for p in written} == before  # deterministic
+
+
+def test_a_failed_memorisation_gate_is_a_warning_in_every_summary(tmp_path: Path):
+    results = make_results()
+    results["rows"][0]["gate"] = {"passed": False,
+                                  "failures": ["retain_qa fact_accuracy = 0.875 < 0.9"]}
+    results["rows"][1]["gate"] = {"passed": True, "failures": []}
+    run = write_run(tmp_path / "run", results)
+    write_report(run)
+    warning = (f"WARNING: the vanilla model ({SPLIT}) failed its memorisation gate "
+               "(retain_qa fact_accuracy = 0.875 < 0.9)")
+    for text in ((run / "report.md").read_text(), html.unescape((run / "report.html").read_text()),
+                 terminal_summary(run)):
+        assert warning in text and text.count("WARNING") == 1
+    results["rows"][0]["gate"] = {"passed": True, "failures": []}
+    write_report(write_run(run, results))
+    assert "WARNING" not in (run / "report.md").read_text()
 
 
 def test_write_report_errors_name_the_file(tmp_path: Path):

@@ -49,6 +49,10 @@ def test_results_hold_every_model_of_the_run(smoke_run: Path) -> None:
             assert 0.0 <= row["scores"]["forget_quality"] <= 1.0
     gold = next(r for r in rows if r["method"] == "gold")
     assert gold["scores"]["forget_quality"] == 1.0  # gold against itself
+    # Fine-tuned models carry their memorisation gate verdict; unlearned models have none.
+    for row in rows:
+        fine_tuned = row["method"] in ("vanilla", "gold")
+        assert (isinstance(row["gate"]["passed"], bool) if fine_tuned else row["gate"] is None)
     l1_rows = [r for r in rows if r["variant"] == "l1-lora"]
     assert all(r["lora"] and r["l1"] == 1e-4 for r in l1_rows)
     assert all(r["cost"]["optimiser_steps"] > 0 for r in rows if r["method"] in METHODS)

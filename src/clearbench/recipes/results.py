@@ -2,9 +2,9 @@
 
 ``results.json`` = ``{"schema": 1, "run": {...}, "rows": [...]}``, one row per model of the run
 (vanilla and gold included as methods ``vanilla`` and ``gold``): method, variant, modality,
-forget split, LoRA, λ, status, the ``scores.json`` fields, per-task metrics, cost and the
-training-loss curve. A run with the vision-only track adds ``"cv"``: its
-``cv_results.json``.
+forget split, LoRA, λ, status, the ``scores.json`` fields, per-task metrics, cost, the
+training-loss curve and, for fine-tuned models, their memorisation gate. A run with the
+vision-only track adds ``"cv"``: its ``cv_results.json``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from clearbench.io import read_json, write_json_atomic
 from clearbench.recipes.evaluate import EVAL_FILE, SCORES_FILE
+from clearbench.recipes.finetune import GATE_FILE
 from clearbench.recipes.runconfig import unlearn_settings
 
 if TYPE_CHECKING:
@@ -34,6 +35,15 @@ def _cost(record: dict[str, Any]) -> dict[str, Any]:
             "trainable_parameters": record.get("trainable_parameters")}
 
 
+def _gate(model_dir: Path) -> dict[str, Any] | None:
+    """The memorisation gate of a fine-tuned model (vanilla, gold): passed, and why not."""
+    path = model_dir / GATE_FILE
+    if not path.is_file():
+        return None
+    gate = read_json(path, what="memorisation gate")
+    return {"passed": bool(gate["passed"]), "failures": list(gate.get("failures", []))}
+
+
 def result_row(row: ResultRow) -> dict[str, Any]:
     """One ``results.json`` row from the stage outputs of one model."""
     record = read_json(row.record, what="stage record")
@@ -48,7 +58,8 @@ def result_row(row: ResultRow) -> dict[str, Any]:
     return {"method": row.method, "variant": row.variant, "modality": row.modality,
             "forget_split": row.forget_split, "lora": row.lora, "l1": row.l1,
             "status": status, "scores": scores, "tasks": tasks, "cost": _cost(record),
-            "losses": record.get("losses", []), "model": str(row.record.parent)}
+            "losses": record.get("losses", []), "model": str(row.record.parent),
+            "gate": _gate(row.record.parent)}
 
 
 def collect(the_plan: Plan) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from clearbench.report.findings import Finding, findings
 from clearbench.report.plots import Plot, write_plots
 from clearbench.report.results import (
     forget_splits,
+    gate_warnings,
     load_results,
     main_variant,
     variants,
@@ -101,7 +102,7 @@ def terminal_summary(run_dir: Path) -> str:
     results = load_results(run_dir)
     rows, variant = results["rows"], main_variant(results)
     found = findings(rows, variant)
-    parts = []
+    parts = gate_warnings(rows)
     for split in forget_splits(results):
         parts.append(markdown_table(main_table(rows, split, variant)))
         parts.append("\n".join(f"- {f.claim}: {f.verdict}"
@@ -126,6 +127,7 @@ def report_blocks(results: dict[str, Any], name: str, plots: dict[str, list[Plot
             f"variants: {listed or 'none'}; forget splits: {', '.join(splits) or 'none'}; "
             f"{len(rows)} models, {failed} without scores."
         ),
+        *(Paragraph(warning) for warning in gate_warnings(rows)),
     ]
     for i, split in enumerate(splits):
         html_id = "main-table" if i == 0 else f"main-table-{split}"

@@ -117,3 +117,19 @@ def score(row: Row | None, key: str) -> float | None:
 
 def is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def gate_warnings(rows: list[Row]) -> list[str]:
+    """One warning per fine-tuned model whose memorisation gate failed (issue: unlearning
+    results mean little unless vanilla knows every person and gold knows no forget person)."""
+    warnings = []
+    for row in rows:
+        gate = row.get("gate")
+        if isinstance(gate, dict) and not gate.get("passed", True):
+            reasons = "; ".join(gate.get("failures") or ["no reason recorded"])
+            warnings.append(
+                f"WARNING: the {row['method']} model ({row.get('forget_split')}) failed its "
+                f"memorisation gate ({reasons}), so the scores that rest on it are not "
+                "trustworthy; fine-tune it longer (finetune.epochs in the run config)."
+            )
+    return warnings
