@@ -130,6 +130,6 @@ def gate_warnings(rows: list[Row]) -> list[str]:
             warnings.append(
                 f"WARNING: the {row['method']} model ({row.get('forget_split')}) failed its "
                 f"memorisation gate ({reasons}), so the scores that rest on it are not "
-                "trustworthy; fine-tune it longer (finetune.epochs in the run config)."
+                "trustworthy."
             )
     return warnings

@@ -56,7 +56,7 @@ class TrainSettings:
     lr: float = 1e-5
     weight_decay: float = 0.01
     adam_beta2: float = 0.999
-    """AdamW's second-moment decay; 0.95 adapts faster in short runs at a high rate."""
+    """AdamW's second-moment decay (β₂)."""
     warmup_steps: int = 0
     schedule: str = "linear"
     max_grad_norm: float = 1.0
