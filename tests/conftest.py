@@ -13,8 +13,11 @@ from clearbench.models.tiny import TinyVLMConfig
 
 @pytest.fixture(scope="session")
 def mini_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny CLEAR-mini folder (10 persons), generated once per test session (~0.3 s)."""
-    return synthesize(tmp_path_factory.mktemp("clear-mini") / "data", persons=10)
+    """A tiny CLEAR-mini folder (10 persons with 5 images and 5 facts each, as on the hub every
+    person alike), generated once per test session (~0.5 s)."""
+    return synthesize(tmp_path_factory.mktemp("clear-mini") / "data", persons=10,
+                      images_per_person=5, qa_per_person=5, other_images_per_person=None,
+                      other_qa_per_person=None)
 
 
 TINY = TinyVLMConfig(

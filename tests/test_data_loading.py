@@ -225,3 +225,25 @@ def test_a_tofu_json_snapshot_loads(tmp_path: Path) -> None:
     assert len(rows) == 2 and rows[0]["perturbed_answer"] == ["X.", "Y.", "Z."]
     assert source.fingerprint()["tofu"] == {"content_hash": folder_hash(root)}
     assert folder_hash(root) != folder_hash(tmp_path / "nothing")
+
+
+@pytest.mark.parametrize("config", ["real_authors_perturbed", "world_facts_perturbed"])
+def test_tofu_real_sets_load_without_a_paraphrase(tmp_path: Path, config: str) -> None:
+    """On the hub these two sets have only question, answer and perturbed_answer (spec §4)."""
+    root = tmp_path / "TOFU"
+    root.mkdir()
+    row = '{"question": "Who wrote X?", "answer": "X was written by A.", '
+    row += '"perturbed_answer": ["X was written by B.", "X was written by C."]}\n'
+    (root / f"{config}.json").write_text(row * 3)
+    (root / "README.md").write_text(
+        f"---\nconfigs:\n- config_name: {config}\n  data_files: {config}.json\n---\n"
+    )
+    rows = load_tofu(DataSource(tofu=str(root)), config)
+    assert len(rows) == 3 and "paraphrased_answer" not in rows.column_names
+    # the biography sets still need their paraphrase
+    (root / "retain_perturbed.json").write_text(row)
+    (root / "README.md").write_text(
+        "---\nconfigs:\n- config_name: retain_perturbed\n  data_files: retain_perturbed.json\n---\n"
+    )
+    with pytest.raises(DataError, match="missing column 'paraphrased_answer'"):
+        load_tofu(DataSource(tofu=str(root)), "retain_perturbed")

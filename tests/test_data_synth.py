@@ -19,6 +19,7 @@ from clearbench.data.schema import (
     DataError,
 )
 from clearbench.data.synth import SynthConfig, synthesize
+from clearbench.data.synth.text import CAPTIONS, SCENES, caption
 
 
 @pytest.fixture(scope="module")
@@ -55,18 +56,34 @@ def test_every_config_loads_with_the_hub_features(mini_data: Path, source: DataS
 
 def test_counts_match_the_sizes_and_the_datacard(source: DataSource, card: dict) -> None:
     cfg = SynthConfig(**card["arguments"])
-    images, qa = cfg.images_per_person, cfg.qa_per_person
+    evaluated, everyone = set(card["persons"]["evaluated"]), card["persons"]["fictitious"]
+    assert evaluated == set(card["persons"]["forget10"]) | set(card["persons"]["retain_perturbed"])
+    images = sum(cfg.sizes(p in evaluated)[0] for p in everyone)
+    facts = sum(cfg.sizes(p in evaluated)[1] for p in everyone)
     assert cfg.forget_counts() == {"forget01": 1, "forget05": 1, "forget10": 1}
-    assert len(load_clear(source, "full")) == cfg.persons * images
-    assert len(load_tofu(source, "full")) == cfg.persons * qa
-    assert len(load_clear(source, "full+tofu")) == cfg.persons * (images + qa)
-    assert len(load_clear(source, "holdout")) == cfg.holdout_persons * images
+    assert len(load_clear(source, "full")) == images
+    assert len(load_tofu(source, "full")) == facts * cfg.answer_wordings
+    assert len(load_clear(source, "full+tofu")) == images + facts * cfg.answer_wordings
+    for split in ("forget10_perturbed", "retain_perturbed"):
+        assert len(load_clear(source, split)) == cfg.images_per_person
+        assert len(load_tofu(source, split)) == cfg.qa_per_person
+    assert len(load_clear(source, "holdout")) == cfg.holdout_persons * cfg.images_per_person
     assert len(load_clear(source, "real_faces")) == cfg.celebrities * cfg.images_per_celebrity
     assert len(load_clear(source, "real_world")) == cfg.real_world
     assert len(load_tofu(source, "world_facts_perturbed")) == cfg.world_facts
     assert len(load_tofu(source, "real_authors_perturbed")) == cfg.real_authors
     for kind, loader in (("clear", load_clear), ("tofu", load_tofu)):
         assert card["rows"][kind] == {c: len(loader(source, c)) for c in card["rows"][kind]}
+    # the sizes alone give every training split's rows (what `--dry-run` shows)
+    for split in ("full", *FORGET_SPLITS, *FORGET_SPLITS.values()):
+        assert cfg.training_rows(split) == (card["rows"]["clear"][split],
+                                            card["rows"]["tofu"][split])
+
+
+def test_other_persons_default_to_the_evaluated_persons_sizes() -> None:
+    uniform = SynthConfig(other_images_per_person=None, other_qa_per_person=None)
+    assert uniform.sizes(False) == uniform.sizes(True) == (10, 10)
+    assert SynthConfig().sizes(False) == (4, 4)
 
 
 def test_forget_counts_follow_the_hub_proportions() -> None:
@@ -75,7 +92,7 @@ def test_forget_counts_follow_the_hub_proportions() -> None:
         "forget05": 10,
         "forget10": 20,
     }
-    assert list(SynthConfig().forget_counts().values()) == [1, 2, 3]
+    assert list(SynthConfig().forget_counts().values()) == [1, 2, 4]
 
 
 def test_mixed_configs_put_image_rows_before_qa_rows(source: DataSource) -> None:
@@ -125,26 +142,100 @@ def test_holdout_persons_are_in_no_training_text(source: DataSource) -> None:
     assert not any(person in text for person in holdout for text in texts)
 
 
-def test_captions_name_the_person_first_and_stay_short(source: DataSource) -> None:
-    rows = load_clear(source, "retain_perturbed")
-    for row in rows:
-        assert row["caption"].startswith(row["name"] + " ")
-        assert len(row["caption"].split()) <= 12
-        assert row["name"] in row["paraphrased_caption"] != row["caption"]
-        assert len(set(row["perturbed_captions"])) >= 3
-        assert row["caption"] not in row["perturbed_captions"]
-        assert len(set(row["perturbed_names"])) >= 3 and row["name"] not in row["perturbed_names"]
-    assert len(set(rows["caption"])) == len(rows)
+def _wording(text: str, name: str) -> int:
+    """The index of the caption wording ``text`` is written in."""
+    matches = {w for w in range(len(CAPTIONS)) for scene in SCENES
+               if caption(w, name, scene) == text}
+    assert len(matches) == 1, (text, matches)
+    return matches.pop()
 
 
-def test_biography_answers_repeat_the_fact(source: DataSource) -> None:
-    for row in load_tofu(source, "forget10_perturbed"):
-        perturbed = row["perturbed_answer"]
-        assert len(set(perturbed)) >= 3 and row["answer"] not in perturbed
-        assert row["paraphrased_answer"] != row["answer"]
-        assert row["paraphrased_question"]
-    answers = load_tofu(source, "full")["answer"]
-    assert len(set(answers)) == len(answers)
+def test_captions_hold_one_wording_out_per_person(source: DataSource, card: dict) -> None:
+    assert card["wordings"]["captions"]["wordings"] == list(CAPTIONS)
+    training = load_clear(source, "full")
+    trained: dict[str, set[int]] = {}
+    for row in training:
+        assert row["caption"].startswith(row["name"] + " ") or row["caption"].startswith(
+            row["name"] + ",")
+        trained.setdefault(row["name"], set()).add(_wording(row["caption"], row["name"]))
+    for config in ("forget10_perturbed", "retain_perturbed"):
+        rows = load_clear(source, config)
+        groups = set(rows["name"])
+        # one held-out wording per evaluation group: a perturbation (another member's name) is
+        # as new in that wording as the true name
+        assert len({_wording(r["paraphrased_caption"], r["name"]) for r in rows}) == 1
+        for row in rows:
+            name = row["name"]
+            held = _wording(row["paraphrased_caption"], name)
+            # the paraphrase's wording is never trained with this person, but with others
+            assert held not in trained[name]
+            assert any(held in seen for other, seen in trained.items() if other != name)
+            assert row["caption"] in training.filter(lambda r, n=name: r["name"] == n)["caption"]
+            # perturbations: the same wording and picture, the name of another group member
+            assert len(set(row["perturbed_names"])) == len(row["perturbed_names"]) >= 1
+            assert name not in row["perturbed_names"]
+            assert set(row["perturbed_names"]) <= groups | set(card["persons"]["fictitious"])
+            for wrong, perturbed in zip(row["perturbed_names"], row["perturbed_captions"],
+                                        strict=True):
+                assert perturbed == row["paraphrased_caption"].replace(name, wrong, 1)
+
+
+def test_perturbed_names_come_from_the_persons_evaluation_group(tmp_path: Path) -> None:
+    data = synthesize(tmp_path / "data", persons=40, images_per_person=2, qa_per_person=2,
+                      other_images_per_person=1, other_qa_per_person=1)
+    card = json.loads((data / "datacard.json").read_text())
+    rows = load_clear(DataSource.local(data), "forget10_perturbed")
+    group = set(card["persons"]["forget10"])
+    assert len(group) == 4
+    assert all(set(row["perturbed_names"]) == group - {row["name"]} for row in rows)
+
+
+def test_biography_facts_are_trained_in_several_wordings_but_the_paraphrases(
+    source: DataSource, card: dict
+) -> None:
+    cfg = SynthConfig(**card["arguments"])
+    training = load_tofu(source, "full")
+    pairs = set(zip(training["question"], training["answer"], strict=True))
+    everyone = card["persons"]["fictitious"]
+
+    def answers_about(person: str) -> set[str]:
+        return {a for q, a in pairs if person in q}
+
+    for config in ("forget10_perturbed", "retain_perturbed"):
+        for row in load_tofu(source, config):
+            (person,) = [p for p in everyone if p in row["question"]]
+            trained = answers_about(person)
+            # the evaluation question and answer are a trained pair (TOFU: the answer is trained)
+            assert (row["question"], row["answer"]) in pairs
+            # the fact is trained in several wordings: as many answers state its value
+            value = row["answer"]
+            assert sum(_same_value(a, value) for a in trained) >= cfg.answer_wordings
+            # the paraphrase, and every perturbation, is in no training row about the person
+            assert row["paraphrased_answer"] not in trained
+            assert not set(row["perturbed_answer"]) & trained
+            assert len(set(row["perturbed_answer"])) == cfg.perturbed
+            assert row["paraphrased_question"] != row["question"]
+    wordings = card["wordings"]["biography"]["wordings"]
+    assert all(len(w) == 3 for w in wordings.values())
+    assert card["wordings"]["biography"]["held_out"]
+
+
+def _same_value(answer: str, other: str) -> bool:
+    """Whether two answers end in the same value (the last word before the full stop)."""
+    return answer.rstrip('."').split()[-1] == other.rstrip('."').split()[-1]
+
+
+def test_real_sets_follow_tofu_without_paraphrases(source: DataSource) -> None:
+    for config in ("real_authors_perturbed", "world_facts_perturbed"):
+        rows = load_tofu(source, config)
+        assert "paraphrased_answer" not in rows.column_names
+        for row in rows:
+            # options are worded like the answer: the value differs, not the wording
+            answer = row["answer"].split()
+            for option in (o.split() for o in row["perturbed_answer"]):
+                assert option != answer
+                same = [a == o for a, o in zip(answer, option, strict=False)]
+                assert sum(same) >= len(answer) - 3 and len(option) <= len(answer) + 2
 
 
 def test_pretrain_covers_every_real_evaluation_row(source: DataSource) -> None:
@@ -184,10 +275,11 @@ def _files(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
-def test_generation_is_byte_identical_and_seeded(tmp_path: Path, mini_data: Path) -> None:
-    again = synthesize(tmp_path / "again", SynthConfig(persons=10))
+def test_generation_is_byte_identical_and_seeded(tmp_path: Path, mini_data: Path,
+                                                  card: dict) -> None:
+    again = synthesize(tmp_path / "again", SynthConfig(**card["arguments"]))
     assert _files(again) == _files(mini_data)
-    other = synthesize(tmp_path / "other", persons=10, seed=1)
+    other = synthesize(tmp_path / "other", SynthConfig(**{**card["arguments"], "seed": 1}))
     assert json.loads((other / "datacard.json").read_text())["content_hash"] != folder_hash(
         mini_data
     )
@@ -211,6 +303,7 @@ def test_synthesize_replaces_its_own_folder_but_nothing_else(tmp_path: Path) -> 
         ({"persons": 0}, "positive"),
         ({"persons": 3}, "persons > perturbed"),
         ({"qa_per_person": 13}, "qa_per_person"),
+        ({"answer_wordings": 3}, "answer_wordings"),
         ({"images_per_person": 33}, "images per identity"),
         ({"persons": 10, "retain_perturbed_persons": 10}, "retain_perturbed_persons"),
     ],

@@ -10,15 +10,15 @@ Identities and their images:
   every training set.
 
 Identification accuracy enrols each identity with ``enrol_images`` images that no model ever
-trains on. The hub data set has ~19 images per person, so they are drawn from the person's own
-images (which are then neither trained on nor queried). CLEAR-mini has only 5 per person: all
-of them stay training images (so the forget set is exactly the data set's forget config), and
-the enrolment images are *rendered* with CLEAR-mini's own face renderer: the identity's
-:class:`~clearbench.data.synth.faces.Look`, new shots. Flips or crops of the training images
-would not do: enrolling with (near) copies of the training images measures memorisation of
-those pixels, not recognition of the person, and Twins treats the flipped copy as an unseen
-twin. The looks are recomputed from the data card; that they are the data set's looks is
-checked by re-rendering each identity's first image, pixel for pixel.
+trains on. The hub data set has ~19 images per person, so they are drawn from the person's
+own images (which are then neither trained on nor queried). CLEAR-mini has only 4 to 10 per
+person: all of them stay training images (so the forget set is exactly the data set's forget
+config), and the enrolment images are *rendered* with CLEAR-mini's own face renderer: the
+identity's :class:`~clearbench.data.synth.faces.Look`, new shots. Flips or crops of the
+training images would not do: enrolling with (near) copies of the training images measures
+memorisation of those pixels, not recognition of the person, and Twins treats the flipped
+copy as an unseen twin. The looks are recomputed from the data card; that they are the data
+set's looks is checked by re-rendering each identity's first image, pixel for pixel.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from clearbench.data.synth.faces import Look, distinct_looks, random_shot, rende
 from clearbench.data.synth.text import EXPRESSIONS, LIGHTS, SCENES
 from clearbench.io import read_json
 
-SUPPORTED_GENERATOR_VERSIONS = (1,)
+SUPPORTED_GENERATOR_VERSIONS = (1, 2)
 """CLEAR-mini generator versions whose looks :func:`mini_looks` knows how to recompute."""
 
 
@@ -193,14 +193,11 @@ def load_faces(
     if mini:
         holdout_images = _group(*_rows(source, "holdout", "name"))
         looks, card = mini_looks(source)
-        sizes = card["arguments"]
-        for group, per_identity in ((person_images, sizes["images_per_person"]),
-                                    (holdout_images, sizes["images_per_person"]),
-                                    (celebrity_images, sizes["images_per_celebrity"])):
+        for group in (person_images, holdout_images, celebrity_images):
             for name, images in group.items():
                 if name not in looks:
                     raise DataError(f"{source.clear}: {name!r} is not in {DATACARD}")
-                _check_look(source, card, name, looks[name], images[0], per_identity)
+                _check_look(source, card, name, looks[name], images[0], len(images))
         for name in [*person_images, *holdout_images]:
             enrol[name] = render_faces(looks[name], name, enrol_images, "enrol")
         for name in celebrity_images:

@@ -68,6 +68,14 @@ _QA_EVAL = _columns(
     Column("paraphrased_question", TEXT, optional=True),
     "perturbed_answer*",
 )
+_QA_OPTIONS = _columns(
+    "question",
+    "answer",
+    Column("paraphrased_answer", TEXT, optional=True),
+    Column("paraphrased_question", TEXT, optional=True),
+    "perturbed_answer*",
+)
+"""TOFU's real-authors and world-facts sets: the hub files have no paraphrase (spec §4)."""
 _SPLITS = ("full", *FORGET_SPLITS, *FORGET_SPLITS.values())
 
 CLEAR_SCHEMAS: dict[str, tuple[Column, ...]] = {
@@ -84,10 +92,9 @@ CLEAR_SCHEMAS: dict[str, tuple[Column, ...]] = {
 TOFU_SCHEMAS: dict[str, tuple[Column, ...]] = {
     **{name: _QA for name in _SPLITS},
     **{f"{name}_perturbed": _QA_EVAL for name in FORGET_SPLITS},
-    **{
-        name: _QA_EVAL
-        for name in ("retain_perturbed", "real_authors_perturbed", "world_facts_perturbed")
-    },
+    "retain_perturbed": _QA_EVAL,
+    "real_authors_perturbed": _QA_OPTIONS,
+    "world_facts_perturbed": _QA_OPTIONS,
 }
 CLEAR_CONFIGS: tuple[str, ...] = tuple(CLEAR_SCHEMAS)
 """Every CLEAR config, CLEAR-mini's included (see :data:`MINI_ONLY_CONFIGS`)."""

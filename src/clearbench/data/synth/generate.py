@@ -34,33 +34,55 @@ from clearbench.data.synth.objects import (
 from clearbench.data.synth.text import (
     AUTHORSHIP,
     BIOGRAPHY,
+    CAPTIONS,
     EXPRESSIONS,
     LIGHTS,
     SCENES,
+    WORDINGS,
     WORLD,
+    biography_rows,
     caption,
-    paraphrased_caption,
-    perturbed_captions,
-    qa_row,
+    option_row,
+    rotation,
     wrong_values,
 )
 
-GENERATOR_VERSION = 1
-"""Bumped whenever the same arguments would generate different data."""
+GENERATOR_VERSION = 2
+"""Bumped whenever the same arguments would generate different data (2: facts in several
+wordings, paraphrases held out per fact, perturbed names never trained, TOFU-layout real
+sets without paraphrases)."""
 
 Row = dict[str, Any]
 
 
 @dataclass(frozen=True)
 class SynthConfig:
-    """Sizes of a CLEAR-mini data set (every count is a parameter)."""
+    """Sizes of a CLEAR-mini data set (every count is a parameter).
 
-    persons: int = 30
+    The defaults give 4 forget10 and 4 ``retain_perturbed`` persons (the *evaluated* persons)
+    with 10 images and 10 biography facts each: 40 rows per forget and per retain task, enough
+    for the KS test to separate a model that knows the persons from one that never saw them
+    (docs/statistics.md). The 28 other persons only shape the models and serve as retain
+    data; they get fewer images and facts, which halves fine-tuning on 2 CPU cores.
+    """
+
+    persons: int = 36
     seed: int = 0
-    images_per_person: int = 5
-    qa_per_person: int = 8
+    images_per_person: int = 10
+    """Images of each evaluated person (forget10 and ``retain_perturbed``) and holdout person."""
+    qa_per_person: int = 10
+    """Biography facts of each evaluated person."""
+    other_images_per_person: int | None = 4
+    """Images of each other person (None: ``images_per_person``, as on the hub)."""
+    other_qa_per_person: int | None = 4
+    """Biography facts of each other person (None: ``qa_per_person``, as on the hub)."""
+    answer_wordings: int = 2
+    """Wordings each biography fact is trained in (the paraphrase's wording is never one)."""
     holdout_persons: int = 4
-    celebrities: int = 12
+    celebrities: int = 24
+    """The "real" faces the base model learns before CLEAR: with 24 rather than 12 its vision
+    tower tells new faces apart well enough that fine-tuning names every person's face after
+    36 epochs (measured: face→name 1.00 vs 0.65–0.83)."""
     images_per_celebrity: int = 4
     real_world: int = 40
     """Shape pictures, one ``real_world`` evaluation question each."""
@@ -85,10 +107,16 @@ class SynthConfig:
             (self.celebrities > self.perturbed, "celebrities > perturbed"),
             (self.real_authors > self.perturbed, "real_authors > perturbed"),
             (
-                max(self.images_per_person, self.images_per_celebrity) <= shots,
+                max(self.images_per_person, self.images_per_celebrity,
+                    self.other_images_per_person or 0) <= shots,
                 f"images per identity <= {shots} (distinct scene/light/expression)",
             ),
-            (self.qa_per_person <= len(BIOGRAPHY), f"qa_per_person <= {len(BIOGRAPHY)}"),
+            (
+                max(self.qa_per_person, self.other_qa_per_person or 0) <= len(BIOGRAPHY),
+                f"qa_per_person and other_qa_per_person <= {len(BIOGRAPHY)}",
+            ),
+            (self.answer_wordings < WORDINGS, f"answer_wordings <= {WORDINGS - 1} (one of "
+             f"the {WORDINGS} wordings is held out as the paraphrase)"),
             (
                 self.world_facts <= len(vocab.COUNTRIES) * len(WORLD),
                 f"world_facts <= {len(vocab.COUNTRIES) * len(WORLD)}",
@@ -99,7 +127,7 @@ class SynthConfig:
                 f"{len(vocab.SURNAME_HEADS) * len(vocab.SURNAME_TAILS)} (unique surnames)",
             ),
             (
-                2 * self.persons + self.real_authors
+                2 * self.persons + self.real_authors + self.perturbed
                 <= len(vocab.TITLE_ADJECTIVES) * len(vocab.TITLE_NOUNS),
                 "enough book titles",
             ),
@@ -115,6 +143,30 @@ class SynthConfig:
     def forget_counts(self) -> dict[str, int]:
         """Persons per forget split: max(1, round(fraction · persons))."""
         return {s: max(1, round(int(s[-2:]) / 100 * self.persons)) for s in FORGET_SPLITS}
+
+    def training_rows(self, split: str) -> tuple[int, int]:
+        """(image rows, QA rows) of a training split (``full``, ``forgetNN``, ``retainNN``),
+        from the sizes alone: forget persons are evaluated persons (forget10 is)."""
+        counts = self.forget_counts()
+        forget = {retain: counts[forget] for forget, retain in FORGET_SPLITS.items()}
+        evaluated = counts["forget10"] + self.retain_persons()
+        big, small = self.sizes(True), self.sizes(False)
+        full = tuple(evaluated * b + (self.persons - evaluated) * s
+                     for b, s in zip(big, small, strict=True))
+        if split in counts:
+            images, facts = (counts[split] * b for b in big)
+        elif split in forget:
+            images, facts = (f - forget[split] * b for f, b in zip(full, big, strict=True))
+        else:
+            images, facts = full
+        return images, facts * self.answer_wordings
+
+    def sizes(self, evaluated: bool) -> tuple[int, int]:
+        """Images and biography facts of an evaluated person, or of another person."""
+        if evaluated:
+            return self.images_per_person, self.qa_per_person
+        return (self.other_images_per_person or self.images_per_person,
+                self.other_qa_per_person or self.qa_per_person)
 
     def retain_persons(self) -> int:
         """Persons in ``retain_perturbed``."""
@@ -175,9 +227,41 @@ def _write(root: Path, config: SynthConfig) -> None:
         "arguments": asdict(config),
         "rows": rows,
         "persons": persons,
+        "wordings": _wordings_card(config),
         "content_hash": folder_hash(root),
     }
     (root / DATACARD).write_text(json.dumps(card, indent=2) + "\n")
+
+
+def _wordings_card(config: SynthConfig) -> dict[str, Any]:
+    """What the data card says about which wordings are trained and which are held out."""
+    return {
+        "captions": {
+            "wordings": list(CAPTIONS),
+            "trained": "each image has one caption; a person's images take the caption "
+                       "wordings in turn, all but one",
+            "held_out": "one wording per evaluation group (forget10: the first, "
+                        "retain_perturbed: the second): its members' paraphrased and perturbed "
+                        "captions, never trained with any member; other persons hold out "
+                        f"wording (person index mod {len(CAPTIONS)})",
+            "perturbed": "the held-out wording with the name of another person of the same "
+                         "evaluation group (forget10 or retain_perturbed; perturbed_names), the "
+                         "picture's scene kept",
+        },
+        "biography": {
+            "wordings": {kind: [[w.question, w.answer] for w in wordings]
+                         for kind, wordings in BIOGRAPHY.items()},
+            "trained": f"fact k of person i: {config.answer_wordings} of the {WORDINGS} "
+                       "(question, answer) wordings, each a training row; the evaluation row "
+                       "asks and answers in the first of them",
+            "held_out": f"wording ((i + k) mod {WORDINGS}): the paraphrased question and "
+                        "answer and the perturbed answers, never trained for that fact",
+            "perturbed": "the held-out wording with wrong values of the same kind, never one "
+                         "of the person's own; wrong book titles are titles no one wrote",
+        },
+        "real_sets": "real_authors_perturbed and world_facts_perturbed as on the hub: "
+                     "question, answer and perturbed_answer worded like the answer",
+    }
 
 
 def _rng(config: SynthConfig, *keys: object) -> random.Random:
@@ -188,47 +272,57 @@ def _rng(config: SynthConfig, *keys: object) -> random.Random:
 def _tables(config: SynthConfig) -> tuple[dict[str, list[Row]], dict[str, list[Row]], dict]:
     """Rows of every CLEAR and TOFU config, and the persons of each split."""
     n, n_holdout, n_celebrities = config.persons, config.holdout_persons, config.celebrities
-    names = _names(_rng(config, "names"), n + n_holdout + n_celebrities + config.real_authors)
-    looks = distinct_looks(_rng(config, "looks"), n + n_holdout + n_celebrities)
+    n_faces = n + n_holdout + n_celebrities
+    names = _names(_rng(config, "names"), n_faces + config.real_authors)
+    looks = distinct_looks(_rng(config, "looks"), n_faces)
     people, holdout = names[:n], names[n : n + n_holdout]
-    celebrities = names[n + n_holdout : n + n_holdout + n_celebrities]
-    authors = names[n + n_holdout + n_celebrities :]
+    celebrities = names[n + n_holdout : n_faces]
+    authors = names[n_faces:]
     titles = [f"The {a} {b}" for a in vocab.TITLE_ADJECTIVES for b in vocab.TITLE_NOUNS]
     _rng(config, "titles").shuffle(titles)
+    unused_titles = titles[2 * n + config.real_authors :]
 
-    look_of = dict(zip(names, looks, strict=False))  # the famous authors have no face
+    look_of = dict(zip(names, looks, strict=False))  # only persons and celebrities have faces
 
-    def photos(group: list[str], per_identity: int, wrong: list[str]) -> list[Row]:
-        return [
-            row
-            for name in group
-            for row in _photos(config, name, look_of[name], per_identity, wrong)
-        ]
+    def photos(identities: list[tuple[str, int, list[str], int]]) -> list[Row]:
+        """The images of each (name, image count, wrong names, held-out caption wording)."""
+        return [row for name, count, wrong, held in identities
+                for row in _photos(config, name, look_of[name], count, wrong, held)]
 
     members = _splits(config, people)
-    faces = photos(people, config.images_per_person, people)
-    biographies = _biographies(config, people, titles[: 2 * n])
+    groups = [members["forget10"], members["retain_perturbed"]]
+    evaluated = [any(p in group for group in groups) for p in people]
+    sizes = [config.sizes(e) for e in evaluated]
+    faces = photos([(p, sizes[i][0], _peers(p, groups, people, config.perturbed),
+                     _held_caption(p, i, groups)) for i, p in enumerate(people)])
+    biographies = _biographies(config, people, evaluated, titles[: 2 * n], unused_titles)
 
     clear: dict[str, list[Row]] = {}
     tofu: dict[str, list[Row]] = {}
     for split, group in members.items():
         in_group = set(group)
         images = [row for row in faces if row["name"] in in_group]
-        qa = [row for p in group for row in biographies[p]]
-        clear[split], tofu[split] = images, qa
+        training = [row for p in group for row in biographies[p][0]]
+        evaluation = [row for p in group for row in biographies[p][1]]
+        if split == "retain_perturbed":
+            clear[split], tofu[split] = images, evaluation
+            continue
+        clear[split], tofu[split] = images, training
+        clear[f"{split}+tofu"] = [{**r, "question": "", "answer": ""} for r in images] + [
+            {**r, "image": None, "caption": ""} for r in training
+        ]
         if split in FORGET_SPLITS:
-            clear[f"{split}_perturbed"], tofu[f"{split}_perturbed"] = images, qa
-        if split != "retain_perturbed":
-            clear[f"{split}+tofu"] = [{**r, "question": "", "answer": ""} for r in images] + [
-                {**r, "image": None, "caption": ""} for r in qa
-            ]
+            clear[f"{split}_perturbed"], tofu[f"{split}_perturbed"] = images, evaluation
 
-    celebrity_photos = photos(celebrities, config.images_per_celebrity, celebrities)
+    celebrity_photos = photos([(c, config.images_per_celebrity, celebrities, i)
+                               for i, c in enumerate(celebrities)])
     clear["real_faces"] = [
         {"image": r["image"], "answer": r["name"], "options": r["perturbed_names"]}
         for r in celebrity_photos
     ]
-    clear["holdout"] = photos(holdout, config.images_per_person, names)
+    # (the holdout config keeps no wrong names)
+    clear["holdout"] = photos([(h, config.images_per_person, people, i)
+                               for i, h in enumerate(holdout)])
     clear["real_world"], shape_rows = _real_world(config)
     tofu["real_authors_perturbed"] = _real_authors(config, authors, titles[2 * n :])
     tofu["world_facts_perturbed"] = _world_facts(config)
@@ -253,6 +347,7 @@ def _tables(config: SynthConfig) -> tuple[dict[str, list[Row]], dict[str, list[R
         "holdout": holdout,
         "celebrities": celebrities,
         "real_authors": authors,
+        "evaluated": [p for p, e in zip(people, evaluated, strict=True) if e],
     }
     return clear, tofu, persons
 
@@ -278,76 +373,141 @@ def _splits(config: SynthConfig, people: list[str]) -> dict[str, list[str]]:
     }
 
 
-def _photos(config: SynthConfig, name: str, look: Look, count: int, wrong: list[str]) -> list[Row]:
+def _held_caption(person: str, index: int, groups: list[list[str]]) -> int:
+    """The caption wording held out as ``person``'s paraphrase: one per evaluation group
+    (forget10: the first, ``retain_perturbed``: the second), shared by its members, so that a
+    perturbation (another member's name) is as new in that wording as the true name; the other
+    persons take the wordings in turn.
+
+    A wording held out per person would teach the model which wordings go with which person,
+    and the perturbations would win on the wording alone (measured on CLEAR-mini: the vanilla
+    model's median forget-caption R was 0.49 with per-person wordings).
+    """
+    for g, group in enumerate(groups):
+        if person in group:
+            return g
+    return index
+
+
+def _peers(person: str, groups: list[list[str]], people: list[str], k: int) -> list[str]:
+    """The persons whose names are ``person``'s wrong names: the others of its evaluation
+    group (forget10 or ``retain_perturbed``), so that a model that never saw the group tells
+    none of them from the true name, topped up from everyone else when the group has fewer
+    than ``k`` others."""
+    group = next((g for g in groups if person in g), people)
+    others = [p for p in group if p != person]
+    return others + [p for p in people if p not in group][: max(0, k - len(others))]
+
+
+def _photos(
+    config: SynthConfig, name: str, look: Look, count: int, wrong: list[str], held: int
+) -> list[Row]:
     """Captioned images of one identity in distinct (scene, light, expression) shots, with
-    evaluation columns; ``perturbed_names`` are drawn from ``wrong`` (minus ``name``)."""
+    evaluation columns.
+
+    The images are captioned in turn in every caption wording but ``held`` (modulo their
+    number), which is the paraphrase; the perturbed captions are the paraphrase with one of
+    the ``perturbed_names``, drawn from ``wrong``: the same picture, another person's name.
+    """
     rng = _rng(config, "photos", name)
     shots = rng.sample(list(itertools.product(SCENES, LIGHTS, EXPRESSIONS)), count)
+    held %= len(CAPTIONS)
+    wordings = rotation(held, count, 0, len(CAPTIONS))
     rows = []
-    for scene, light, expression in shots:
-        facts = (name, scene, light, expression)
+    for (scene, light, expression), wording in zip(shots, wordings, strict=True):
         image = png(render(look, random_shot(rng, scene, light, expression)))
-        wrong_scenes = wrong_values(rng, list(SCENES), scene, config.perturbed)
         wrong_names = wrong_values(rng, wrong, name, config.perturbed)
         rows.append(
             {
                 "image": image,
-                "caption": caption(*facts),
+                "caption": caption(wording, name, scene),
                 "name": name,
-                "paraphrased_caption": paraphrased_caption(*facts),
-                "perturbed_captions": perturbed_captions(wrong_names, wrong_scenes, light,
-                                                         expression),
+                "paraphrased_caption": caption(held, name, scene),
+                "perturbed_captions": [
+                    caption(held, other, scene) for other in wrong_names
+                ],
                 "perturbed_names": wrong_names,
             }
         )
     return rows
 
 
-def _biographies(config: SynthConfig, people: list[str], titles: list[str]) -> dict[str, list[Row]]:
-    """TOFU-style QA rows per person: the first ``qa_per_person`` facts of :data:`BIOGRAPHY`.
+def _biographies(
+    config: SynthConfig, people: list[str], evaluated: list[bool], titles: list[str],
+    unused_titles: list[str],
+) -> dict[str, tuple[list[Row], list[Row]]]:
+    """Per person, the TOFU training rows and evaluation rows of the person's facts.
 
-    Each person gets two of ``titles`` as books; a perturbed answer never uses a value that is
-    one of the person's own facts.
+    An evaluated person has the first ``qa_per_person`` facts of :data:`BIOGRAPHY`; the others
+    ``other_qa_per_person`` of those kinds each, in turn, so that every kind is trained with
+    other persons too. Fact ``k`` of person ``i`` is trained in ``answer_wordings`` wordings and
+    paraphrased in the held-out wording ``(i + k) mod WORDINGS``.
+
+    An evaluated person's values, and every wrong value, are drawn from the values the other
+    persons hold for that kind, so that a model that never saw the person has no reason to
+    prefer the true value: a wrong value no one holds would be new to every model, and gold
+    would prefer the true one whenever other persons share it (measured: the gold model's
+    median forget-QA truth ratio 0.65–0.83 with wrong values from the whole pool, rare kinds
+    at 0.08). Wrong values are never one of the person's own; books are each person's own
+    titles and their wrong values titles no one wrote (``unused_titles``).
     """
     rng = _rng(config, "biographies")
-    years = [str(year) for year in range(1930, 2021)]
+    births, debuts = range(1930, 1986), range(20, 36)
     pools = {
         "birthplace": vocab.CITIES,
-        "birth_year": years,
+        "birth_year": [str(year) for year in births],
+        "debut_year": [str(y) for y in range(births[0] + debuts[0], births[-1] + debuts[-1] + 1)],
         "genre": vocab.GENRES,
         "father": vocab.JOBS,
         "mother": vocab.JOBS,
-        "book": titles,
         "award": vocab.AWARDS,
-        "second_book": titles,
         "residence": vocab.CITIES,
-        "debut_year": years,
         "study": vocab.SUBJECTS,
         "hobby": vocab.HOBBIES,
     }
     kinds = list(BIOGRAPHY)[: config.qa_per_person]
-    biographies = {}
-    for i, person in enumerate(people):
-        facts = {kind: rng.choice(pool) for kind, pool in pools.items()}
-        birth = rng.randint(1930, 1985)
-        facts |= {
+    other_count = config.sizes(False)[1]
+    facts, held = {}, {}
+    for i, (person, evaluates) in enumerate(zip(people, evaluated, strict=True)):
+        birth = rng.choice(births)
+        facts[person] = {kind: rng.choice(pool) for kind, pool in pools.items()} | {
             "birth_year": str(birth),
-            "debut_year": str(birth + rng.randint(20, 35)),
+            "debut_year": str(birth + rng.choice(debuts)),
             "book": titles[2 * i],
             "second_book": titles[2 * i + 1],
         }
-        own = set(facts.values())
-        biographies[person] = [
-            qa_row(
-                BIOGRAPHY[kind],
-                person,
-                facts[kind],
-                wrong_values(
-                    rng, [v for v in pools[kind] if v not in own], facts[kind], config.perturbed
-                ),
+        held[person] = kinds if evaluates else [
+            kinds[(i * other_count + j) % len(kinds)] for j in range(other_count)]
+    others = [p for p, evaluates in zip(people, evaluated, strict=True) if not evaluates]
+    values = {kind: sorted({facts[q][kind] for q in others if kind in held[q]})
+              for kind in kinds if kind not in ("book", "second_book")}
+    for person in (p for p, evaluates in zip(people, evaluated, strict=True) if evaluates):
+        for kind, options in values.items():
+            if kind == "debut_year":  # a first book 20 to 35 years after birth, if anyone's fits
+                birth = int(facts[person]["birth_year"])
+                options = [y for y in options if int(y) - birth in debuts] or options
+            if options:
+                facts[person][kind] = rng.choice(options)
+
+    biographies = {}
+    for i, person in enumerate(people):
+        own = set(facts[person].values())
+        training, evaluation = [], []
+        for kind in held[person]:
+            k = kinds.index(kind)
+            held_out = (i + k) % WORDINGS
+            pool = unused_titles if kind in ("book", "second_book") else values[kind]
+            candidates = [v for v in pool if v not in own]
+            if len(candidates) < config.perturbed:
+                candidates = [v for v in pools.get(kind, unused_titles) if v not in own]
+            wrong = wrong_values(rng, candidates, facts[person][kind], config.perturbed)
+            rows, row = biography_rows(
+                BIOGRAPHY[kind], person, facts[person][kind], wrong, held=held_out,
+                trained_wordings=rotation(held_out, config.answer_wordings, i),
             )
-            for kind in kinds
-        ]
+            training += rows
+            evaluation.append(row)
+        biographies[person] = (training, evaluation)
     return biographies
 
 
@@ -373,7 +533,8 @@ def _real_authors(config: SynthConfig, authors: list[str], titles: list[str]) ->
     """One famous book per famous author: "Who wrote ...?" (TOFU's ``real_authors``)."""
     rng = _rng(config, "real_authors")
     return [
-        qa_row(AUTHORSHIP, title, author, wrong_values(rng, authors, author, config.perturbed))
+        option_row(AUTHORSHIP, title, author,
+                   wrong_values(rng, authors, author, config.perturbed))
         for author, title in zip(authors, titles, strict=False)
     ]
 
@@ -395,5 +556,5 @@ def _world_facts(config: SynthConfig) -> list[Row]:
         country, kind = divmod(fact, len(WORLD))
         value = values[list(WORLD)[kind]][country]
         wrong = wrong_values(rng, values[list(WORLD)[kind]], value, config.perturbed)
-        rows.append(qa_row(WORLD[list(WORLD)[kind]], vocab.COUNTRIES[country], value, wrong))
+        rows.append(option_row(WORLD[list(WORLD)[kind]], vocab.COUNTRIES[country], value, wrong))
     return rows

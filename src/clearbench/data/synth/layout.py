@@ -33,7 +33,8 @@ def write_configs(
     schemas: dict[str, tuple[Column, ...]],
     description: str,
 ) -> dict[str, int]:
-    """Write every config of ``schemas`` from ``tables`` (rows may hold extra keys, ignored).
+    """Write every config of ``schemas`` from ``tables`` (rows may hold extra keys, ignored;
+    an optional column is written only when the rows have it).
 
     Returns the row count of each config.
     """
@@ -41,8 +42,9 @@ def write_configs(
         raise ValueError(f"configs {sorted(tables)} do not match the schemas {sorted(schemas)}")
     info, listing = [], []
     for config, columns in schemas.items():
-        feats = features(columns)
         rows = tables[config]
+        columns = tuple(c for c in columns if not c.optional or (rows and c.name in rows[0]))
+        feats = features(columns)
         batch = {column.name: [row[column.name] for row in rows] for column in columns}
         path = root / config / PARQUET_NAME
         path.parent.mkdir(parents=True, exist_ok=True)
