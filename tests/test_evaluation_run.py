@@ -130,12 +130,20 @@ def test_eval_json_has_every_task_and_row(evaluation: Path, mini_data: Path) -> 
     for task in TASKS:
         result = payload["tasks"][task.name]
         assert result["n"] == len(task.load(source, "forget10")) == len(result["rows"])
-        for key in ("rougeL_recall", "probability", "truth_ratio", "fact_accuracy"):
+        for key in ("rougeL_recall", "probability", "truth_ratio", "fact_accuracy",
+                    "truth_knowledge"):
             assert 0.0 <= result[key] <= 1.0
         row = result["rows"][0]
-        assert set(row) == {"id", "generated", "rougeL_recall", "fact_hit", "loss_target",
-                            "loss_paraphrased", "loss_perturbed", "len_target", "prob",
-                            "truth_ratio_raw"}
+        assert set(row) == {"id", "unit", "generated", "rougeL_recall", "fact_hit",
+                            "loss_target", "loss_paraphrased", "loss_perturbed", "len_target",
+                            "prob", "truth_ratio_raw"}
+        # the sampling unit: a person, a celebrity, or the row itself
+        units = {r["unit"] for r in result["rows"]}
+        if task.kind in ("forget", "retain"):
+            assert units <= set(json.loads((mini_data / "datacard.json").read_text())
+                                ["persons"]["fictitious"])
+        elif task.name == "real_faces":
+            assert len(units) < result["n"]
         expected = len(task.make_row(task.load(source, "forget10")[0], "").perturbed)
         assert len(row["loss_perturbed"]) == expected
 
@@ -203,7 +211,7 @@ def test_score_cli_gold_against_itself(evaluation: Path, tmp_path: Path) -> None
     scores = json.loads((tmp_path / "scores.json").read_text())
     assert scores["forget_quality"] == 1.0
     assert all(p == 1.0 for p in scores["forget_quality_by_task"].values())
-    assert scores["forget_quality_js"] == pytest.approx(1.0)
+    assert scores["authors_forget_quality"] == pytest.approx(1.0)
     tasks = json.loads((evaluation / EVAL_FILE).read_text())["tasks"]
     utility = [tasks[t.name][m] for t in TASKS if t.kind != "forget"
                for m in ("probability", "rougeL_recall", "truth_ratio")]

@@ -66,4 +66,4 @@ def test_gold_against_itself_has_forget_quality_one(evaluations) -> None:
 def test_vanilla_against_gold_has_forget_quality_below_five_percent(evaluations) -> None:
     scores = score(evaluations["vanilla"], evaluations["gold"])
     assert scores["forget_quality"] < 0.05, scores
-    assert scores["forget_quality_js"] < 1.0
+    assert scores["authors_forget_quality"] < 1.0

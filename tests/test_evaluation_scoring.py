@@ -6,7 +6,9 @@ import copy
 import math
 from typing import Any
 
+import numpy as np
 import pytest
+from scipy.spatial.distance import jensenshannon
 from scipy.stats import ks_2samp
 
 from clearbench.evaluation.records import candidate_answers, row_record, task_summary
@@ -17,6 +19,7 @@ from clearbench.evaluation.tasks import TASKS
 def record(**overrides: Any) -> dict[str, Any]:
     arguments = {
         "row_id": "clear/forget10_perturbed/0",
+        "unit": "Alice Smith",
         "generated": "Alice was born in Paris",
         "target": "Alice Smith was born in Paris",
         "fact": "Alice Smith was born in Paris",
@@ -38,6 +41,7 @@ def test_row_record_free_text_by_hand() -> None:
     # R = exp(NLL(paraphrased) − mean NLL(perturbed)) = exp(1.0 − 2.5)
     assert row["truth_ratio_raw"] == pytest.approx(math.exp(-1.5))
     assert row["loss_perturbed"] == [2.0, 3.0] and row["len_target"] == 7
+    assert row["unit"] == "Alice Smith"
 
 
 def test_row_record_with_options_is_the_targets_share() -> None:
@@ -66,6 +70,8 @@ def test_task_summary_truth_ratio_depends_on_the_set_kind() -> None:
     forget = task_summary(rows, forget=True)
     assert forget["truth_ratio"] == pytest.approx(0.5)  # mean of min(R, 1/R)
     assert task_summary(rows, forget=False)["truth_ratio"] == pytest.approx(0.25)  # max(0, 1-R)
+    # Forget knowledge's term is max(0, 1 − R) on forget sets too: (0.5 + 0) / 2
+    assert forget["truth_knowledge"] == pytest.approx(0.25)
     assert forget["n"] == 2 and forget["fact_accuracy"] == 1.0
     assert forget["probability"] == pytest.approx(math.exp(-0.5))
 
@@ -80,13 +86,15 @@ def fake_eval(ratios: dict[str, list[float]] | None = None, metric: float = 0.5)
     for task in TASKS:
         values = ratios.get(task.name, [1.0, 1.0, 1.0])
         rows = [
-            {"id": f"{task.name}/{i}", "generated": "", "rougeL_recall": metric,
-             "loss_target": 1.0, "loss_paraphrased": 1.0, "loss_perturbed": [1.0],
-             "len_target": 3, "prob": metric, "truth_ratio_raw": r}
+            {"id": f"{task.name}/{i}", "unit": f"person {i}", "generated": "",
+             "rougeL_recall": metric, "fact_hit": True, "loss_target": 1.0,
+             "loss_paraphrased": 1.0, "loss_perturbed": [1.0], "len_target": 3, "prob": metric,
+             "truth_ratio_raw": r}
             for i, r in enumerate(values)
         ]
         tasks[task.name] = {"n": len(rows), "rougeL_recall": metric, "probability": metric,
-                            "truth_ratio": metric, "fact_accuracy": metric, "rows": rows}
+                            "truth_ratio": metric, "fact_accuracy": metric,
+                            "truth_knowledge": metric, "rows": rows}
     return {
         "model": {"path": "m"}, "forget_split": "forget10", "settings": {},
         "data": {"source": {}, "fingerprint": {"clear": {"content_hash": "abc"}}},
@@ -102,7 +110,7 @@ def test_gold_against_itself_has_forget_quality_one() -> None:
     gold = fake_eval({"forget_captions": GOLD_R})
     scores = score(gold, copy.deepcopy(gold))
     assert scores["forget_quality"] == 1.0
-    assert scores["forget_quality_js"] == pytest.approx(1.0)
+    assert scores["authors_forget_quality"] == pytest.approx(1.0)
     assert set(scores["forget_quality_by_task"]) == {"forget_captions", "forget_face_name",
                                                      "forget_qa"}
 
@@ -115,17 +123,31 @@ def test_forget_quality_is_scipys_ks_p_value_on_the_per_row_ratios() -> None:
     assert scores["forget_quality"] == pytest.approx(2 / 924)
 
 
-def test_aggregates_are_harmonic_means_over_the_right_tasks() -> None:
+def test_authors_forget_quality_is_one_minus_scipys_js_distance_of_inverse_ratios() -> None:
+    evaluation = fake_eval({"forget_captions": VANILLA_R})
+    scores = score(evaluation, fake_eval({"forget_captions": GOLD_R}))
+    expected = 1 - jensenshannon(1 / np.array(VANILLA_R), 1 / np.array(GOLD_R))
+    assert scores["authors_forget_quality"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_aggregates_are_means_over_the_right_tasks() -> None:
     evaluation = fake_eval(metric=0.5)
     evaluation["tasks"]["real_world"]["probability"] = 0.25
     evaluation["tasks"]["forget_qa"]["truth_ratio"] = 0.0
+    evaluation["tasks"]["forget_captions"]["fact_accuracy"] = 0.0
     scores = score(evaluation, fake_eval())
     # real: 4 tasks × 3 metrics, eleven 0.5s and one 0.25: 12 / (11·2 + 4) = 12/26
     assert scores["real"] == pytest.approx(12 / 26)
     assert scores["retain"] == pytest.approx(0.5)
-    assert scores["forget"] == 0.0  # one zero sinks a harmonic mean
     # model utility: retain (3 tasks) + real (4 tasks) = 21 values, one of them 0.25
     assert scores["model_utility"] == pytest.approx(21 / (20 * 2 + 4))
+    # K: arithmetic mean of 3 forget tasks × 4 terms, one of them 0 (the reported forget
+    # truth ratio is not a term of K): 11 × 0.5 / 12
+    assert scores["forget_knowledge"] == pytest.approx(11 * 0.5 / 12)
+    # the authors' Forget: harmonic mean of prob and TR of forget captions and face→name only
+    assert scores["authors_forget"] == pytest.approx(0.5)
+    evaluation["tasks"]["forget_face_name"]["truth_ratio"] = 0.0
+    assert score(evaluation, fake_eval())["authors_forget"] == 0.0
 
 
 @pytest.mark.parametrize(

@@ -99,6 +99,7 @@ def _score_chunk(
         records.append(
             row_record(
                 row_id=row.id,
+                unit=row.unit,
                 generated=text,
                 target=row.target,
                 fact=row.fact,

@@ -19,6 +19,7 @@ import re
 from collections.abc import Iterable, Sequence
 from statistics import fmean
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 from nltk.stem import porter
@@ -199,12 +200,25 @@ def truth_ratio(p_paraphrased: float, p_perturbed: Sequence[float]) -> float:
     return truth_ratio_from_mean_nlls(_nll(paraphrased), [_nll(p) for p in perturbed])
 
 
+def truth_ratio_terms(ratios: Sequence[float], *, forget: bool) -> np.ndarray:
+    """Per-row terms of the reported truth ratio: min(R, 1/R) on forget sets (0 at R = 0 or
+    ∞), max(0, 1 − R) on the others."""
+    values = np.asarray(_checked(ratios, "ratios"))
+    if forget:
+        with np.errstate(divide="ignore"):
+            return np.minimum(values, 1.0 / values)
+    return knowledge_terms(values)
+
+
+def knowledge_terms(ratios: Sequence[float]) -> np.ndarray:
+    """Per-row max(0, 1 − R): the truth-ratio term of Forget knowledge (spec §5), which falls
+    as the model stops preferring the true answer, on forget and other sets alike."""
+    return np.maximum(0.0, 1.0 - np.asarray(_checked(ratios, "ratios")))
+
+
 def truth_ratio_score(ratios: Sequence[float], *, forget: bool) -> float:
     """Reported truth ratio of a set: mean min(R, 1/R) on forget sets, else mean max(0, 1 − R)."""
-    values = _checked(ratios, "ratios")
-    if forget:
-        return fmean(r if r <= 1.0 else 1.0 / r for r in values)
-    return fmean(max(0.0, 1.0 - r) for r in values)
+    return float(np.mean(truth_ratio_terms(ratios, forget=forget)))
 
 
 # --- aggregates --------------------------------------------------------------------------
@@ -243,9 +257,18 @@ def forget_quality_js(
     return 1.0 - math.sqrt(divergence)
 
 
-def harmonic_mean(values: Sequence[float]) -> float:
-    """Harmonic mean of non-negative values; 0 when any value is 0 (one zero sinks the MU)."""
-    checked = _checked(values, "values")
-    if 0.0 in checked:
-        return 0.0
-    return len(checked) / math.fsum(1.0 / v for v in checked)
+def harmonic_mean(values: Sequence[Any]) -> Any:
+    """Harmonic mean of non-negative values; 0 when any value is 0 (one zero sinks the MU).
+
+    The values may also be equally shaped numpy arrays (e.g. bootstrap replicates): the mean
+    is then taken element-wise.
+    """
+    stacked = np.asarray(values, dtype=float)
+    if stacked.ndim == 0 or stacked.shape[0] == 0:
+        raise ValueError("values is empty")
+    if np.any(np.isnan(stacked)) or np.any(stacked < 0):
+        raise ValueError(f"values must be non-negative numbers, got {stacked.tolist()}")
+    with np.errstate(divide="ignore"):
+        result = np.where(np.any(stacked == 0.0, axis=0), 0.0,
+                          stacked.shape[0] / np.sum(1.0 / stacked, axis=0))
+    return float(result) if result.ndim == 0 else result

@@ -11,8 +11,11 @@ from collections.abc import Sequence
 from statistics import fmean
 from typing import Any
 
+import numpy as np
+
 from clearbench.evaluation.metrics import (
     fact_hit,
+    knowledge_terms,
     likelihood_from_mean_nll,
     option_probability_from_mean_nlls,
     rouge_l_recall,
@@ -36,6 +39,7 @@ def candidate_answers(
 def row_record(
     *,
     row_id: str,
+    unit: str,
     generated: str,
     target: str,
     fact: str,
@@ -49,7 +53,8 @@ def row_record(
     """The ``eval.json`` record of one row; losses are per-token mean NLLs (spec §5).
 
     ``prob`` is P̃(target) for free-text sets and the target's share among the options for
-    option sets; ``truth_ratio_raw`` is this row's R (its own perturbed answers only).
+    option sets; ``truth_ratio_raw`` is this row's R (its own perturbed answers only);
+    ``unit`` is the row's sampling unit (its person) for confidence intervals.
     """
     if not loss_perturbed:
         raise ValueError(f"row {row_id!r}: no perturbed answers or options to score against")
@@ -59,6 +64,7 @@ def row_record(
         prob = likelihood_from_mean_nll(loss_target)
     return {
         "id": row_id,
+        "unit": unit,
         "generated": generated,
         "rougeL_recall": rouge_l_recall(generated, target),
         "fact_hit": fact_hit(generated, fact, question),
@@ -72,13 +78,16 @@ def row_record(
 
 
 def task_summary(records: Sequence[dict[str, Any]], *, forget: bool) -> dict[str, Any]:
-    """Task-level numbers: means over rows, and the reported truth ratio of spec §5."""
+    """Task-level numbers: means over rows, the reported truth ratio of spec §5 and
+    ``truth_knowledge``, the mean max(0, 1 − R) that Forget knowledge uses."""
     if not records:
         raise ValueError("a task summary needs at least one row")
+    ratios = [r["truth_ratio_raw"] for r in records]
     return {
         "n": len(records),
         "rougeL_recall": fmean(r["rougeL_recall"] for r in records),
         "fact_accuracy": fmean(float(r["fact_hit"]) for r in records),
         "probability": fmean(r["prob"] for r in records),
-        "truth_ratio": truth_ratio_score([r["truth_ratio_raw"] for r in records], forget=forget),
+        "truth_ratio": truth_ratio_score(ratios, forget=forget),
+        "truth_knowledge": float(np.mean(knowledge_terms(ratios))),
     }

@@ -1,22 +1,31 @@
-"""Score an evaluation against the gold model's: forget quality, model utility, paper aggregates.
+"""Score an evaluation against the gold model's: forget quality, forget knowledge, utility and
+the authors' aggregates.
 
 Pure functions of two ``eval.json`` payloads (spec §5). Two evaluations are only compared when
-they were made on the same data, the same forget split and the same rows.
+they were made on the same data, the same forget split and the same rows. Forgetting progress
+also needs the vanilla model's evaluation: ``clearbench run`` adds it, with confidence
+intervals (:mod:`clearbench.evaluation.statistics`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from clearbench.evaluation.metrics import forget_quality_js, forget_quality_ks, harmonic_mean
+from clearbench.evaluation.aggregates import (
+    authors_aggregate,
+    authors_forget_quality,
+    forget_knowledge,
+    utility,
+)
+from clearbench.evaluation.metrics import forget_quality_ks
 from clearbench.evaluation.tasks import TASKS, TASKS_BY_NAME
 
 FORGET_QUALITY_TASK = "forget_captions"
 """CLEAR's forget quality is measured on the forget persons' captions."""
 TASK_METRICS = ("probability", "rougeL_recall", "truth_ratio")
 """The three per-task numbers that the aggregates combine (spec §5)."""
-ROW_KEYS = ("id", "generated", "rougeL_recall", "loss_target", "loss_paraphrased",
-            "loss_perturbed", "len_target", "prob", "truth_ratio_raw")
+ROW_KEYS = ("id", "unit", "generated", "rougeL_recall", "fact_hit", "loss_target",
+            "loss_paraphrased", "loss_perturbed", "len_target", "prob", "truth_ratio_raw")
 
 
 class EvalMismatch(ValueError):
@@ -35,7 +44,8 @@ def check_eval(payload: Any, where: str) -> None:
     for name, task in payload["tasks"].items():
         if name not in TASKS_BY_NAME:
             raise ValueError(f"{where}: unknown task {name!r}")
-        missing = [k for k in ("n", *TASK_METRICS, "rows") if k not in task]
+        missing = [k for k in ("n", *TASK_METRICS, "fact_accuracy", "truth_knowledge", "rows")
+                   if k not in task]
         if missing:
             raise ValueError(f"{where}: task {name!r} lacks {', '.join(missing)}")
         rows = task["rows"]
@@ -80,38 +90,31 @@ def _ratios(evaluation: dict[str, Any], task: str) -> list[float]:
     return [row["truth_ratio_raw"] for row in evaluation["tasks"][task]["rows"]]
 
 
-def _aggregate(evaluation: dict[str, Any], kinds: tuple[str, ...]) -> float | None:
-    """Harmonic mean of every metric of the evaluated tasks of these kinds (None if none)."""
-    values = [
-        task[metric]
-        for name, task in evaluation["tasks"].items()
-        if TASKS_BY_NAME[name].kind in kinds
-        for metric in TASK_METRICS
-    ]
-    return harmonic_mean(values) if values else None
-
-
 def score(evaluation: dict[str, Any], gold: dict[str, Any]) -> dict[str, Any]:
     """The ``scores.json`` payload of ``evaluation`` against the gold model's ``gold``.
 
     ``forget_quality`` is CLEAR's: the KS p-value between the per-row truth ratios on the
-    forget captions; ``forget_quality_js`` is CLEAR v4's 1 − JS distance on the same rows.
-    ``model_utility`` is the harmonic mean over every non-forget task; ``real``, ``retain`` and
-    ``forget`` are the paper's aggregates over the tasks of each kind.
+    forget captions (``forget_quality_by_task``: on every forget task); ``forget_knowledge``
+    is K (spec §5); ``retain``, ``real`` and ``model_utility`` are harmonic means of
+    probability, ROUGE-L recall and truth ratio over the retain, real and non-forget tasks;
+    ``authors_*`` reproduce the authors' table (``authors_forget_quality``: 1 − JS).
     """
     check_comparable(evaluation, gold)
     if FORGET_QUALITY_TASK not in evaluation["tasks"]:
         raise EvalMismatch(f"forget quality needs the task {FORGET_QUALITY_TASK!r}")
     names = forget_tasks(evaluation)
     ks = {t: forget_quality_ks(_ratios(evaluation, t), _ratios(gold, t)) for t in names}
-    js = {t: forget_quality_js(_ratios(evaluation, t), _ratios(gold, t)) for t in names}
+    summaries = evaluation["tasks"]
     return {
         "forget_quality": ks[FORGET_QUALITY_TASK],
         "forget_quality_by_task": ks,
-        "forget_quality_js": js[FORGET_QUALITY_TASK],
-        "forget_quality_js_by_task": js,
-        "model_utility": _aggregate(evaluation, ("retain", "real")),
-        "real": _aggregate(evaluation, ("real",)),
-        "retain": _aggregate(evaluation, ("retain",)),
-        "forget": _aggregate(evaluation, ("forget",)),
+        "forget_knowledge": forget_knowledge(summaries),
+        "model_utility": utility(summaries, "retain", "real"),
+        "real": utility(summaries, "real"),
+        "retain": utility(summaries, "retain"),
+        "authors_real": authors_aggregate(summaries, "real"),
+        "authors_retain": authors_aggregate(summaries, "retain"),
+        "authors_forget": authors_aggregate(summaries, "forget"),
+        "authors_forget_quality": authors_forget_quality(
+            _ratios(evaluation, FORGET_QUALITY_TASK), _ratios(gold, FORGET_QUALITY_TASK)),
     }

@@ -6,15 +6,20 @@ per row (the authors' code drew the captioning question at random at every call)
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import datasets
 from PIL import Image
 
-from clearbench.data.loading import DataSource, load_clear, load_tofu
+from clearbench.data.loading import DATACARD, DataSource, load_clear, load_tofu
 from clearbench.data.prompts import FACE_NAME_PROMPT, caption_prompt
+
+TOFU_QA_PER_AUTHOR = 20
+"""TOFU's layout: each author's 20 QA pairs are consecutive rows of a config."""
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,9 @@ class TaskRow:
     """Text whose key terms must appear in a generation for a fact hit."""
     question: str
     """Text already in the prompt, whose words are not key terms."""
+    unit: str
+    """The sampling unit of the row for confidence intervals (spec §7): its person, or the
+    row itself where rows are independent items."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +51,8 @@ class Task:
     with_options: bool
     """Probability normalised over the options (spec §5) instead of the plain P̃."""
     make_row: Callable[[dict[str, Any], str], TaskRow]
+    per_author: bool = False
+    """TOFU biography QA: a row's unit is its author (see :func:`qa_authors`)."""
 
     def load(self, source: DataSource, forget_split: str) -> datasets.Dataset:
         """The task's data set, validated on load (cached: a second call is free)."""
@@ -51,35 +61,63 @@ class Task:
 
     def rows(self, source: DataSource, forget_split: str) -> list[TaskRow]:
         config = self.config.format(split=forget_split)
-        return [
+        rows = [
             self.make_row(row, f"{self.dataset}/{config}/{i}")
             for i, row in enumerate(self.load(source, forget_split))
         ]
+        if not self.per_author:
+            return rows
+        authors = qa_authors(source, config, len(rows))
+        return [replace(row, unit=author) for row, author in zip(rows, authors, strict=True)]
+
+
+def qa_authors(source: DataSource, config: str, n_rows: int) -> list[str]:
+    """The author of each row of a TOFU biography config, from the layout: consecutive blocks
+    of :data:`TOFU_QA_PER_AUTHOR` rows (``author k``). A CLEAR-mini folder's data card gives
+    its own block size and the persons' names."""
+    card_file = Path(source.clear) / DATACARD
+    if card_file.is_file() and Path(source.tofu) == Path(source.clear) / "tofu":
+        card = json.loads(card_file.read_text())
+        block = card["arguments"]["qa_per_person"]
+        split = config.removesuffix("_perturbed") if config != "retain_perturbed" else config
+        names = card["persons"][split]
+        return [names[i // block] for i in range(n_rows)]
+    return [f"author {i // TOFU_QA_PER_AUTHOR + 1}" for i in range(n_rows)]
 
 
 def caption_row(row: dict[str, Any], row_id: str) -> TaskRow:
     return TaskRow(row_id, caption_prompt(row["caption"]), row["image"], row["caption"],
-                   row["paraphrased_caption"], tuple(row["perturbed_captions"]), row["name"], "")
+                   row["paraphrased_caption"], tuple(row["perturbed_captions"]), row["name"], "",
+                   row["name"])
 
 
 def face_name_row(row: dict[str, Any], row_id: str) -> TaskRow:
     return TaskRow(row_id, FACE_NAME_PROMPT, row["image"], row["name"], row["name"],
-                   tuple(row["perturbed_names"]), row["name"], FACE_NAME_PROMPT)
+                   tuple(row["perturbed_names"]), row["name"], FACE_NAME_PROMPT, row["name"])
 
 
 def real_face_row(row: dict[str, Any], row_id: str) -> TaskRow:
     return TaskRow(row_id, FACE_NAME_PROMPT, row["image"], row["answer"], row["answer"],
-                   tuple(row["options"]), row["answer"], FACE_NAME_PROMPT)
+                   tuple(row["options"]), row["answer"], FACE_NAME_PROMPT, row["answer"])
 
 
 def real_world_row(row: dict[str, Any], row_id: str) -> TaskRow:
     return TaskRow(row_id, row["question"], row["image"], row["answer"], row["answer"],
-                   tuple(row["options"]), row["answer"], row["question"])
+                   tuple(row["options"]), row["answer"], row["question"], row_id)
 
 
 def text_qa_row(row: dict[str, Any], row_id: str) -> TaskRow:
+    """A TOFU biography row: the truth ratio's base is the paraphrased answer."""
     return TaskRow(row_id, row["question"], None, row["answer"], row["paraphrased_answer"],
-                   tuple(row["perturbed_answer"]), row["answer"], row["question"])
+                   tuple(row["perturbed_answer"]), row["answer"], row["question"], row_id)
+
+
+def text_options_row(row: dict[str, Any], row_id: str) -> TaskRow:
+    """TOFU's real authors / world facts: the base is the answer itself (TOFU's
+    ``base_answer_key: answer``; its files have no paraphrase), the options are the
+    perturbed answers (spec §4)."""
+    return TaskRow(row_id, row["question"], None, row["answer"], row["answer"],
+                   tuple(row["perturbed_answer"]), row["answer"], row["question"], row_id)
 
 
 TASKS: tuple[Task, ...] = (
@@ -89,9 +127,9 @@ TASKS: tuple[Task, ...] = (
     Task("retain_face_name", "clear", "retain_perturbed", "retain", True, face_name_row),
     Task("real_faces", "clear", "real_faces", "real", True, real_face_row),
     Task("real_world", "clear", "real_world", "real", True, real_world_row),
-    Task("forget_qa", "tofu", "{split}_perturbed", "forget", False, text_qa_row),
-    Task("retain_qa", "tofu", "retain_perturbed", "retain", False, text_qa_row),
-    Task("real_authors", "tofu", "real_authors_perturbed", "real", True, text_qa_row),
-    Task("world_facts", "tofu", "world_facts_perturbed", "real", True, text_qa_row),
+    Task("forget_qa", "tofu", "{split}_perturbed", "forget", False, text_qa_row, True),
+    Task("retain_qa", "tofu", "retain_perturbed", "retain", False, text_qa_row, True),
+    Task("real_authors", "tofu", "real_authors_perturbed", "real", True, text_options_row),
+    Task("world_facts", "tofu", "world_facts_perturbed", "real", True, text_options_row),
 )
 TASKS_BY_NAME = {task.name: task for task in TASKS}
