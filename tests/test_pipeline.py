@@ -60,26 +60,41 @@ def test_config_errors_name_the_file_and_key(tmp_path: Path, text: str, named: s
     assert named in str(info.value) and "run.yaml" in str(info.value)
 
 
-def test_the_default_plan_has_every_method_variant_and_modality(tmp_path: Path) -> None:
+def test_the_default_plan_has_every_method_seed_and_baseline(tmp_path: Path) -> None:
     config = load_run_config(embedded_config("mini"))
+    assert config.unlearning_seeds == [0, 1, 2]
     the_plan = plan(config, tmp_path)
     names = [stage.name for stage in the_plan.stages]
     assert names[:4] == ["synthesise CLEAR-mini", "pretrain base model", "fine-tune vanilla",
                          "fine-tune gold (forget10)"]
+    assert "fine-tune gold, reseeded (forget10)" in names
     assert names[-1] == "collect results and write the report"
-    runs = {(r.method, r.variant, r.modality) for r in the_plan.rows}
+    runs = {(r.method, r.variant, r.modality, r.seed) for r in the_plan.rows}
     for method in METHODS:
-        for variant, modality in [("lora", "both"), ("l1-lora", "both"), ("lora", "text"),
-                                  ("lora", "visual")]:
-            assert (method, variant, modality) in runs
-    assert {("vanilla", None, None), ("gold", None, None)} <= runs
-    assert len(the_plan.rows) == 4 * len(METHODS) + 2
+        for seed in (0, 1, 2):
+            assert (method, "lora", "both", seed) in runs
+    # the noise floor: gold fine-tuned with another seed
+    assert {("vanilla", None, None, 0), ("gold", None, None, 0),
+            ("gold_reseeded", None, None, 1)} <= runs
+    assert len(the_plan.rows) == 3 * len(METHODS) + 3
     # Every stage needs only stages planned before it (the sequential order is valid).
     seen: set[str] = set()
     for stage in the_plan.stages:
         assert set(stage.needs) <= seen, stage.name
         seen.add(stage.name)
     assert len(seen) == len(names)  # names are unique
+
+
+def test_the_paper_tables_preset_adds_the_l1_variant_and_the_modality_study(
+    tmp_path: Path,
+) -> None:
+    the_plan = plan(load_run_config(embedded_config("paper-tables")), tmp_path)
+    runs = {(r.method, r.variant, r.modality) for r in the_plan.rows}
+    for method in METHODS:
+        for variant, modality in [("lora", "both"), ("l1-lora", "both"), ("lora", "text"),
+                                  ("lora", "visual")]:
+            assert (method, variant, modality) in runs
+    assert len(the_plan.rows) == 3 * 4 * len(METHODS) + 3
 
 
 @pytest.mark.parametrize("path", sorted(PAPER.glob("*.yaml")), ids=lambda p: p.name)

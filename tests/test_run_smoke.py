@@ -30,34 +30,56 @@ def outputs(run_dir: Path) -> dict[str, int]:
             for p in run_dir.rglob("*") if p.name in names}
 
 
-def test_results_hold_every_model_of_the_run(smoke_run: Path) -> None:
+def test_results_hold_every_model_and_seed_of_the_run(smoke_run: Path) -> None:
     results = json.loads((smoke_run / "results.json").read_text())
-    rows = results["rows"]
-    assert len(rows) == 2 + 4 * len(METHODS)
-    keys = {(r["method"], r["variant"], r["modality"]) for r in rows}
-    assert ("vanilla", None, None) in keys and ("gold", None, None) in keys
+    config = load_run_config(embedded_config("smoke"))
+    seeds = config.unlearning_seeds
+    assert results["schema"] == 2 and results["run"]["seeds"] == seeds == [0, 1]
+    rows, summary = results["rows"], results["summary"]
+    assert len(rows) == 3 + 4 * len(METHODS) * len(seeds)
+    assert len(summary) == 3 + 4 * len(METHODS)
+    keys = {(r["method"], r["variant"], r["modality"], r["seed"]) for r in rows}
+    assert {("vanilla", None, None, 0), ("gold", None, None, 0),
+            ("gold_reseeded", None, None, 1)} <= keys
     for method in METHODS:
-        assert {(method, "lora", "both"), (method, "l1-lora", "both"), (method, "lora", "text"),
-                (method, "lora", "visual")} <= keys
+        for seed in seeds:
+            assert {(method, "lora", "both", seed), (method, "l1-lora", "both", seed),
+                    (method, "lora", "text", seed), (method, "lora", "visual", seed)} <= keys
     for row in rows:
-        assert set(row) >= {"method", "modality", "forget_split", "lora", "l1", "status",
-                            "scores", "cost"}
+        assert set(row) >= {"method", "modality", "forget_split", "lora", "l1", "seed",
+                            "status", "scores", "cost"}
         assert row["status"] in ("ok", "diverged")
         if row["status"] == "ok":
-            assert set(row["scores"]) >= {"forget_quality", "forget_quality_js",
-                                          "model_utility", "real", "retain", "forget"}
+            assert set(row["scores"]) >= {"forget_quality", "forget_knowledge",
+                                          "forgetting_progress", "model_utility", "real",
+                                          "retain", "authors_forget", "authors_forget_quality"}
             assert 0.0 <= row["scores"]["forget_quality"] <= 1.0
     gold = next(r for r in rows if r["method"] == "gold")
     assert gold["scores"]["forget_quality"] == 1.0  # gold against itself
+    assert gold["scores"]["forgetting_progress"] == 1.0
+    vanilla = next(r for r in rows if r["method"] == "vanilla")
+    assert vanilla["scores"]["forgetting_progress"] == 0.0
+    for entry in summary:
+        ok = [r for r in rows if (r["method"], r["variant"], r["modality"]) ==
+              (entry["method"], entry["variant"], entry["modality"]) and r["status"] == "ok"]
+        if not ok:
+            continue
+        for name in ("forget_knowledge", "retain", "forget_quality"):
+            score = entry["scores"][name]
+            assert score["low"] <= score["mean"] <= score["high"], (entry["method"], name)
+            assert score["mean"] == pytest.approx(
+                sum(r["scores"][name] for r in ok) / len(ok), rel=1e-5, abs=1e-9)
+            assert len(entry["replicates"][name]) == results["run"]["intervals"]["replicates"]
     # Fine-tuned models carry their memorisation gate verdict; unlearned models have none.
     for row in rows:
-        fine_tuned = row["method"] in ("vanilla", "gold")
+        fine_tuned = row["method"] in ("vanilla", "gold", "gold_reseeded")
         assert (isinstance(row["gate"]["passed"], bool) if fine_tuned else row["gate"] is None)
     l1_rows = [r for r in rows if r["variant"] == "l1-lora"]
     assert all(r["lora"] and r["l1"] == 1e-4 for r in l1_rows)
     assert all(r["cost"]["optimiser_steps"] > 0 for r in rows if r["method"] in METHODS)
     for name in ("report.html", "report.md", "leaderboard.csv", "timing.json"):
         assert (smoke_run / name).is_file(), name
+    assert "gold (reseeded)" in (smoke_run / "report.md").read_text()
 
 
 def test_rerun_redoes_nothing(smoke_run: Path, capsys) -> None:
@@ -68,15 +90,15 @@ def test_rerun_redoes_nothing(smoke_run: Path, capsys) -> None:
 
 
 def test_interrupted_stage_is_redone(smoke_run: Path) -> None:
-    marker = smoke_run / "unlearn" / "forget10" / "text" / "ga-lora" / "unlearning.json"
+    marker = smoke_run / "unlearn" / "forget10" / "text" / "ga-lora" / "seed1" / "unlearning.json"
     marker.unlink()  # as if killed before the stage finished
     before = outputs(smoke_run)
     assert main(["run", "--preset", "smoke", "--out", str(smoke_run)]) == 0
     after = outputs(smoke_run)
     changed = {name for name in after if after[name] != before.get(name)}
-    assert {"unlearn/forget10/text/ga-lora/unlearning.json",
-            "unlearn/forget10/text/ga-lora/eval-forget10/eval.json"} <= changed
-    assert all(name.startswith("unlearn/forget10/text/ga-lora/")
+    assert {"unlearn/forget10/text/ga-lora/seed1/unlearning.json",
+            "unlearn/forget10/text/ga-lora/seed1/eval-forget10/eval.json"} <= changed
+    assert all(name.startswith("unlearn/forget10/text/ga-lora/seed1/")
                or name in ("results.json", "report.html") for name in changed)
 
 
@@ -93,7 +115,7 @@ def test_changed_method_setting_redoes_only_that_method(smoke_run: Path, tmp_pat
     unlearned = {name.split("/")[3].removesuffix("-lora").removesuffix("-l1")
                  for name in changed if name.startswith("unlearn/")}
     assert unlearned == {"npo"}
-    assert sum(name.endswith("unlearning.json") for name in changed) == 4
+    assert sum(name.endswith("unlearning.json") for name in changed) == 4 * 2  # × 2 seeds
     assert not any(name.startswith(("vanilla/", "gold-", "base/")) for name in changed)
     assert "results.json" in changed
 

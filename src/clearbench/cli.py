@@ -8,6 +8,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from clearbench.presets import PRESETS
+
 Handler = Callable[[argparse.Namespace], object]
 
 
@@ -242,8 +244,9 @@ def add_run_command(sub: argparse._SubParsersAction) -> None:
     source = run.add_mutually_exclusive_group()
     source.add_argument("--config", type=Path, default=None,
                         help="run config (default: the embedded configs/mini.yaml)")
-    source.add_argument("--preset", choices=["mini", "smoke"], default=None,
-                        help="an embedded config: mini (the default) or smoke (about a minute)")
+    source.add_argument("--preset", choices=list(PRESETS), default=None,
+                        help="an embedded config: " + "; ".join(
+                            f"{name} ({what})" for name, what in PRESETS.items()))
     run.add_argument("--out", type=Path, default=None,
                      help="run folder (default: runs/CONFIG_NAME)")
     run.add_argument("--jobs", type=int, default=None,

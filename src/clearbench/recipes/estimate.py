@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from clearbench.data.schema import FORGET_SPLITS
 from clearbench.methods import build_method
 
 if TYPE_CHECKING:
@@ -106,6 +107,9 @@ class DataSizes:
     persons: int
     images: int
     qa_per_person: int
+    splits: dict[str, tuple[int, int]] | None = None
+    """(image rows, QA rows) of ``full``, ``forgetNN`` and ``retainNN`` where they are known
+    exactly (CLEAR-mini, whose persons have unequal sizes); else proportional to persons."""
 
     def forget_persons(self, split: str) -> int:
         return max(1, round(int(split[-2:]) / 100 * self.persons))
@@ -113,13 +117,17 @@ class DataSizes:
     def view(self, name: str) -> tuple[int, int]:
         """(image rows, QA rows) of a training view (``full+tofu``, ``forget10``, ...)."""
         base = name.removeprefix("tofu:").removesuffix("+tofu")
-        persons = self.persons
-        if base.startswith("forget"):
-            persons = self.forget_persons(base)
-        elif base.startswith("retain"):
-            persons = self.persons - self.forget_persons("forget" + str(100 - int(base[-2:])))
-        images = round(self.images * persons / self.persons)
-        qa = persons * self.qa_per_person
+        if self.splits is not None:
+            images, qa = self.splits[base]
+        else:
+            persons = self.persons
+            if base.startswith("forget"):
+                persons = self.forget_persons(base)
+            elif base.startswith("retain"):
+                persons = self.persons - self.forget_persons(
+                    "forget" + str(100 - int(base[-2:])))
+            images = round(self.images * persons / self.persons)
+            qa = persons * self.qa_per_person
         if name.startswith("tofu:"):
             return 0, qa
         return images, qa if name.endswith("+tofu") else 0
@@ -127,16 +135,19 @@ class DataSizes:
 
 def data_sizes(the_plan: Plan) -> DataSizes:
     config = the_plan.config
+    splits = ("full", *FORGET_SPLITS, *FORGET_SPLITS.values())
     if config.synth is not None:
         synth = config.synth
-        return DataSizes(synth.persons, synth.persons * synth.images_per_person,
-                         synth.qa_per_person)
+        rows = {split: synth.training_rows(split) for split in splits}
+        return DataSizes(synth.persons, rows["full"][0], synth.qa_per_person, rows)
     card = Path(the_plan.data) / "datacard.json"
     if card.is_file():
         recorded = json.loads(card.read_text())
         persons = len(recorded["persons"]["fictitious"])
         rows = recorded["rows"]
-        return DataSizes(persons, rows["clear"]["full"], rows["tofu"]["full"] // persons)
+        facts = recorded.get("arguments", {}).get("qa_per_person", rows["tofu"]["full"] // persons)
+        return DataSizes(persons, rows["clear"]["full"], facts,
+                         {split: (rows["clear"][split], rows["tofu"][split]) for split in splits})
     return DataSizes(CLEAR_PERSONS, CLEAR_IMAGES, CLEAR_QA_PER_PERSON)
 
 

@@ -155,8 +155,8 @@ def run_score(eval_path: Path, gold_path: Path, out: Path) -> dict[str, Any]:
     scores = {"eval": str(eval_path), "gold": str(gold_path), "inputs": inputs,
               **score(evaluation, gold)}
     write_json_atomic(scores_file, scores)
-    for key in ("forget_quality", "forget_quality_js", "model_utility", "real", "retain",
-                "forget"):
-        print(f"{key:18} {scores[key]}")
+    for key in ("forget_quality", "forget_knowledge", "retain", "real", "model_utility",
+                "authors_real", "authors_retain", "authors_forget", "authors_forget_quality"):
+        print(f"{key:22} {scores[key]}")
     return scores
 

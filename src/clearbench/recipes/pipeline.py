@@ -1,11 +1,12 @@
 """``clearbench run``: the whole benchmark as a plan of stages, each skipped when already done.
 
 The plan, in order: synthesise CLEAR-mini (if the config asks for it), build the base model,
-fine-tune the vanilla model, and per forget split: fine-tune its gold model, evaluate and score
-vanilla and gold, then unlearn with every method in every variant (``both`` modality) and, for
-the modality study, in the other modalities; evaluate and score each unlearned model; run the
-vision-only track when the config has a ``cv`` section; finally collect ``results.json`` and
-write the report.
+fine-tune the vanilla model, and per forget split: fine-tune its gold model and a second gold
+model with another seed (the noise floor of every score), evaluate and score the three, then
+unlearn with every method in every variant (``both`` modality) and, for the modality study, in
+the other modalities, once per seed; evaluate and score each unlearned model; run the
+vision-only track when the config has a ``cv`` section; finally collect ``results.json`` (with
+confidence intervals) and write the report.
 
 Every stage is a recipe whose output folder records a hash of its settings and inputs: a
 finished stage with the same hash is skipped, an interrupted one resumes, and one whose
@@ -52,6 +53,10 @@ from clearbench.recipes.unlearn import UnlearnConfig, unlearn
 TIMING_FILE = "timing.json"
 CV_DIR = "cv"
 """The vision-only track's folder in a run (when the config enables it)."""
+RESEEDED = "gold_reseeded"
+"""The method name of the gold model trained with another seed (the noise floor)."""
+RESEED_OFFSET = 1
+"""The reseeded gold model is fine-tuned with seed ``seed + RESEED_OFFSET``."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,7 @@ class ResultRow:
     forget_split: str
     lora: bool
     l1: float
+    seed: int
     record: Path
     """``training.json`` (vanilla, gold) or ``unlearning.json``."""
     eval_dir: Path
@@ -182,31 +188,43 @@ def plan(config: RunConfig, run_dir: Path) -> Plan:
                    needs=(synth, base))
         gold_eval_dir, gold_eval = evaluate_and_score(f"gold ({split})", gold_dir, split,
                                                       gold, "")
-        rows.append(ResultRow("gold", None, None, split, False, 0.0,
+        rows.append(ResultRow("gold", None, None, split, False, 0.0, seed,
                               gold_dir / TRAINING_MARKER, gold_eval_dir))
+        reseeded_dir = run_dir / f"gold-{split}-reseeded"
+        reseeded = add(f"fine-tune gold, reseeded ({split})", "finetune", finetune,
+                       FinetuneConfig(out=reseeded_dir, split=f"{retain}+tofu", gate_split=split,
+                                      **{**ft, "seed": seed + RESEED_OFFSET}),
+                       needs=(synth, base))
+        eval_dir, _ = evaluate_and_score(f"gold, reseeded ({split})", reseeded_dir, split,
+                                         reseeded, gold_eval)
+        rows.append(ResultRow(RESEEDED, None, None, split, False, 0.0, seed + RESEED_OFFSET,
+                              reseeded_dir / TRAINING_MARKER, eval_dir))
         eval_dir, _ = evaluate_and_score(f"vanilla ({split})", vanilla_dir, split, vanilla,
                                          gold_eval)
-        rows.append(ResultRow("vanilla", None, None, split, False, 0.0,
+        rows.append(ResultRow("vanilla", None, None, split, False, 0.0, seed,
                               vanilla_dir / TRAINING_MARKER, eval_dir))
         runs = [(variant, "both") for variant in config.variants]
         runs += [(config.main_variant, modality) for modality in config.modality_study]
         for method in config.methods:
             for variant, modality in runs:
                 settings = unlearn_settings(config, variant)
-                out = run_dir / "unlearn" / split / modality / f"{method}-{variant}"
-                label = f"{method} ({variant}, {modality}, {split})"
-                unlearned = add(
-                    f"unlearn {label}", "unlearn", unlearn,
-                    UnlearnConfig(model=str(vanilla_dir), method=method, out=out,
-                                  forget_split=split, modality=modality,
-                                  options=config.method_options.get(method, {}),
-                                  **source, **common, **settings),
-                    needs=(vanilla,))
-                eval_dir, _ = evaluate_and_score(label, out, split, unlearned, gold_eval)
-                rows.append(ResultRow(method, variant, modality, split,
-                                      bool(settings.get("lora", False)),
-                                      float(settings.get("l1", 0.0)),
-                                      out / UNLEARNING_MARKER, eval_dir))
+                for run_seed in config.unlearning_seeds:
+                    out = (run_dir / "unlearn" / split / modality / f"{method}-{variant}"
+                           / f"seed{run_seed}")
+                    seeded = f", seed {run_seed}" if config.seeds > 1 else ""
+                    label = f"{method} ({variant}, {modality}, {split}{seeded})"
+                    unlearned = add(
+                        f"unlearn {label}", "unlearn", unlearn,
+                        UnlearnConfig(model=str(vanilla_dir), method=method, out=out,
+                                      forget_split=split, modality=modality,
+                                      options=config.method_options.get(method, {}),
+                                      **source, **{**common, "seed": run_seed}, **settings),
+                        needs=(vanilla,))
+                    eval_dir, _ = evaluate_and_score(label, out, split, unlearned, gold_eval)
+                    rows.append(ResultRow(method, variant, modality, split,
+                                          bool(settings.get("lora", False)),
+                                          float(settings.get("l1", 0.0)), run_seed,
+                                          out / UNLEARNING_MARKER, eval_dir))
     if config.cv is not None:
         add("vision-only track", "cv", run_cv,
             CVConfig(out=run_dir / CV_DIR, data=data, data_revision=config.data_revision,

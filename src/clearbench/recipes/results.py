@@ -1,17 +1,35 @@
 """Collect a run's stage outputs into ``results.json``, the one file the report is built from.
 
-``results.json`` = ``{"schema": 1, "run": {...}, "rows": [...]}``, one row per model of the run
-(vanilla and gold included as methods ``vanilla`` and ``gold``): method, variant, modality,
-forget split, LoRA, λ, status, the ``scores.json`` fields, per-task metrics, cost, the
-training-loss curve and, for fine-tuned models, their memorisation gate. A run with the
-vision-only track adds ``"cv"``: its ``cv_results.json``.
+``results.json`` = ``{"schema": 2, "run": {...}, "rows": [...], "summary": [...]}``:
+
+- ``rows``: one per model and seed (vanilla, gold and the reseeded gold included as methods
+  ``vanilla``, ``gold``, ``gold_reseeded``): method, variant, modality, forget split, LoRA, λ,
+  seed, status, its scores on every row (spec §5; ``forget_quality*`` from ``scores.json``),
+  per-task metrics, cost, the training-loss curve and, for fine-tuned models, their
+  memorisation gate;
+- ``summary``: one per model over its seeds: each score's mean over the seeds and its 95 %
+  bootstrap interval over persons and seeds (spec §7), plus the bootstrap replicates, on draws
+  shared by every model of the forget split, so that differences are paired.
+
+A run with the vision-only track adds ``"cv"``: its ``cv_results.json``.
 """
 
 from __future__ import annotations
 
+import math
+from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from clearbench.evaluation.statistics import (
+    LEVEL,
+    REPLICATES,
+    Resampler,
+    combine_seeds,
+    score_replicates,
+)
 from clearbench.io import read_json, write_json_atomic
 from clearbench.recipes.evaluate import EVAL_FILE, SCORES_FILE
 from clearbench.recipes.finetune import GATE_FILE
@@ -21,10 +39,10 @@ if TYPE_CHECKING:
     from clearbench.recipes.pipeline import Plan, ResultRow
 
 RESULTS_FILE = "results.json"
-SCHEMA = 1
-TASK_KEYS = ("rougeL_recall", "probability", "truth_ratio", "fact_accuracy")
-SCORE_KEYS = ("forget_quality", "forget_quality_by_task", "forget_quality_js",
-              "forget_quality_js_by_task", "model_utility", "real", "retain", "forget")
+SCHEMA = 2
+TASK_KEYS = ("rougeL_recall", "probability", "truth_ratio", "fact_accuracy", "truth_knowledge")
+SCORE_KEYS = ("forget_quality_by_task",)
+"""What a row keeps of ``scores.json`` besides the scores computed here."""
 
 
 def _cost(record: dict[str, Any]) -> dict[str, Any]:
@@ -45,7 +63,8 @@ def _gate(model_dir: Path) -> dict[str, Any] | None:
 
 
 def result_row(row: ResultRow) -> dict[str, Any]:
-    """One ``results.json`` row from the stage outputs of one model."""
+    """One ``results.json`` row from the stage outputs of one model at one seed (its scores
+    other than ``forget_quality_by_task`` are added by :func:`summarise`)."""
     record = read_json(row.record, what="stage record")
     status = record.get("status", "ok")
     scores = tasks = None
@@ -57,9 +76,66 @@ def result_row(row: ResultRow) -> dict[str, Any]:
                  for name, task in evaluation["tasks"].items()}
     return {"method": row.method, "variant": row.variant, "modality": row.modality,
             "forget_split": row.forget_split, "lora": row.lora, "l1": row.l1,
-            "status": status, "scores": scores, "tasks": tasks, "cost": _cost(record),
-            "losses": record.get("losses", []), "model": str(row.record.parent),
-            "gate": _gate(row.record.parent)}
+            "seed": row.seed, "status": status, "scores": scores, "tasks": tasks,
+            "cost": _cost(record), "losses": record.get("losses", []),
+            "model": str(row.record.parent), "gate": _gate(row.record.parent)}
+
+
+def _number(value: float) -> float | None:
+    """A finite float rounded to 6 significant digits; None for NaN (JSON has no NaN)."""
+    return None if math.isnan(value) else float(f"{value:.6g}")
+
+
+def summarise(the_plan: Plan, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per model (method, variant, modality, split), every score over its seeds with its
+    interval; fills each per-seed row's ``scores`` with that seed's values on every row.
+
+    Nothing is summarised for a split whose vanilla or gold model has no evaluation.
+    """
+    config = the_plan.config
+    groups: dict[tuple, list[tuple[ResultRow, dict[str, Any]]]] = defaultdict(list)
+    for plan_row, row in zip(the_plan.rows, rows, strict=True):
+        key = (row["method"], row["variant"], row["modality"], row["forget_split"])
+        groups[key].append((plan_row, row))
+    summary = []
+    for split in config.forget_splits:
+        baselines = {
+            method: read_json(plan_row.eval_dir / EVAL_FILE, what="evaluation")
+            for method in ("vanilla", "gold")
+            for plan_row, row in groups.get((method, None, None, split), [])[:1]
+            if row["status"] == "ok"
+        }
+        if len(baselines) < 2:
+            continue
+        resampler = Resampler(baselines["gold"], REPLICATES, seed=config.seed,
+                              seeds=config.seeds)
+        for (method, variant, modality, row_split), members in groups.items():
+            if row_split != split:
+                continue
+            per_seed = []
+            for plan_row, row in members:
+                if row["status"] != "ok":
+                    continue
+                evaluation = read_json(plan_row.eval_dir / EVAL_FILE, what="evaluation")
+                values = score_replicates(evaluation, baselines["vanilla"], baselines["gold"],
+                                          resampler)
+                row["scores"] |= {name: _number(float(v[0])) for name, v in values.items()}
+                per_seed.append(values)
+            first = members[0][1]
+            diverged = [row["seed"] for _, row in members if row["status"] != "ok"]
+            entry = {"method": method, "variant": variant, "modality": modality,
+                     "forget_split": split, "lora": first["lora"], "l1": first["l1"],
+                     "seeds": [row["seed"] for _, row in members],
+                     "status": "ok" if not diverged else
+                     f"diverged at seed {', '.join(map(str, diverged))}",
+                     "scores": {}, "replicates": {}}
+            if per_seed:
+                for name, (estimate, draws) in combine_seeds(per_seed, resampler).items():
+                    entry["scores"][name] = {k: _number(v)
+                                             for k, v in estimate.as_dict().items()}
+                    entry["replicates"][name] = [_number(float(v)) for v in np.asarray(draws)]
+            summary.append(entry)
+    return summary
 
 
 def collect(the_plan: Plan) -> dict[str, Any]:
@@ -75,13 +151,21 @@ def collect(the_plan: Plan) -> dict[str, Any]:
         from clearbench.recipes.pipeline import CV_DIR
 
         cv = read_json(the_plan.run_dir / CV_DIR / CV_RESULTS, what="vision-only results")
+    rows = [result_row(row) for row in the_plan.rows]
+    summary = summarise(the_plan, rows)
     return {
         "schema": SCHEMA,
         "run": {"config": str(config.path), "data": the_plan.data,
                 "main_variant": config.main_variant, "variants": variants,
                 "forget_splits": list(config.forget_splits),
-                "modalities": ["both", *config.modality_study]},
-        "rows": [result_row(row) for row in the_plan.rows],
+                "modalities": ["both", *config.modality_study],
+                "seeds": config.unlearning_seeds,
+                "intervals": {"level": LEVEL, "replicates": REPLICATES,
+                              "method": "percentile bootstrap over persons (forget and retain "
+                                        "resampled separately) and seeds; every model on the "
+                                        "same draws"}},
+        "rows": rows,
+        "summary": summary,
         **({"cv": cv} if cv is not None else {}),
     }
 

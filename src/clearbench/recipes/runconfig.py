@@ -18,13 +18,14 @@ from clearbench.cv.recipe import CVConfig
 from clearbench.data.synth import SynthConfig
 from clearbench.methods import METHODS
 from clearbench.models.tiny import TinyVLMConfig
+from clearbench.presets import PRESETS
 from clearbench.recipes.base import BaseConfig
 from clearbench.recipes.evaluate import FORGET_SPLITS, EvalConfig
 from clearbench.recipes.finetune import FinetuneConfig
 from clearbench.recipes.unlearn import MODALITIES
 
-TOP_KEYS = {"seed", "data", "base", "model", "model_revision", "finetune", "forget_splits",
-            "unlearn", "eval", "device", "dtype", "jobs", "cv"}
+TOP_KEYS = {"seed", "seeds", "data", "base", "model", "model_revision", "finetune",
+            "forget_splits", "unlearn", "eval", "device", "dtype", "jobs", "cv"}
 DATA_KEYS = {"synth", "source", "revision"}
 UNLEARN_KEYS = {"methods", "variants", "modality_study", "options", "recipe", "epochs",
                 "batch_size", "lr", "gradient_checkpointing"}
@@ -39,10 +40,10 @@ FIXED_FIELDS = {"model", "data", "out", "seed", "data_revision", "model_revision
 
 
 def embedded_config(name: str) -> Path:
-    """One of the configs shipped inside the package (``mini``, ``smoke``)."""
+    """One of the configs shipped inside the package (see :data:`PRESETS`)."""
     path = Path(str(resources.files("clearbench") / "configs" / f"{name}.yaml"))
-    if not path.is_file():
-        raise ValueError(f"unknown preset {name!r}; choose mini or smoke")
+    if name not in PRESETS or not path.is_file():
+        raise ValueError(f"unknown preset {name!r}; choose {', '.join(PRESETS)}")
     return path
 
 
@@ -52,6 +53,8 @@ class RunConfig:
 
     path: Path
     seed: int = 0
+    seeds: int = 1
+    """Unlearning (and its evaluation) runs once per seed: ``seed``, ``seed + 1``, …"""
     data: str | None = None
     """Hub id or local folder; None when the run synthesises CLEAR-mini."""
     data_revision: str | None = None
@@ -80,6 +83,10 @@ class RunConfig:
     @property
     def main_variant(self) -> str:
         return next(iter(self.variants))
+
+    @property
+    def unlearning_seeds(self) -> list[int]:
+        return [self.seed + i for i in range(self.seeds)]
 
 
 def _mapping(value: Any, where: str) -> dict[str, Any]:
@@ -177,11 +184,15 @@ def load_run_config(path: Path) -> RunConfig:
     jobs = raw.get("jobs", 1)
     if not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"{where}: jobs must be a positive integer, got {jobs!r}")
+    seeds = raw.get("seeds", 1)
+    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
+        raise ValueError(f"{where}: seeds must be a positive integer (how many seeds each "
+                         f"unlearning runs with), got {seeds!r}")
 
     cv = _cv_settings(raw["cv"], where) if "cv" in raw else None
 
     return RunConfig(
-        path=path, seed=raw.get("seed", 0), data=data.get("source"),
+        path=path, seed=raw.get("seed", 0), seeds=seeds, data=data.get("source"),
         data_revision=data.get("revision"), synth=synth, base=base, model=raw.get("model"),
         model_revision=raw.get("model_revision"), finetune=finetune, forget_splits=splits,
         methods=methods, variants={k: dict(v or {}) for k, v in variants.items()},
