@@ -1,37 +1,62 @@
-"""Check the qualitative findings of spec §6 on a run's numbers, per forget split.
+"""Judge the qualitative findings of spec §6 on a run, per forget split, with paired bootstrap
+tests.
 
-Nothing here knows an outcome: each verdict and evidence sentence is computed from the rows.
-Every comparison uses the vanilla and gold rows of the same forget split and the unlearning rows
-at the main variant with both modalities unlearned, unless said otherwise. Rows that diverged, or
-whose needed values are null, are left out of a verdict and named in its evidence.
+Each claim reduces to per-method differences D computed replicate by replicate on the run's
+shared bootstrap draws (same persons, same seeds: a paired bootstrap, spec §7). A per-method
+claim "D < 0" (or "D > 0") *holds* when the whole interval of D (the run's level, 95 %) lies on
+the claimed side of 0, *does not hold* when it lies wholly on the other side, and is *not
+separable at this size* when it contains 0. Models that lack the replicates are left out and
+named. Unless said otherwise, methods are taken at the main variant with both modalities
+unlearned.
 
-- Collapse: a method collapses when Retain < ``COLLAPSE_RATIO`` (0.5) × vanilla's Retain.
-  "GA, GD, KL and RMU collapse the retain metrics" holds if all of them present collapse.
-- Keeps utility: Retain ≥ ``KEEP_UTILITY_RATIO`` (0.8) × vanilla's Retain. Forgets little: it
-  closes less than ``FORGET_LITTLE_SHARE`` (half) of the gap from vanilla's Forget to gold's,
-  i.e. vanilla.forget − m.forget < 0.5 × (vanilla.forget − gold.forget). "IDK, SCRUB and NPO
-  keep utility but forget little" holds if all of them present do both.
-- Both modalities: a method forgets more with both modalities unlearned when
-  Forget(both) < min(Forget(text), Forget(visual)); the finding holds if more than two thirds
-  of the methods with all three rows do.
+- Collapse: m collapses when Retain_m − 0.5 × Retain_vanilla < 0. "GA, GD, KL and RMU
+  collapse the retain metrics": the all-rule over those present.
+- Keeps utility: Retain_m − 0.8 × Retain_vanilla > 0; forgets little: P_m − 0.5 < 0. A method
+  holds when both hold, does not hold when either does not, else is not separable. "IDK, SCRUB
+  and NPO ...": the all-rule over those present.
+- Both modalities: K_m(both) − min(K_m(text), K_m(visual)) < 0 (the minimum taken replicate by
+  replicate), for every method with all three models: the share-rule.
 - ℓ1: needs a LoRA variant with λ = 0 and one with λ > 0. For each method that collapses
-  without ℓ1, the finding holds if it does not collapse with ℓ1.
+  (holds) at λ = 0: Retain_m,ℓ1 − 0.5 × Retain_vanilla > 0; the all-rule; not measured when
+  nothing collapses at λ = 0.
 
-A verdict is "holds" (all measured cases pass, or the share above), "partly holds" (some),
-"does not hold" (none) or "not measured" (no case could be measured).
+All-rule: "not measured" when no method is measured; "does not hold" when any does not hold;
+"holds" when all hold; otherwise "not separable at this size". Share-rule: "holds" when more
+than two thirds of the measured methods hold, "does not hold" when more than two thirds do not
+hold, otherwise "not separable at this size" ("not measured" when none is measured).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from clearbench.report.results import Row, find_row, methods, score, split_rows, unique, variants
+from clearbench.report.results import (
+    Entry,
+    Interval,
+    Series,
+    combine,
+    estimate,
+    find_entry,
+    fmt_interval,
+    fmt_signed,
+    forget_splits,
+    interval_of,
+    label,
+    level,
+    main_variant,
+    methods,
+    of_split,
+    series,
+    variants,
+)
 
 COLLAPSE_RATIO = 0.5
 KEEP_UTILITY_RATIO = 0.8
-FORGET_LITTLE_SHARE = 0.5
-HOLDS, PARTLY = "holds", "partly holds"
-DOES_NOT_HOLD, NOT_MEASURED = "does not hold", "not measured"
+FORGET_LITTLE_PROGRESS = 0.5
+HOLDS, DOES_NOT_HOLD = "holds", "does not hold"
+NOT_SEPARABLE, NOT_MEASURED = "not separable at this size", "not measured"
 
 COLLAPSE_CLAIM = "GA, GD, KL and RMU collapse the retain metrics"
 COLLAPSE_METHODS = ("ga", "gd", "kl", "rmu")
@@ -39,6 +64,9 @@ UTILITY_CLAIM = "IDK, SCRUB and NPO keep utility but forget little"
 UTILITY_METHODS = ("idk", "scrub", "npo")
 MODALITY_CLAIM = "Unlearning both modalities at once forgets more than one modality alone"
 L1_CLAIM = "ℓ1 on LoRA weights prevents the collapse"
+
+ALL_RULE = ("The claim holds when every measured method holds, does not hold when any does "
+            "not hold, and is not separable otherwise.")
 
 
 @dataclass(frozen=True)
@@ -49,207 +77,238 @@ class Finding:
     evidence: str
 
 
-def findings(rows: list[Row], main_variant: str | None) -> list[Finding]:
-    """The four findings of spec §6 for each forget split of ``rows``."""
+@dataclass(frozen=True)
+class MethodTest:
+    """One method's paired test: the difference with its interval, and the verdict."""
+
+    method: str
+    difference: Interval
+    verdict: str
+
+    def text(self) -> str:
+        return f"{self.method} {fmt_signed(self.difference)} ({self.verdict})"
+
+
+def verdict_basis(at: float) -> str:
+    """The sentence that says which test every verdict comes from."""
+    return (
+        "Each verdict comes from paired bootstrap tests: for each method, the difference the "
+        "claim is about is computed replicate by replicate on the run's shared bootstrap draws "
+        f"(same persons, same seeds), and its {at * 100:g} % percentile interval decides — "
+        "\"holds\" when the whole interval is on the claimed side of 0, \"does not hold\" when "
+        "it is wholly on the other side, \"not separable at this size\" when it contains 0; "
+        "\"not measured\" when the run lacks the models."
+    )
+
+
+def findings(results: dict[str, Any]) -> list[Finding]:
+    """The four findings of spec §6 for each forget split of a results payload."""
+    variant, at = main_variant(results), level(results)
     out = []
-    for split in unique(row.get("forget_split") for row in rows):
-        these = split_rows(rows, split)
+    for split in forget_splits(results):
+        entries = of_split(results["summary"], split)
         out += [
-            Finding(split, COLLAPSE_CLAIM, *_collapse(these, main_variant)),
-            Finding(split, UTILITY_CLAIM, *_utility(these, main_variant)),
-            Finding(split, MODALITY_CLAIM, *_modalities(these, main_variant)),
-            Finding(split, L1_CLAIM, *_l1(these, main_variant)),
+            Finding(split, COLLAPSE_CLAIM, *_collapse(entries, variant, at)),
+            Finding(split, UTILITY_CLAIM, *_utility(entries, variant, at)),
+            Finding(split, MODALITY_CLAIM, *_modalities(entries, variant, at)),
+            Finding(split, L1_CLAIM, *_l1(entries, variant, at)),
         ]
     return out
 
 
-def _verdict(passed: int, measured: int, holds: bool) -> str:
-    if measured == 0:
+# --- tests and rules ---------------------------------------------------------------------
+
+
+def decide(difference: Interval, below: bool) -> str:
+    """The verdict on "difference < 0" (``below``) or "> 0" from its interval."""
+    low, high = difference.low, difference.high
+    if low is None or high is None:
+        return NOT_SEPARABLE
+    claimed, other = (high < 0, low > 0) if below else (low > 0, high < 0)
+    return HOLDS if claimed else DOES_NOT_HOLD if other else NOT_SEPARABLE
+
+
+def paired_test(method: str, fn: Callable[..., float], operands: list[Series], below: bool,
+                at: float) -> MethodTest:
+    """Test "fn(operands) < 0" (``below``) or "> 0", replicate by replicate."""
+    difference = interval_of(combine(fn, *operands), at)
+    return MethodTest(method, difference, decide(difference, below))
+
+
+def all_rule(verdicts: list[str]) -> str:
+    if not verdicts:
         return NOT_MEASURED
-    if holds:
+    if DOES_NOT_HOLD in verdicts:
+        return DOES_NOT_HOLD
+    return HOLDS if all(v == HOLDS for v in verdicts) else NOT_SEPARABLE
+
+
+def share_rule(verdicts: list[str]) -> str:
+    """More than two thirds hold: holds; more than two thirds do not: does not hold."""
+    if not verdicts:
+        return NOT_MEASURED
+    if 3 * verdicts.count(HOLDS) > 2 * len(verdicts):
         return HOLDS
-    return PARTLY if passed else DOES_NOT_HOLD
+    if 3 * verdicts.count(DOES_NOT_HOLD) > 2 * len(verdicts):
+        return DOES_NOT_HOLD
+    return NOT_SEPARABLE
 
 
-def _values(
-    rows: list[Row],
-    method: str,
-    variant: str | None,
-    modality: str | None,
-    keys: tuple[str, ...],
-    excluded: list[str],
-) -> list[float] | None:
-    """The scores ``keys`` of a row, or ``None`` with the reason appended to ``excluded``."""
-    where = f"{method} at {variant}/{modality}" if variant else method
-    row = find_row(rows, method, variant, modality)
-    if row is None:
-        excluded.append(f"no {where} row")
+def _side_rule(at: float, below: bool) -> str:
+    claimed, other = ("below", "above") if below else ("above", "below")
+    return (f"per method, the paired difference and its {at * 100:g} % interval; holds when the "
+            f"interval is wholly {claimed} 0, does not hold when wholly {other} 0, else not "
+            "separable")
+
+
+def _series(entries: list[Entry], method: str, variant: str | None, modality: str | None,
+            name: str, excluded: list[str]) -> Series | None:
+    """A model's score with its replicates, or None with the reason appended to ``excluded``."""
+    entry = find_entry(entries, method, variant, modality)
+    if entry is None:
+        wanted = "/".join(p for p in (method, variant, modality) if p is not None)
+        excluded.append(f"no {wanted} model")
         return None
-    if row["status"] != "ok":
-        excluded.append(f"{where} {row['status']}")
+    found = series(entry, name)
+    if found is None or found.point is None:
+        reason = "no value" if entry["status"] == "ok" else entry["status"]
+        excluded.append(f"{label(entry)}: {name} {reason}")
         return None
-    values = [score(row, key) for key in keys]
-    nulls = [key for key, v in zip(keys, values, strict=True) if v is None]
-    if nulls:
-        excluded.append(f"{where}: {', '.join(nulls)} null")
-        return None
-    return [v for v in values if v is not None]
+    return found
 
 
-def _excluded(reasons: list[str]) -> str:
-    return f" Excluded: {'; '.join(reasons)}." if reasons else ""
-
-
-def _not_run(rows: list[Row], wanted: tuple[str, ...]) -> str:
-    absent = [m for m in wanted if m not in methods(rows)]
-    return f" Not run: {', '.join(absent)}." if absent else ""
-
-
-def _collapse_rule(threshold: float) -> str:
-    return f"Collapse = Retain < {COLLAPSE_RATIO} × vanilla Retain = {threshold:.3f}"
-
-
-def _collapse(rows: list[Row], variant: str | None) -> tuple[str, str]:
-    excluded: list[str] = []
-    vanilla = _values(rows, "vanilla", None, None, ("retain",), excluded)
+def _retain_tests(entries: list[Entry], variant: str | None, wanted: list[str], ratio: float,
+                  below: bool, at: float, excluded: list[str]) -> list[MethodTest]:
+    """Per method: Retain_m − ratio × Retain_vanilla, below or above 0."""
+    vanilla = _series(entries, "vanilla", None, None, "retain", excluded)
     if vanilla is None:
-        return NOT_MEASURED, f"Not measured: vanilla Retain unavailable ({excluded[0]})."
-    if vanilla[0] <= 0:
-        return NOT_MEASURED, "Not measured: vanilla's Retain is 0, so nothing can collapse."
-    threshold = COLLAPSE_RATIO * vanilla[0]
-    parts, passed = [], 0
-    for method in (m for m in COLLAPSE_METHODS if m in methods(rows)):
-        values = _values(rows, method, variant, "both", ("retain",), excluded)
-        if values is not None:
-            collapses = values[0] < threshold
-            passed += collapses
-            parts.append(f"{method} {values[0]:.3f} ({'collapses' if collapses else 'does not'})")
-    evidence = (
-        f"{_collapse_rule(threshold)}, at variant {variant}, both modalities. "
-        f"Retain: {', '.join(parts) or 'none measured'}."
-        + _excluded(excluded)
-        + _not_run(rows, COLLAPSE_METHODS)
-    )
-    return _verdict(passed, len(parts), passed == len(parts)), evidence
+        return []
+    tests = []
+    for method in wanted:
+        retain = _series(entries, method, variant, "both", "retain", excluded)
+        if retain is not None:
+            tests.append(paired_test(method, lambda m, v: m - ratio * v, [retain, vanilla],
+                                     below, at))
+    return tests
 
 
-def _utility(rows: list[Row], variant: str | None) -> tuple[str, str]:
+def _listed(tests: list[MethodTest]) -> str:
+    return "; ".join(t.text() for t in tests) or "none measured"
+
+
+def _tail(excluded: list[str], absent: Sequence[str] = ()) -> str:
+    out = f" Excluded: {'; '.join(excluded)}." if excluded else ""
+    return out + (f" Not run: {', '.join(absent)}." if absent else "")
+
+
+def _vanilla_retain(entries: list[Entry]) -> str:
+    return fmt_interval(estimate(find_entry(entries, "vanilla"), "retain"))
+
+
+# --- the claims --------------------------------------------------------------------------
+
+
+def _collapse(entries: list[Entry], variant: str | None, at: float) -> tuple[str, str]:
+    present = methods(entries)
     excluded: list[str] = []
-    vanilla = _values(rows, "vanilla", None, None, ("retain", "forget"), excluded)
-    gold = _values(rows, "gold", None, None, ("forget",), excluded)
-    if vanilla is None or gold is None:
-        return NOT_MEASURED, f"Not measured: {'; '.join(excluded)}."
-    (v_retain, v_forget), (g_forget,) = vanilla, gold
-    gap = v_forget - g_forget
-    if gap <= 0:
-        return NOT_MEASURED, (
-            f"Not measured: gold's Forget ({g_forget:.3f}) is not below vanilla's "
-            f"({v_forget:.3f}), so there is no forgetting gap to close."
-        )
-    keep = KEEP_UTILITY_RATIO * v_retain
-    parts, passed = [], 0
-    for method in (m for m in UTILITY_METHODS if m in methods(rows)):
-        values = _values(rows, method, variant, "both", ("retain", "forget"), excluded)
-        if values is None:
-            continue
-        retain, forget = values
-        closed = (v_forget - forget) / gap
-        keeps, little = retain >= keep, closed < FORGET_LITTLE_SHARE
-        passed += keeps and little
-        parts.append(
-            f"{method}: Retain {retain:.3f} ({'keeps' if keeps else 'loses'} utility), "
-            f"closes {closed:.0%} of the gap ({'forgets little' if little else 'forgets more'})"
-        )
+    tests = _retain_tests(entries, variant, [m for m in COLLAPSE_METHODS if m in present],
+                          COLLAPSE_RATIO, True, at, excluded)
     evidence = (
-        f"Keeps utility = Retain ≥ {KEEP_UTILITY_RATIO} × vanilla Retain = {keep:.3f}; forgets "
-        f"little = closes < {FORGET_LITTLE_SHARE:.0%} of the Forget gap from vanilla "
-        f"({v_forget:.3f}) to gold ({g_forget:.3f}); at variant {variant}, both modalities. "
-        f"{'; '.join(parts) or 'None measured'}."
-        + _excluded(excluded)
-        + _not_run(rows, UTILITY_METHODS)
+        f"Collapse = Retain − {COLLAPSE_RATIO} × vanilla Retain < 0 (vanilla Retain "
+        f"{_vanilla_retain(entries)}), at variant {variant}, both modalities; "
+        f"{_side_rule(at, below=True)}: {_listed(tests)}. {ALL_RULE}"
+        + _tail(excluded, [m for m in COLLAPSE_METHODS if m not in present])
     )
-    return _verdict(passed, len(parts), passed == len(parts)), evidence
+    return all_rule([t.verdict for t in tests]), evidence
 
 
-def _modalities(rows: list[Row], variant: str | None) -> tuple[str, str]:
-    parts, excluded, passed = [], [], 0
-    for method in methods(rows):
-        if any(find_row(rows, method, variant, m) is None for m in ("both", "text", "visual")):
+def _utility(entries: list[Entry], variant: str | None, at: float) -> tuple[str, str]:
+    present = methods(entries)
+    excluded: list[str] = []
+    wanted = [m for m in UTILITY_METHODS if m in present]
+    keeps = {t.method: t for t in _retain_tests(entries, variant, wanted, KEEP_UTILITY_RATIO,
+                                                False, at, excluded)}
+    parts, verdicts = [], []
+    for method in (m for m in wanted if m in keeps):
+        progress = _series(entries, method, variant, "both", "forgetting_progress", excluded)
+        if progress is None:
             continue
-        found = [_values(rows, method, variant, m, ("forget",), excluded)
+        little = paired_test(method, lambda p: p - FORGET_LITTLE_PROGRESS, [progress], True, at)
+        verdict = all_rule([keeps[method].verdict, little.verdict])
+        verdicts.append(verdict)
+        parts.append(f"{method}: Retain − {KEEP_UTILITY_RATIO} × vanilla Retain "
+                     f"{fmt_signed(keeps[method].difference)} ({keeps[method].verdict}), "
+                     f"P − {FORGET_LITTLE_PROGRESS} {fmt_signed(little.difference)} "
+                     f"({little.verdict}) → {verdict}")
+    evidence = (
+        f"Keeps utility = Retain − {KEEP_UTILITY_RATIO} × vanilla Retain > 0 (vanilla Retain "
+        f"{_vanilla_retain(entries)}); forgets little = P − {FORGET_LITTLE_PROGRESS} < 0 "
+        f"(P = 1 is gold's level); a method holds when both hold, does not hold when either "
+        f"does not; at variant {variant}, both modalities; each test from the paired "
+        f"difference's {at * 100:g} % interval (wholly on the claimed side of 0: holds; wholly "
+        f"on the other: does not hold; else not separable). {'; '.join(parts) or 'None measured'}"
+        f". {ALL_RULE}" + _tail(excluded, [m for m in UTILITY_METHODS if m not in present])
+    )
+    return all_rule(verdicts), evidence
+
+
+def _modalities(entries: list[Entry], variant: str | None, at: float) -> tuple[str, str]:
+    excluded: list[str] = []
+    tests = []
+    for method in methods(entries):
+        if any(find_entry(entries, method, variant, m) is None for m in ("both", "text", "visual")):
+            continue
+        found = [_series(entries, method, variant, m, "forget_knowledge", excluded)
                  for m in ("both", "text", "visual")]
-        forgets = [values[0] for values in found if values is not None]
-        if len(forgets) < len(found):
-            continue
-        both, text, visual = forgets
-        more = both < min(text, visual)
-        passed += more
-        parts.append(
-            f"{method}: both {both:.3f} {'<' if more else '≥'} min(text {text:.3f}, "
-            f"visual {visual:.3f})"
-        )
-    measured = len(parts)
+        operands = [s for s in found if s is not None]
+        if len(operands) == len(found):
+            tests.append(paired_test(method, lambda b, t, v: b - min(t, v), operands, True, at))
+    verdicts = [t.verdict for t in tests]
+    counts = (f"of {len(tests)}: {verdicts.count(HOLDS)} hold, {verdicts.count(DOES_NOT_HOLD)} "
+              f"do not hold, {verdicts.count(NOT_SEPARABLE)} not separable")
     evidence = (
-        f"Holds for a method when Forget(both) < min(Forget(text), Forget(visual)), at variant "
-        f"{variant}; the finding holds when more than two thirds of the methods with all three "
-        f"rows do ({passed} of {measured}). "
-        f"{'; '.join(parts) or 'No method has usable both, text and visual rows'}."
-        + _excluded(excluded)
+        f"Per method: K(both) − min(K(text), K(visual)) < 0, the minimum taken replicate by "
+        f"replicate, at variant {variant}; {_side_rule(at, below=True)}: {_listed(tests)}. "
+        f"The claim holds when more than two thirds of the methods with all three models hold, "
+        f"does not hold when more than two thirds do not hold, else is not separable "
+        f"({counts})." + _tail(excluded)
     )
-    return _verdict(passed, measured, 3 * passed > 2 * measured), evidence
+    return share_rule(verdicts), evidence
 
 
-def _l1_pair(rows: list[Row], main_variant: str | None) -> tuple[str, str] | None:
+def _l1_pair(entries: list[Entry], main: str | None) -> tuple[str, str] | None:
     """(LoRA variant with λ = 0, preferably the main one; first LoRA variant with λ > 0)."""
-    found = variants(rows)
+    found = variants(entries)
     plain = [name for name, (lora, l1) in found.items() if lora and l1 == 0]
     with_l1 = [name for name, (lora, l1) in found.items() if lora and l1 > 0]
     if not plain or not with_l1:
         return None
-    return (main_variant if main_variant in plain else plain[0]), with_l1[0]
+    return (main if main in plain else plain[0]), with_l1[0]
 
 
-def _l1(rows: list[Row], main_variant: str | None) -> tuple[str, str]:
-    pair = _l1_pair(rows, main_variant)
+def _l1(entries: list[Entry], main: str | None, at: float) -> tuple[str, str]:
+    pair = _l1_pair(entries, main)
     if pair is None:
-        listed = ", ".join(
-            f"{name} ({'LoRA' if lora else 'full'}, λ={l1:g})"
-            for name, (lora, l1) in variants(rows).items()
-        )
-        return NOT_MEASURED, (
-            "Not measured: needs a LoRA variant with λ = 0 and one with λ > 0; this run has "
-            f"{listed or 'no unlearning variants'}."
-        )
+        listed = ", ".join(f"{name} ({'LoRA' if lora else 'full'}, λ={l1:g})"
+                           for name, (lora, l1) in variants(entries).items())
+        return NOT_MEASURED, ("Not measured: needs a LoRA variant with λ = 0 and one with "
+                              f"λ > 0; this run has {listed or 'no unlearning variants'}.")
     plain, with_l1 = pair
     excluded: list[str] = []
-    vanilla = _values(rows, "vanilla", None, None, ("retain",), excluded)
-    if vanilla is None:
-        return NOT_MEASURED, f"Not measured: vanilla Retain unavailable ({excluded[0]})."
-    threshold = COLLAPSE_RATIO * vanilla[0]
-    collapsed = []
-    for method in methods(rows):
-        values = _values(rows, method, plain, "both", ("retain",), excluded)
-        if values is not None and values[0] < threshold:
-            collapsed.append((method, values[0]))
-    rule = (f"{_collapse_rule(threshold)}; {plain} (λ=0) vs {with_l1} "
-            f"(λ={variants(rows)[with_l1][1]:g}), both modalities.")
+    wanted = [m for m in methods(entries) if find_entry(entries, m, plain, "both") is not None]
+    collapse = _retain_tests(entries, plain, wanted, COLLAPSE_RATIO, True, at, excluded)
+    collapsed = [t.method for t in collapse if t.verdict == HOLDS]
+    rule = (f"Collapse = Retain − {COLLAPSE_RATIO} × vanilla Retain < 0 (vanilla Retain "
+            f"{_vanilla_retain(entries)}); {_side_rule(at, below=True)}. Without ℓ1 ({plain}, "
+            f"λ=0, both modalities): {_listed(collapse)}.")
     if not collapsed:
-        return NOT_MEASURED, (
-            f"Not measured: no method collapses without ℓ1 at {plain}, so there is no collapse "
-            f"to prevent. {rule}" + _excluded(excluded)
-        )
-    parts, passed = [], 0
-    for method, retain in collapsed:
-        values = _values(rows, method, with_l1, "both", ("retain",), excluded)
-        if values is not None:
-            prevented = values[0] >= threshold
-            passed += prevented
-            parts.append(
-                f"{method}: Retain {retain:.3f} → {values[0]:.3f} "
-                f"({'prevented' if prevented else 'still collapses'})"
-            )
+        return NOT_MEASURED, (f"Not measured: no method is shown to collapse without ℓ1, so "
+                              f"there is no collapse to prevent. {rule}" + _tail(excluded))
+    prevented = _retain_tests(entries, with_l1, collapsed, COLLAPSE_RATIO, False, at, excluded)
     evidence = (
-        f"{rule} Methods that collapse without ℓ1: "
-        f"{'; '.join(parts) or 'none with a usable ℓ1 row'}." + _excluded(excluded)
+        f"{rule} With ℓ1 ({with_l1}, λ={variants(entries)[with_l1][1]:g}), for the methods "
+        f"that collapse without it, prevented = Retain − {COLLAPSE_RATIO} × vanilla Retain > 0 "
+        f"(wholly above 0: holds; wholly below: does not hold; else not separable): "
+        f"{_listed(prevented)}. {ALL_RULE}" + _tail(excluded)
     )
-    return _verdict(passed, len(parts), passed == len(parts)), evidence
+    return all_rule([t.verdict for t in prevented]), evidence

@@ -16,21 +16,25 @@ from pathlib import Path
 from typing import Any
 
 from clearbench.io import write_text_atomic
-from clearbench.report.findings import Finding, findings
+from clearbench.report.findings import Finding, findings, verdict_basis
 from clearbench.report.plots import Plot, write_plots
 from clearbench.report.results import (
     forget_splits,
     gate_warnings,
+    level,
     load_results,
     main_variant,
     variants,
 )
 from clearbench.report.tables import (
-    IDENTITY_KEYS,
+    LEADERBOARD_IDENTITY,
+    LEADERBOARD_NOTE,
     Table,
+    authors_table,
     cost_table,
     cv_table,
     fmt_lambda,
+    interval_text,
     l1_table,
     leaderboard_rows,
     main_table,
@@ -39,9 +43,11 @@ from clearbench.report.tables import (
 
 FINDINGS_TITLE = "Paper findings (spec §6) on this run"
 CSS = """
-body{font-family:system-ui,sans-serif;max-width:75em;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:.3em 0 .5em;font-size:.9em}
+body{font-family:system-ui,sans-serif;max-width:110em;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:.3em 0 .5em;font-size:.9em;display:block;max-width:100%;
+overflow-x:auto}
 th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}
+td{white-space:nowrap}
 th:first-child,td:first-child{text-align:left}
 th{background:#f3f3f3}
 caption{font-weight:bold;text-align:left;padding:.3em 0}
@@ -49,7 +55,7 @@ caption{font-weight:bold;text-align:left;padding:.3em 0}
 figure{margin:1em 0}
 img{max-width:100%}
 .verdict{font-weight:bold}
-.holds{color:#1a7f37}.partly-holds{color:#9a6700}.does-not-hold{color:#cf222e}
+.holds{color:#1a7f37}.not-separable-at-this-size{color:#9a6700}.does-not-hold{color:#cf222e}
 .not-measured{color:#57606a}
 figcaption{color:#555;font-size:.85em}
 """
@@ -83,14 +89,13 @@ Block = Heading | Paragraph | TableBlock | FindingList | Plot
 def write_report(run_dir: Path) -> list[Path]:
     """Write the report of the run in ``run_dir``; the paths written (plots first)."""
     results = load_results(run_dir)
-    rows, splits, variant = results["rows"], forget_splits(results), main_variant(results)
-    plots = write_plots(rows, splits, variant, run_dir / "plots")
+    plots = write_plots(results, run_dir / "plots")
     blocks = report_blocks(results, run_dir.name, plots)
-    written = [plot.path for split in splits for plot in plots[split]]
+    written = [plot.path for split in forget_splits(results) for plot in plots[split]]
     for name, text in (
         ("report.md", to_markdown(blocks, run_dir)),
         ("report.html", to_html(blocks, run_dir.name)),
-        ("leaderboard.csv", leaderboard_csv(rows)),
+        ("leaderboard.csv", leaderboard_csv(results)),
     ):
         write_text_atomic(run_dir / name, text)
         written.append(run_dir / name)
@@ -98,13 +103,13 @@ def write_report(run_dir: Path) -> list[Path]:
 
 
 def terminal_summary(run_dir: Path) -> str:
-    """The main table and the findings' verdicts of each forget split, as plain text."""
+    """Gate warnings, then per forget split the main table and the findings' verdicts, then
+    the vision-only table, as plain text."""
     results = load_results(run_dir)
-    rows, variant = results["rows"], main_variant(results)
-    found = findings(rows, variant)
-    parts = gate_warnings(rows)
+    found = findings(results)
+    parts = gate_warnings(results["rows"])
     for split in forget_splits(results):
-        parts.append(markdown_table(main_table(rows, split, variant)))
+        parts.append(markdown_table(main_table(results, split)))
         parts.append("\n".join(f"- {f.claim}: {f.verdict}"
                                for f in found if f.forget_split == split))
     if "cv" in results:
@@ -112,45 +117,52 @@ def terminal_summary(run_dir: Path) -> str:
     return "\n\n".join(parts)
 
 
-def report_blocks(results: dict[str, Any], name: str, plots: dict[str, list[Plot]]) -> list[Block]:
-    """The report's content: tables and plots per forget split, findings, cost."""
-    rows, splits, variant = results["rows"], forget_splits(results), main_variant(results)
+def header(results: dict[str, Any]) -> str:
+    """The report's opening paragraph: what ran, with which seeds and intervals."""
+    run, summary = results["run"], results["summary"]
     listed = ", ".join(
         f"{v} ({'LoRA' if lora else 'full'}, {fmt_lambda(l1)})"
-        for v, (lora, l1) in variants(rows).items()
+        for v, (lora, l1) in variants(summary).items()
     )
-    failed = sum(row["status"] != "ok" for row in rows)
+    seeds = ", ".join(map(str, run.get("seeds") or [])) or "not recorded"
+    unscored = sum(row["status"] != "ok" for row in results["rows"])
+    return (
+        f"Config {run.get('config', 'unknown')}; data {run.get('data', 'unknown')}; main "
+        f"variant {main_variant(results)}; variants: {listed or 'none'}; forget splits: "
+        f"{', '.join(forget_splits(results)) or 'none'}; unlearning seeds: {seeds}. "
+        f"{len(summary)} models, {len(results['rows'])} model-seed runs ({unscored} without "
+        f"scores). Every score is the mean over a model's seeds with its "
+        f"{interval_text(results)}."
+    )
+
+
+def report_blocks(results: dict[str, Any], name: str, plots: dict[str, list[Plot]]) -> list[Block]:
+    """The report's content: tables and plots per forget split, findings, cost."""
+    splits = forget_splits(results)
     blocks: list[Block] = [
         Heading(1, f"CLEAR run report: {name}"),
-        Paragraph(
-            f"Config {results.get('run', {}).get('config', 'unknown')}; main variant {variant}; "
-            f"variants: {listed or 'none'}; forget splits: {', '.join(splits) or 'none'}; "
-            f"{len(rows)} models, {failed} without scores."
-        ),
-        *(Paragraph(warning) for warning in gate_warnings(rows)),
+        Paragraph(header(results)),
+        *(Paragraph(warning) for warning in gate_warnings(results["rows"])),
     ]
     for i, split in enumerate(splits):
         html_id = "main-table" if i == 0 else f"main-table-{split}"
         blocks += [
             Heading(2, f"Forget split {split}"),
-            TableBlock(main_table(rows, split, variant), html_id),
+            TableBlock(main_table(results, split), html_id),
+            TableBlock(authors_table(results, split)),
         ]
-        extra = (modality_table(rows, split, variant), l1_table(rows, split))
+        extra = (modality_table(results, split), l1_table(results, split))
         blocks += [TableBlock(table) for table in extra if table is not None]
         blocks += plots.get(split, [])
-    found = findings(rows, variant)
-    blocks += [
-        Heading(2, FINDINGS_TITLE),
-        Paragraph("Verdicts are computed from this run's numbers; each evidence sentence states "
-                  "its threshold. Diverged rows and null values are left out and named."),
-    ]
+    found = findings(results)
+    blocks += [Heading(2, FINDINGS_TITLE), Paragraph(verdict_basis(level(results)))]
     for split in splits:
         blocks += [Heading(3, split), FindingList([f for f in found if f.forget_split == split])]
     if "cv" in results:
         blocks += [Heading(2, "Vision-only track (paper Table 2)"),
                    TableBlock(cv_table(results["cv"]), "cv-table")]
-    blocks.append(Heading(2, "Cost"))
-    blocks += [TableBlock(cost_table(rows, split)) for split in splits]
+    blocks += [Heading(2, "Leaderboard"), Paragraph(LEADERBOARD_NOTE), Heading(2, "Cost")]
+    blocks += [TableBlock(cost_table(results, split)) for split in splits]
     return blocks
 
 
@@ -243,10 +255,10 @@ def to_html(blocks: list[Block], title: str) -> str:
     )
 
 
-def leaderboard_csv(rows: list[dict[str, Any]]) -> str:
-    """One CSV record per result row, with a header; null values are empty."""
-    records = leaderboard_rows(rows)
-    columns = list(records[0]) if records else list(IDENTITY_KEYS)
+def leaderboard_csv(results: dict[str, Any]) -> str:
+    """:func:`.tables.leaderboard_rows` as CSV with a header; null values are empty."""
+    records = leaderboard_rows(results)
+    columns = list(records[0]) if records else [*LEADERBOARD_IDENTITY, "rank", "tied_with"]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)

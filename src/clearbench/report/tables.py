@@ -1,7 +1,9 @@
-"""The report's tables as pure functions of result rows; every cell is already formatted text.
+"""The report's tables as pure functions of a results payload; every cell is already text.
 
-Numbers have 3 decimals (a KS p-value below 0.001 in compact scientific form); a missing value,
-or any value of a row whose status is not ``ok``, is "–".
+A score cell is ``mean [low, high]``: the mean over the seeds and the run's interval (3
+decimals; a KS p-value below 0.001 in compact scientific form, e.g. ``7.7e-4 [1.2e-6, 0.031]``);
+the mean alone when it has no interval; "–" when there is no value. Every table of scores
+lists vanilla, gold and the reseeded gold model (the noise floor) before the methods.
 """
 
 from __future__ import annotations
@@ -11,18 +13,54 @@ from typing import Any
 
 from clearbench.report.results import (
     BASELINES,
+    DASH,
     MODALITIES,
-    Row,
-    find_row,
+    P_VALUES,
+    Entry,
+    Interval,
+    combine,
+    display_name,
+    estimate,
+    find_entry,
+    fmt,
+    fmt_interval,
+    fmt_p,
+    forget_splits,
+    interval_of,
     is_number,
+    label,
+    level,
+    main_variant,
     methods,
-    score,
-    split_rows,
-    unique,
+    of_split,
+    score_names,
+    series,
     variants,
 )
 
-DASH = "–"
+MAIN_SCORES = (
+    ("forget_knowledge", "K↓"), ("forgetting_progress", "P (1 = gold)"), ("retain", "Retain↑"),
+    ("real", "Real↑"), ("model_utility", "MU↑"), ("forget_quality", "FQ↑ (KS p)"),
+)
+AUTHORS_SCORES = (
+    ("authors_real", "Real↑"), ("authors_retain", "Retain↑"), ("authors_forget", "Forget↓"),
+    ("authors_forget_quality", "FQ↑ (1−JS)"),
+)
+STUDY_SCORES = (
+    ("forget_knowledge", "K↓"), ("forgetting_progress", "P"), ("retain", "Retain↑"),
+    ("forget_quality", "FQ↑"),
+)
+"""The cells of each column group of the modality and ℓ1 tables."""
+PUBLISHED = (
+    "Published (spec §6; LLaVA-1.5-7B, forget10), Real / Retain / Forget / FQ: gold "
+    ".50/.51/.19/1.00; vanilla .48/.51/.35/.85; DPO .46/.48/.22/.84; LLMU .47/.51/.25/.84; "
+    "IDK .48/.51/.33/.84; SCRUB .49/.52/.36/.85; GA .27/.00/.00/.67; RMU .24/.00/.00/.75."
+)
+NOISE_FLOOR_NOTE = (
+    "gold (reseeded) — noise floor: a second gold model trained with another seed, scored "
+    "against gold like any method; differences smaller than its distance from gold are not "
+    "meaningful."
+)
 COST_COLUMNS = (
     ("seconds", "Seconds"),
     ("optimiser_steps", "Optimiser steps"),
@@ -30,7 +68,9 @@ COST_COLUMNS = (
     ("peak_memory_gb", "Peak memory (GB)"),
     ("trainable_parameters", "Trainable parameters"),
 )
-IDENTITY_KEYS = ("method", "variant", "modality", "forget_split", "lora", "l1", "status")
+LEADERBOARD_IDENTITY = (
+    "method", "variant", "modality", "forget_split", "lora", "l1", "seeds", "status",
+)
 
 
 @dataclass(frozen=True)
@@ -41,60 +81,127 @@ class Table:
     note: str | None = None
 
 
-def fmt(value: float | None) -> str:
-    return DASH if value is None else f"{value:.3f}"
-
-
-def fmt_p(value: float | None) -> str:
-    """A p-value: 3 decimals, or e.g. ``7.7e-4`` below 0.001."""
-    if value is None or value == 0 or value >= 0.001:
-        return fmt(value)
-    mantissa, exponent = f"{value:.1e}".split("e")
-    return f"{mantissa}e{int(exponent)}"
-
-
 def fmt_lambda(l1: float) -> str:
     return f"λ={l1:g}"
 
 
-def _failed_note(rows: list[Row | None]) -> str | None:
-    failed = [
-        f"{r['method']} ({r.get('variant')}, {r.get('modality')}): {r['status']}"
-        for r in rows
-        if r is not None and r["status"] != "ok"
-    ]
-    return f"No scores for {'; '.join(failed)}." if failed else None
+def cell(entry: Entry | None, name: str) -> str:
+    """One score of an entry as ``mean [low, high]`` (see the module docstring)."""
+    return fmt_interval(estimate(entry, name), fmt_p if name in P_VALUES else fmt)
 
 
-def main_table(rows: list[Row], split: str, main_variant: str | None) -> Table:
-    """Vanilla, gold, then every method at the main variant with both modalities unlearned."""
-    rows = split_rows(rows, split)
-    picked = [find_row(rows, b) for b in BASELINES]
-    picked += [find_row(rows, m, main_variant, "both") for m in methods(rows)]
-    cells = tuple(
-        (
-            row["method"],
-            fmt(score(row, "real")),
-            fmt(score(row, "retain")),
-            fmt(score(row, "forget")),
-            fmt_p(score(row, "forget_quality")),
-            fmt(score(row, "forget_quality_js")),
-            fmt(score(row, "model_utility")),
-            row["status"],
-        )
-        for row in picked
-        if row is not None
+def interval_text(results: dict[str, Any]) -> str:
+    """What the intervals are, from ``run.intervals``, e.g. "95 % interval (percentile ...)"."""
+    intervals = results["run"].get("intervals", {})
+    details = [intervals.get("method"), intervals.get("replicates")]
+    described = "; ".join(
+        f"{d} replicates" if is_number(d) else str(d) for d in details if d is not None
     )
+    return f"{level(results) * 100:g} % interval" + (f" ({described})" if described else "")
+
+
+def headline_entries(results: dict[str, Any], split: str) -> list[Entry]:
+    """Vanilla, gold, the reseeded gold, then every method at the main variant with both
+    modalities unlearned: the rows of the main and the authors' tables."""
+    entries, variant = of_split(results["summary"], split), main_variant(results)
+    picked = [find_entry(entries, b) for b in BASELINES]
+    picked += [find_entry(entries, m, variant, "both") for m in methods(entries)]
+    return [entry for entry in picked if entry is not None]
+
+
+def _score_row(entry: Entry, scores: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
+    return (display_name(entry["method"]), *(cell(entry, name) for name, _ in scores))
+
+
+def main_table(results: dict[str, Any], split: str) -> Table:
+    """The headline scores with their intervals, seeds and status of each model."""
+    rows = [(*_score_row(e, MAIN_SCORES), " ".join(map(str, e.get("seeds") or [])) or DASH,
+             e["status"]) for e in headline_entries(results, split)]
     return Table(
-        title=f"Main results, {split} (variant {main_variant}, both modalities unlearned)",
-        columns=("Method", "Real↑", "Retain↑", "Forget↓", "FQ↑ (KS p)", "FQ↑ (1−JS)", "MU↑",
-                 "Status"),
-        rows=cells,
-        note="Real, Retain, Forget: harmonic means of probability, ROUGE-L recall and truth "
-        "ratio on the real, retain and forget sets; FQ (KS p): KS-test p-value of the truth "
-        "ratios against gold; FQ (1−JS): CLEAR v4's 1 − Jensen–Shannon distance; MU: model "
-        "utility (spec §5).",
+        title=f"Main results, {split} (variant {main_variant(results)}, both modalities "
+        "unlearned)",
+        columns=("Method", *(heading for _, heading in MAIN_SCORES), "Seeds", "Status"),
+        rows=tuple(rows),
+        note="K: forget knowledge, the mean over the forget tasks of probability, ROUGE-L "
+        "recall, fact accuracy and max(0, 1 − R) (lower = forgot more). P: forgetting progress "
+        "(K_vanilla − K) / (K_vanilla − K_gold): 0 = nothing forgotten, 1 = gold's level, > 1 = "
+        "over-forgetting; – where vanilla and gold tie. Retain, Real, MU: harmonic means of "
+        "probability, ROUGE-L recall and truth ratio (higher is better). FQ: KS-test p-value "
+        "of the forget captions' truth ratios against gold's. Each cell: mean over the seeds "
+        f"[{interval_text(results)}]. {NOISE_FLOOR_NOTE}",
     )
+
+
+def authors_table(results: dict[str, Any], split: str) -> Table:
+    """The same models in the authors' convention, comparable with the published table."""
+    return Table(
+        title=f"Authors' convention, {split} (reproduces mm/build_vllm_table.py; comparable "
+        "with the published table)",
+        columns=("Method", *(heading for _, heading in AUTHORS_SCORES)),
+        rows=tuple(_score_row(e, AUTHORS_SCORES) for e in headline_entries(results, split)),
+        note="Harmonic means of probability and truth ratio on the image sets only (spec §5): "
+        "Real on real faces and real world, Retain and Forget on the captions and face→name "
+        "sets (forget truth ratio = min(R, 1/R)); FQ = 1 − Jensen–Shannon distance of the "
+        "normalised 1/R vectors. Forget mixes directions and is not the headline (spec §5). "
+        f"Each cell: mean over the seeds [{interval_text(results)}]. {PUBLISHED}",
+    )
+
+
+def _grouped_table(title: str, entries: list[Entry], groups: list[tuple[str, str, str]],
+                   note: str) -> Table:
+    """Rows: the baselines (the same in every group), then each method; columns: the
+    :data:`STUDY_SCORES` of each group ``(column label, variant, modality)``."""
+    columns = ["Method"]
+    for group, _, _ in groups:
+        columns += [f"{heading} ({group})" for _, heading in STUDY_SCORES]
+    body, shown = [], []
+    for method in [*BASELINES, *methods(entries)]:
+        found = [find_entry(entries, method, variant, modality) for _, variant, modality in groups]
+        if method in BASELINES and found[0] is None:
+            continue
+        body.append((display_name(method),
+                     *(cell(e, name) for e in found for name, _ in STUDY_SCORES)))
+        shown += [e for e in found if e is not None]
+    partial = sorted({f"{label(e)}: {e['status']}" for e in shown if e["status"] != "ok"})
+    return Table(
+        title=title, columns=tuple(columns), rows=tuple(body),
+        note=note + (f" Not every seed has scores: {'; '.join(partial)}." if partial else ""),
+    )
+
+
+def _study_note(results: dict[str, Any]) -> str:
+    return (f"K, P, Retain and FQ (KS p) as in the main table; each cell: mean over the seeds "
+            f"[{interval_text(results)}]; – where the model has no value. The baseline rows "
+            f"repeat in every column group. {NOISE_FLOOR_NOTE}")
+
+
+def modality_table(results: dict[str, Any], split: str) -> Table | None:
+    """K, P, Retain and FQ of each method per unlearned modality, at the main variant; None
+    when the run unlearned no single modality."""
+    variant = main_variant(results)
+    entries = of_split(results["summary"], split)
+    at_variant = [e for e in entries if e.get("variant") == variant]
+    present = [m for m in MODALITIES if any(e.get("modality") == m for e in at_variant)]
+    if not set(present) - {"both"}:
+        return None
+    baselines = [e for e in entries if e["method"] in BASELINES]
+    return _grouped_table(f"Unlearned modality, {split} (variant {variant})",
+                          baselines + at_variant, [(m, variant, m) for m in present],
+                          _study_note(results))
+
+
+def l1_table(results: dict[str, Any], split: str) -> Table | None:
+    """K, P, Retain and FQ of each method per variant (both modalities); None with fewer than
+    two variants."""
+    entries = [e for e in of_split(results["summary"], split)
+               if e["method"] in BASELINES or e.get("modality") == "both"]
+    found = variants(entries)
+    if len(found) < 2:
+        return None
+    groups = [(f"{name}, {'LoRA, ' if lora else ''}{fmt_lambda(l1)}", name, "both")
+              for name, (lora, l1) in found.items()]
+    return _grouped_table(f"ℓ1 on the LoRA weights, {split} (both modalities unlearned)",
+                          entries, groups, _study_note(results))
 
 
 def cv_table(cv: dict[str, Any]) -> Table:
@@ -122,59 +229,6 @@ def cv_table(cv: dict[str, Any]) -> Table:
     )
 
 
-def modality_table(rows: list[Row], split: str, main_variant: str | None) -> Table | None:
-    """Forget, Retain and FQ per method for each unlearned modality, at the main variant."""
-    rows = [r for r in split_rows(rows, split) if r.get("variant") == main_variant]
-    present = [m for m in MODALITIES if any(r.get("modality") == m for r in rows)]
-    if not present:
-        return None
-    columns = ["Method"]
-    for modality in present:
-        columns += [f"Forget↓ ({modality})", f"Retain↑ ({modality})", f"FQ↑ ({modality})"]
-    body, picked = [], []
-    for method in methods(rows):
-        cells = [method]
-        for modality in present:
-            row = find_row(rows, method, main_variant, modality)
-            picked.append(row)
-            cells += [fmt(score(row, "forget")), fmt(score(row, "retain")),
-                      fmt_p(score(row, "forget_quality"))]
-        body.append(tuple(cells))
-    return Table(
-        title=f"Unlearned modality, {split} (variant {main_variant})",
-        columns=tuple(columns),
-        rows=tuple(body),
-        note=_failed_note(picked),
-    )
-
-
-def l1_table(rows: list[Row], split: str) -> Table | None:
-    """Retain, Forget, FQ and MU per method for each variant (both modalities); needs two."""
-    rows = split_rows(rows, split)
-    split_variants = variants(rows)
-    if len(split_variants) < 2:
-        return None
-    columns = ["Method"]
-    for name, (lora, l1) in split_variants.items():
-        label = f"{name} ({'LoRA, ' if lora else ''}{fmt_lambda(l1)})"
-        columns += [f"Retain↑ {label}", f"Forget↓ {label}", f"FQ↑ {label}", f"MU↑ {label}"]
-    body, picked = [], []
-    for method in methods(rows):
-        cells = [method]
-        for name in split_variants:
-            row = find_row(rows, method, name, "both")
-            picked.append(row)
-            cells += [fmt(score(row, "retain")), fmt(score(row, "forget")),
-                      fmt_p(score(row, "forget_quality")), fmt(score(row, "model_utility"))]
-        body.append(tuple(cells))
-    return Table(
-        title=f"ℓ1 on the LoRA weights, {split} (both modalities unlearned)",
-        columns=tuple(columns),
-        rows=tuple(body),
-        note=_failed_note(picked),
-    )
-
-
 def _cost_cell(key: str, value: Any) -> str:
     if not is_number(value):
         return DASH
@@ -185,40 +239,104 @@ def _cost_cell(key: str, value: Any) -> str:
     return f"{int(value):,}"
 
 
-def cost_table(rows: list[Row], split: str) -> Table:
-    """What each model of the split cost to train."""
+def cost_table(results: dict[str, Any], split: str) -> Table:
+    """What each model of the split cost to train, one row per model and seed."""
     body = tuple(
         (
-            row["method"],
+            display_name(row["method"]),
             row.get("variant") or DASH,
             row.get("modality") or DASH,
+            DASH if row.get("seed") is None else str(row["seed"]),
             *(_cost_cell(key, (row.get("cost") or {}).get(key)) for key, _ in COST_COLUMNS),
         )
-        for row in split_rows(rows, split)
+        for row in of_split(results["rows"], split)
     )
     return Table(
         title=f"Cost, {split}",
-        columns=("Method", "Variant", "Modality", *(label for _, label in COST_COLUMNS)),
+        columns=("Method", "Variant", "Modality", "Seed", *(h for _, h in COST_COLUMNS)),
         rows=body,
     )
 
 
-def _scalars(mapping: Any) -> dict[str, Any]:
-    if not isinstance(mapping, dict):
-        return {}
-    return {k: v for k, v in mapping.items() if v is None or is_number(v)}
+# --- leaderboard -------------------------------------------------------------------------
 
 
-def leaderboard_rows(rows: list[Row]) -> list[dict[str, Any]]:
-    """One flat record per row, all with the same keys: identity, scalar scores, cost."""
-    score_keys = unique(k for row in rows for k in _scalars(row.get("scores")))
-    cost_keys = unique(k for row in rows for k in _scalars(row.get("cost")))
+@dataclass(frozen=True)
+class Ranked:
+    """A summary entry's place on the leaderboard (baselines and null P: no rank)."""
+
+    entry: Entry
+    rank: int | None
+    tied_with: tuple[str, ...]
+
+
+def gold_distance(entry: Entry, at: float) -> Interval:
+    """|1 − P|, how far a model's forgetting is from gold's level, with the ``at`` interval of
+    its replicates."""
+    progress = series(entry, "forgetting_progress")
+    if progress is None:
+        mean = estimate(entry, "forgetting_progress").mean
+        return Interval(None if mean is None else abs(1 - mean), None, None)
+    return interval_of(combine(lambda p: abs(1 - p), progress), at)
+
+
+def _overlap(a: Interval, b: Interval) -> bool:
+    return (a.low is not None and a.high is not None and b.low is not None
+            and b.high is not None and a.low <= b.high and b.low <= a.high)
+
+
+def ranking(entries: list[Entry], at: float) -> list[Ranked]:
+    """The entries of one split in leaderboard order: unlearning models by the mean |1 − P|
+    (closest to gold's level first, null P last and unranked), then the baselines. Two models
+    are tied when their intervals of |1 − P| overlap; the rank is a competition rank in which
+    a model tied with the one above shares its rank."""
+    scored = [(e, gold_distance(e, at)) for e in entries if e["method"] not in BASELINES]
+    scored.sort(key=lambda pair: (pair[1].mean is None, pair[1].mean or 0.0))
+    out: list[Ranked] = []
+    for i, (entry, distance) in enumerate(scored):
+        tied = tuple(label(other) for other, d in scored
+                     if other is not entry and _overlap(distance, d))
+        if distance.mean is None:
+            rank = None
+        elif i and _overlap(distance, scored[i - 1][1]):
+            rank = out[-1].rank
+        else:
+            rank = i + 1
+        out.append(Ranked(entry, rank, tied))
+    return out + [Ranked(e, None, ()) for e in entries if e["method"] in BASELINES]
+
+
+LEADERBOARD_NOTE = (
+    "leaderboard.csv has one record per model, forget split by forget split. Columns: method, "
+    "variant, modality, forget_split, lora, l1, seeds (space separated), status; for every "
+    "score S of the summary (forget_knowledge, forgetting_progress, retain, real, "
+    "model_utility, forget_quality, forget_quality_qa, authors_real, authors_retain, "
+    "authors_forget, authors_forget_quality, then any other) S, S_low and S_high (the mean "
+    "over the seeds and its interval); rank; tied_with. Order: the unlearning models by "
+    "|1 − P|, how far their forgetting is from gold's level (closest first; no P: last, "
+    "unranked), then vanilla, gold and the reseeded gold model (unranked). Two models are tied "
+    "when the intervals of |1 − P| from their bootstrap replicates overlap; rank is a "
+    "competition rank in which a model tied with the one above shares its rank; tied_with "
+    "lists (method/variant/modality, space separated) every model whose interval overlaps its "
+    "own. Empty cells are nulls."
+)
+
+
+def leaderboard_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """One flat record per summary entry, all with the same keys, in :func:`ranking` order
+    split by split (columns: :data:`LEADERBOARD_NOTE`; ``rank`` None where unranked)."""
+    names = score_names(results["summary"])
     records = []
-    for row in rows:
-        scores, cost = _scalars(row.get("scores")), _scalars(row.get("cost"))
-        records.append({
-            **{key: row.get(key) for key in IDENTITY_KEYS},
-            **{key: scores.get(key) for key in score_keys},
-            **{key: cost.get(key) for key in cost_keys},
-        })
+    for split in forget_splits(results):
+        for ranked in ranking(of_split(results["summary"], split), level(results)):
+            entry = ranked.entry
+            identity = {key: entry.get(key) for key in LEADERBOARD_IDENTITY}
+            identity["seeds"] = " ".join(map(str, entry.get("seeds") or []))
+            scores = {}
+            for name in names:
+                value = estimate(entry, name)
+                scores |= {name: value.mean, f"{name}_low": value.low,
+                           f"{name}_high": value.high}
+            records.append({**identity, **scores, "rank": ranked.rank,
+                            "tied_with": " ".join(ranked.tied_with)})
     return records
