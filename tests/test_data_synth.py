@@ -83,7 +83,7 @@ def test_counts_match_the_sizes_and_the_datacard(source: DataSource, card: dict)
 def test_other_persons_default_to_the_evaluated_persons_sizes() -> None:
     uniform = SynthConfig(other_images_per_person=None, other_qa_per_person=None)
     assert uniform.sizes(False) == uniform.sizes(True) == (10, 10)
-    assert SynthConfig().sizes(False) == (4, 4)
+    assert SynthConfig().sizes(False) == (3, 3)
 
 
 def test_forget_counts_follow_the_hub_proportions() -> None:

@@ -72,9 +72,9 @@ class SynthConfig:
     """Images of each evaluated person (forget10 and ``retain_perturbed``) and holdout person."""
     qa_per_person: int = 10
     """Biography facts of each evaluated person."""
-    other_images_per_person: int | None = 4
+    other_images_per_person: int | None = 3
     """Images of each other person (None: ``images_per_person``, as on the hub)."""
-    other_qa_per_person: int | None = 4
+    other_qa_per_person: int | None = 3
     """Biography facts of each other person (None: ``qa_per_person``, as on the hub)."""
     answer_wordings: int = 2
     """Wordings each biography fact is trained in (the paraphrase's wording is never one)."""
@@ -443,67 +443,57 @@ def _biographies(
     other persons too. Fact ``k`` of person ``i`` is trained in ``answer_wordings`` wordings and
     paraphrased in the held-out wording ``(i + k) mod WORDINGS``.
 
-    An evaluated person's values, and every wrong value, are drawn from the values the other
-    persons hold for that kind, so that a model that never saw the person has no reason to
-    prefer the true value: a wrong value no one holds would be new to every model, and gold
-    would prefer the true one whenever other persons share it (measured: the gold model's
-    median forget-QA truth ratio 0.65–0.83 with wrong values from the whole pool, rare kinds
-    at 0.08). Wrong values are never one of the person's own; books are each person's own
-    titles and their wrong values titles no one wrote (``unused_titles``).
+    True and wrong values come from the same distribution (a uniform draw from the kind's pool;
+    years as birth year plus age at the first book), so that a model that never saw a person
+    has no reason to prefer the true value (measured: with wrong years from a wider range, and
+    kinds that only the evaluated persons had, the gold model's median forget-QA truth ratio
+    was 0.65–0.83 and 0.08 on awards). Wrong values are never one of the person's own; books
+    are each person's own titles, their wrong values titles no one wrote (``unused_titles``).
     """
     rng = _rng(config, "biographies")
-    births, debuts = range(1930, 1986), range(20, 36)
+    births, ages = range(1930, 1986), range(20, 36)
     pools = {
         "birthplace": vocab.CITIES,
         "birth_year": [str(year) for year in births],
-        "debut_year": [str(y) for y in range(births[0] + debuts[0], births[-1] + debuts[-1] + 1)],
         "genre": vocab.GENRES,
         "father": vocab.JOBS,
         "mother": vocab.JOBS,
+        "book": unused_titles,
         "award": vocab.AWARDS,
+        "second_book": unused_titles,
         "residence": vocab.CITIES,
         "study": vocab.SUBJECTS,
         "hobby": vocab.HOBBIES,
     }
     kinds = list(BIOGRAPHY)[: config.qa_per_person]
     other_count = config.sizes(False)[1]
-    facts, held = {}, {}
+    biographies = {}
     for i, (person, evaluates) in enumerate(zip(people, evaluated, strict=True)):
         birth = rng.choice(births)
-        facts[person] = {kind: rng.choice(pool) for kind, pool in pools.items()} | {
+        facts = {kind: rng.choice(pool) for kind, pool in pools.items()} | {
             "birth_year": str(birth),
-            "debut_year": str(birth + rng.choice(debuts)),
+            "debut_year": str(birth + rng.choice(ages)),
             "book": titles[2 * i],
             "second_book": titles[2 * i + 1],
         }
-        held[person] = kinds if evaluates else [
-            kinds[(i * other_count + j) % len(kinds)] for j in range(other_count)]
-    others = [p for p, evaluates in zip(people, evaluated, strict=True) if not evaluates]
-    values = {kind: sorted({facts[q][kind] for q in others if kind in held[q]})
-              for kind in kinds if kind not in ("book", "second_book")}
-    for person in (p for p, evaluates in zip(people, evaluated, strict=True) if evaluates):
-        for kind, options in values.items():
-            if kind == "debut_year":  # a first book 20 to 35 years after birth, if anyone's fits
-                birth = int(facts[person]["birth_year"])
-                options = [y for y in options if int(y) - birth in debuts] or options
-            if options:
-                facts[person][kind] = rng.choice(options)
-
-    biographies = {}
-    for i, person in enumerate(people):
-        own = set(facts[person].values())
+        own = set(facts.values())
+        mine = kinds if evaluates else [kinds[(i * other_count + j) % len(kinds)]
+                                        for j in range(other_count)]
         training, evaluation = [], []
-        for kind in held[person]:
-            k = kinds.index(kind)
-            held_out = (i + k) % WORDINGS
-            pool = unused_titles if kind in ("book", "second_book") else values[kind]
-            candidates = [v for v in pool if v not in own]
-            if len(candidates) < config.perturbed:
-                candidates = [v for v in pools.get(kind, unused_titles) if v not in own]
-            wrong = wrong_values(rng, candidates, facts[person][kind], config.perturbed)
+        for kind in mine:
+            held = (i + kinds.index(kind)) % WORDINGS
+            if kind == "debut_year":  # another birth year plus another age, as true ones are
+                wrong: list[str] = []
+                while len(wrong) < config.perturbed:
+                    year = str(rng.choice(births) + rng.choice(ages))
+                    if year not in own and year not in wrong:
+                        wrong.append(year)
+            else:
+                wrong = wrong_values(rng, [v for v in pools[kind] if v not in own], facts[kind],
+                                     config.perturbed)
             rows, row = biography_rows(
-                BIOGRAPHY[kind], person, facts[person][kind], wrong, held=held_out,
-                trained_wordings=rotation(held_out, config.answer_wordings, i),
+                BIOGRAPHY[kind], person, facts[kind], wrong, held=held,
+                trained_wordings=rotation(held, config.answer_wordings, i),
             )
             training += rows
             evaluation.append(row)
