@@ -36,7 +36,7 @@ ARCHS = ("llava", "qwen2_vl")
 
 @dataclass
 class TinyVLMConfig:
-    """Sizes of a tiny VLM (defaults: 1.7 M parameters, trains on CPU).
+    """Sizes of a tiny VLM (defaults: 1.8 M parameters, trains on CPU).
 
     The defaults were chosen for time on 2 CPU cores: a decoder of width 128 costs ~3× less
     per example than one of width 256 and memorised CLEAR-mini in fewer epochs; a vision tower
