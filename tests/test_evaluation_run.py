@@ -103,7 +103,9 @@ def test_scores_and_answers_depend_on_the_image(tiny_vlm: VLM, mini_data: Path) 
     answers = [[r.target] for r in rows]
     seen = tiny_vlm.answer_nlls(with_image, answers)
     unseen = tiny_vlm.answer_nlls(blind, answers)
-    assert all(abs(a[0][0] - b[0][0]) > 1e-3 for a, b in zip(seen, unseen, strict=True))
+    # A briefly trained model leans on the image only a little (measured: 5e-4 to 1e-2 per
+    # token), but a score that ignored the image would equal the blind one exactly.
+    assert all(abs(a[0][0] - b[0][0]) > 1e-5 for a, b in zip(seen, unseen, strict=True))
 
 
 def evaluate(model_dir: Path, mini_data: Path, out: Path, **overrides: Any) -> dict[str, Any]:

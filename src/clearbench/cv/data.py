@@ -36,10 +36,11 @@ from PIL import Image
 from clearbench.data.loading import DATACARD, DataSource, load_clear
 from clearbench.data.schema import FORGET_SPLITS, DataError
 from clearbench.data.synth.faces import Look, distinct_looks, random_shot, render
+from clearbench.data.synth.generate import look_order
 from clearbench.data.synth.text import EXPRESSIONS, LIGHTS, SCENES
 from clearbench.io import read_json
 
-SUPPORTED_GENERATOR_VERSIONS = (1, 2)
+SUPPORTED_GENERATOR_VERSIONS = (2,)
 """CLEAR-mini generator versions whose looks :func:`mini_looks` knows how to recompute."""
 
 
@@ -132,7 +133,8 @@ def mini_looks(source: DataSource) -> tuple[dict[str, Look], dict]:
             f"track re-renders faces of versions {SUPPORTED_GENERATOR_VERSIONS} only"
         )
     persons = card["persons"]
-    names = [*persons["fictitious"], *persons["holdout"], *persons["celebrities"]]
+    names = look_order(persons["evaluated"], persons["fictitious"], persons["holdout"],
+                       persons["celebrities"])
     seed = card["arguments"]["seed"]
     looks = distinct_looks(random.Random(f"{seed}:looks"), len(names))
     return dict(zip(names, looks, strict=True)), card

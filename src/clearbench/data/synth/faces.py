@@ -95,18 +95,24 @@ def random_look(rng: random.Random) -> Look:
     )
 
 
-def distinct_looks(rng: random.Random, n: int, candidates: int = 64) -> list[Look]:
+SALIENCE = np.array([1, 2, 2, 1, 1, 1, 2])
+"""Weight of each visible attribute in telling looks apart: skin, hair and shirt colour cover
+the most pixels of a 32-pixel picture, so they count twice."""
+
+
+def distinct_looks(rng: random.Random, n: int, candidates: int = 256) -> list[Look]:
     """``n`` looks chosen greedily: each is the one of ``candidates`` random looks whose
-    visible attributes differ most from those of every look chosen before it."""
+    visible attributes differ most (weighted by :data:`SALIENCE`) from those of every look
+    chosen before it, so the first looks are the most distinct."""
     looks: list[Look] = []
-    chosen = np.empty((0, len(random_look(rng).visible())), dtype=object)
+    chosen = np.empty((0, len(SALIENCE)), dtype=object)
     for _ in range(n):
         options = [random_look(rng) for _ in range(candidates)]
         codes = np.array([look.visible() for look in options], dtype=object)
         gaps = (
-            (codes[:, None, :] != chosen[None, :, :])
+            ((codes[:, None, :] != chosen[None, :, :]) * SALIENCE)
             .sum(axis=2)
-            .min(axis=1, initial=codes.shape[1])
+            .min(axis=1, initial=int(SALIENCE.sum()))
         )
         best = int(np.argmax(gaps))
         looks.append(options[best])

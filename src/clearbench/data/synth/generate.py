@@ -274,15 +274,12 @@ def _tables(config: SynthConfig) -> tuple[dict[str, list[Row]], dict[str, list[R
     n, n_holdout, n_celebrities = config.persons, config.holdout_persons, config.celebrities
     n_faces = n + n_holdout + n_celebrities
     names = _names(_rng(config, "names"), n_faces + config.real_authors)
-    looks = distinct_looks(_rng(config, "looks"), n_faces)
     people, holdout = names[:n], names[n : n + n_holdout]
     celebrities = names[n + n_holdout : n_faces]
     authors = names[n_faces:]
     titles = [f"The {a} {b}" for a in vocab.TITLE_ADJECTIVES for b in vocab.TITLE_NOUNS]
     _rng(config, "titles").shuffle(titles)
     unused_titles = titles[2 * n + config.real_authors :]
-
-    look_of = dict(zip(names, looks, strict=False))  # only persons and celebrities have faces
 
     def photos(identities: list[tuple[str, int, list[str], int]]) -> list[Row]:
         """The images of each (name, image count, wrong names, held-out caption wording)."""
@@ -292,6 +289,9 @@ def _tables(config: SynthConfig) -> tuple[dict[str, list[Row]], dict[str, list[R
     members = _splits(config, people)
     groups = [members["forget10"], members["retain_perturbed"]]
     evaluated = [any(p in group for group in groups) for p in people]
+    order = look_order([p for p, e in zip(people, evaluated, strict=True) if e], people,
+                       holdout, celebrities)
+    look_of = dict(zip(order, distinct_looks(_rng(config, "looks"), len(order)), strict=True))
     sizes = [config.sizes(e) for e in evaluated]
     faces = photos([(p, sizes[i][0], _peers(p, groups, people, config.perturbed),
                      _held_caption(p, i, groups)) for i, p in enumerate(people)])
@@ -371,6 +371,14 @@ def _splits(config: SynthConfig, people: list[str]) -> dict[str, list[str]]:
     return {"full": list(people)} | {
         split: [p for p in people if p in group] for split, group in chosen.items()
     }
+
+
+def look_order(evaluated: list[str], people: list[str], holdout: list[str],
+               celebrities: list[str]) -> list[str]:
+    """The order in which identities get their looks: the evaluated persons first, so that
+    they get the most distinct looks (those the gate and the forget-quality test rest on),
+    then the other persons, the holdout persons and the celebrities."""
+    return [*evaluated, *(p for p in people if p not in evaluated), *holdout, *celebrities]
 
 
 def _held_caption(person: str, index: int, groups: list[list[str]]) -> int:
