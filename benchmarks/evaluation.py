@@ -127,7 +127,7 @@ def main() -> None:
         by_task = {k: float(f"{v:.3g}") for k, v in scores["forget_quality_by_task"].items()}
         print(f"forget quality vanilla vs gold  {scores['forget_quality']:.3g} (must be < 0.05);"
               f" by task {by_task}")
-        print(f"forget quality (1 − JS)         {scores['forget_quality_js']:.3f}")
+        print(f"forget quality (1 − JS, authors) {scores['authors_forget_quality']:.3f}")
 
 
 if __name__ == "__main__":

@@ -84,7 +84,8 @@ def main() -> None:
               f"{forget['probability']:6.3f} {forget['truth_ratio']:6.3f} {forget['hmean']:6.3f} | "
               f"{retain['rougeL_recall']:10.3f} {retain['probability']:6.3f} "
               f"{retain['truth_ratio']:6.3f} {retain['hmean']:6.3f} | "
-              f"{scores['forget_quality']:8.2g} {scores['forget_quality_js']:6.3f} | {cost_text}")
+              f"{scores['forget_quality']:8.2g} {scores['authors_forget_quality']:6.3f} | "
+              f"{cost_text}")
 
 
 if __name__ == "__main__":
