@@ -21,6 +21,14 @@ def test_help(words, capsys):
     assert "usage: clearbench" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("command", ["base", "finetune", "eval", "unlearn"])
+def test_every_command_that_reads_tofu_takes_its_source_and_revision(command, capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([command, "--help"])
+    usage = capsys.readouterr().out
+    assert "--tofu SOURCE" in usage and "--tofu-revision" in usage
+
+
 def test_module_entry_point_runs():
     done = subprocess.run([sys.executable, "-m", "clearbench", "--help"], capture_output=True,
                           text=True, check=True)

@@ -289,14 +289,16 @@ def test_cli_help(command: str, options: list[str]) -> None:
 
 @pytest.mark.slow
 def test_cli_finetune_with_missing_data_is_a_one_line_error(base: Path, tmp_path: Path) -> None:
+    """One error, listing the missing CLEAR folder and the TOFU folder it would hold."""
     missing, out = tmp_path / "no-such-data", tmp_path / "out"
     done = run_cli("finetune", "--model", str(base), "--data", str(missing), "--out", str(out))
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     errors = [line for line in done.stderr.splitlines() if "error" in line.lower()]
     assert len(errors) == 1, done.stderr
-    assert errors[0].startswith("clearbench finetune: error: ")
-    assert str(missing) in errors[0]
+    assert errors[0].startswith("clearbench finetune: error: 2 data problem(s)")
+    assert f"CLEAR {missing}: no such folder" in done.stderr
+    assert f"TOFU {missing / 'tofu'}: no such folder" in done.stderr
     assert not out.exists()
 
 
