@@ -107,6 +107,8 @@ def real_face_row(row: dict[str, Any], row_id: str) -> TaskRow:
 
 
 def real_world_row(row: dict[str, Any], row_id: str) -> TaskRow:
+    """Prompted with ``question``, as the authors' evaluation; the hub's ``prompt`` column (the
+    question with its options written out) is not read (docs/deviations.md)."""
     return TaskRow(row_id, row["question"], row["image"], row["answer"], row["answer"],
                    tuple(row["options"]), row["answer"], row["question"], row_id)
 
