@@ -61,18 +61,24 @@ def _image(index: int) -> dict[str, bytes | None]:
     return {"bytes": buffer.getvalue(), "path": None}
 
 
-def _write_config(root: Path, config: str, rows: list[dict], types: dict, shards: int = 1) -> None:
-    """``rows`` (extra keys ignored) as parquet shards, columns in the order of ``types``."""
+def _write_config(root: Path, config: str, rows: list[dict], types: dict, shards: int = 1) -> int:
+    """``rows`` (extra keys ignored) as parquet shards, columns in the order of ``types``; the
+    row count."""
     rows = [{column: row[column] for column in types} for row in rows]
     dataset = datasets.Dataset.from_list(rows, features=datasets.Features(types))
     for shard in range(shards):
         path = root / config / f"train-{shard:05d}-of-{shards:05d}.parquet"
         path.parent.mkdir(parents=True, exist_ok=True)
         dataset.shard(shards, shard, contiguous=True).to_parquet(path)
+    return len(rows)
 
 
-def _readme(root: Path, listing: list[str]) -> None:
-    (root / "README.md").write_text("---\nconfigs:\n" + "".join(listing) + "---\n\n# test data\n")
+def _readme(root: Path, listing: list[str], rows: dict[str, int] | None = None) -> None:
+    """README.md's card: ``configs`` and (CLEAR's) ``dataset_info`` with each config's rows."""
+    info = "".join(f"- config_name: {config}\n  splits:\n  - name: train\n    num_examples: {n}\n"
+                   for config, n in (rows or {}).items())
+    card = ("dataset_info:\n" + info if info else "") + "configs:\n" + "".join(listing)
+    (root / "README.md").write_text(f"---\n{card}---\n\n# test data\n")
 
 
 def _facts(person: str) -> list[dict[str, str]]:
@@ -97,31 +103,30 @@ def write_clear(root: Path) -> Path:
     mixed = {"image": IMAGE, "caption": TEXT, "question": TEXT, "answer": TEXT}
     evaluation = {"image": IMAGE, "caption": TEXT, "name": TEXT, "perturbed_captions": TEXTS,
                   "paraphrased_caption": TEXT, "perturbed_names": TEXTS}
-    configs = []
+    rows = {}
     for split, persons in people.items():
         images = [row for person in persons for row in photos[person]]
-        _write_config(root, split, images, faces)
+        rows[split] = _write_config(root, split, images, faces)
         qa = [{"image": None, "caption": "", "question": f["question"], "answer": f["answer"]}
               for person in persons for f in _facts(person)]
-        _write_config(root, f"{split}+tofu", [{**r, "question": "", "answer": ""}
-                                              for r in images] + qa, mixed, shards=2)
-        configs += [split, f"{split}+tofu"]
+        rows[f"{split}+tofu"] = _write_config(root, f"{split}+tofu", [
+            {**r, "question": "", "answer": ""} for r in images] + qa, mixed, shards=2)
     evaluated = {**{f"{s}_perturbed": people[s] for s in FORGET},
                  "retain_perturbed": PERSONS[-EVALUATED_RETAIN:]}
     for config, persons in evaluated.items():
         others = [p for p in PERSONS if p not in persons]
-        rows = [{**row, "perturbed_captions": [row["caption"].replace("café", place)
-                                               for place in ("park", "harbour")],
-                 "paraphrased_caption": f"A photo of {row['name']} in a café.",
-                 "perturbed_names": others[:3]}
-                for person in persons for row in photos[person]]
-        _write_config(root, config, rows, evaluation)
-        configs.append(config)
+        evaluated_rows = [
+            {**row, "perturbed_captions": [row["caption"].replace("café", place)
+                                           for place in ("park", "harbour")],
+             "paraphrased_caption": f"A photo of {row['name']} in a café.",
+             "perturbed_names": others[:3]}
+            for person in persons for row in photos[person]]
+        rows[config] = _write_config(root, config, evaluated_rows, evaluation)
     celebrities = ("Frida Kahlo", "Nelson Mandela", "Marie Curie")
-    _write_config(root, "real_faces", [
+    rows["real_faces"] = _write_config(root, "real_faces", [
         {"image": _image(20 + i), "answer": name, "options": [c for c in celebrities if c != name]}
         for i, name in enumerate(celebrities)], {"image": IMAGE, "answer": TEXT, "options": TEXTS})
-    _write_config(root, "real_world", [
+    rows["real_world"] = _write_config(root, "real_world", [
         {"question": question, "answer": answer, "image": _image(23 + i),
          "prompt": f"{question} Options: {', '.join([answer, *options])}.", "options": options}
         for i, (question, answer, options) in enumerate([
@@ -129,9 +134,8 @@ def write_clear(root: Path) -> Path:
             ("How many legs has a cat?", "Four.", ["Two.", "Six."]),
             ("What is on the plate?", "A crêpe.", ["A fork.", "A shoe."]),
         ])], {"question": TEXT, "answer": TEXT, "image": IMAGE, "prompt": TEXT, "options": TEXTS})
-    configs += ["real_faces", "real_world"]
     _readme(root, [f"- config_name: {c}\n  data_files:\n  - split: train\n    path: {c}/train-*\n"
-                   for c in configs])
+                   for c in rows], rows)
     return root
 
 

@@ -9,6 +9,7 @@ import re
 import shutil
 from pathlib import Path
 
+import datasets
 import pytest
 
 from clearbench.cli import main
@@ -59,6 +60,19 @@ def test_hub_ids_resolve_offline_from_the_huggingface_hub_cache(offline_hub: Pat
         load_tofu(DataSource(tofu="someone/TOFU"), "full")
 
 
+def test_a_partial_download_in_the_hub_cache_is_named(offline_hub: Path) -> None:
+    snapshot = offline_hub / "datasets--therem--CLEAR" / "snapshots" / SHA["therem/CLEAR"]
+    (snapshot / "full+tofu" / "train-00001-of-00002.parquet").unlink()  # one shard never came
+    (snapshot / "full" / "train-00000-of-00001.parquet").resolve().unlink()  # blob gone
+    source = DataSource()
+    with pytest.raises(DataError, match=r"config 'full\+tofu': \S+README.md lists 40 rows, its "
+                                        r"files .* hold 20 \(partial download"):
+        load_clear(source, "full+tofu")
+    with pytest.raises(DataError, match=r"config 'full': \S+ is a link to a file that is not "
+                                        r"there \(partial download"):
+        load_clear(source, "full")
+
+
 def broken_copy(hub_data: dict[str, Path], tmp_path: Path) -> Path:
     """The CLEAR snapshot without TOFU and with one problem of each kind in what `eval` reads."""
     clear = shutil.copytree(hub_data["clear"], tmp_path / "snapshot")
@@ -66,7 +80,8 @@ def broken_copy(hub_data: dict[str, Path], tmp_path: Path) -> Path:
     pointer.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:0\nsize 1\n")
     cut = clear / "real_world" / "train-00000-of-00001.parquet"
     cut.write_bytes(cut.read_bytes()[:300])
-    shutil.copytree(clear / "full", clear / "real_faces", dirs_exist_ok=True)  # no `options`
+    faces = clear / "real_faces" / "train-00000-of-00001.parquet"
+    datasets.Dataset.from_parquet(str(faces)).remove_columns("options").to_parquet(faces)
     readme = clear / "README.md"
     readme.write_text(readme.read_text().replace("config_name: retain_perturbed",
                                                  "config_name: retain_perturbed_v0"))
@@ -91,7 +106,7 @@ def test_preflight_names_every_data_problem_at_once(command: str, hub_data: dict
     for problem in [
         r"config 'forget10_perturbed': \S+ is a git-lfs pointer file",
         r"config 'real_world': \S+ is not a whole parquet file .*partial download",
-        r"config 'real_faces': missing column 'answer' .*; missing column 'options'",
+        r"config 'real_faces': missing column 'options'",
         r"config 'retain_perturbed': \S+README.md lists no such config .*wrong revision",
         rf"TOFU {clear / 'tofu'}: no such folder .*--tofu",
     ]:

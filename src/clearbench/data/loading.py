@@ -143,6 +143,11 @@ def _load_cached(
         raise DataError(f"cannot load {label}: {type(err).__name__}: {err}") from None
     columns = _SCHEMAS[kind][config]
     check_columns(dataset.features, columns, label)
+    expected = _listed_rows(folder, config)
+    if expected is not None and expected != len(dataset):
+        raise DataError(f"{label}: {folder / 'README.md'} lists {expected} rows, its files "
+                        f"{files} hold {len(dataset)} (partial download? fetch the missing "
+                        "files)")
     for column in columns:
         if column.kind == IMAGE:
             _check_images(dataset, column, label)
@@ -209,9 +214,8 @@ def _hub_snapshot(
 
 
 def _download(repo_id: str, snapshot: Path, patterns: list[str], label: str) -> None:
-    """Fetch the files of ``patterns`` into a hub snapshot (same commit) unless all are there."""
-    if all(any(snapshot.glob(pattern)) for pattern in patterns):
-        return
+    """Fetch the files of ``patterns`` into a hub snapshot (same commit); files already in the
+    cache are not fetched again."""
     try:
         snapshot_download(repo_id, repo_type="dataset", revision=snapshot.name,
                           cache_dir=snapshot.parents[2], allow_patterns=patterns)
@@ -220,14 +224,29 @@ def _download(repo_id: str, snapshot: Path, patterns: list[str], label: str) -> 
                         f"{err})") from None
 
 
+def _card(folder: Path) -> dict:
+    """The YAML header of the folder's README.md (the hub's dataset card), or {}."""
+    readme = folder / "README.md"
+    text = readme.read_text() if readme.is_file() else ""
+    front_matter = re.match(r"---\s*\n(.*?)\n---", text, re.DOTALL)
+    return (yaml.safe_load(front_matter.group(1)) if front_matter else None) or {}
+
+
+def _listed_rows(folder: Path, config: str) -> int | None:
+    """The train rows of ``config`` by the card's ``dataset_info`` (None where it says none)."""
+    info = _card(folder).get("dataset_info", [])
+    for entry in [info] if isinstance(info, dict) else info:
+        if entry.get("config_name", "default") == config:
+            rows = [s.get("num_examples") for s in entry.get("splits", []) if s["name"] == "train"]
+            return rows[0] if rows else None
+    return None
+
+
 def _patterns(folder: Path, config: str, label: str) -> list[str]:
     """The train file patterns of ``config``, as listed by the ``configs:`` header of the
     folder's README.md (the hub layout)."""
     readme = folder / "README.md"
-    text = readme.read_text() if readme.is_file() else ""
-    front_matter = re.match(r"---\s*\n(.*?)\n---", text, re.DOTALL)
-    header = yaml.safe_load(front_matter.group(1)) if front_matter else None
-    listed = {c["config_name"]: c.get("data_files") for c in (header or {}).get("configs", [])}
+    listed = {c["config_name"]: c.get("data_files") for c in _card(folder).get("configs", [])}
     if config not in listed:
         cause = ("wrong revision? another revision of the data set may have it" if listed
                  else "not a hub snapshot, or a partial download without its README.md")

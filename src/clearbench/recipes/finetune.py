@@ -16,7 +16,6 @@ import torch
 
 from clearbench.data.loading import DataSource
 from clearbench.data.preflight import Need, preflight
-from clearbench.data.schema import DataError
 from clearbench.data.views import face_name_examples, training_examples, view_needs
 from clearbench.evaluation.gate import GATE_TASKS, memorisation_report
 from clearbench.evaluation.tasks import TASKS_BY_NAME
@@ -145,7 +144,9 @@ class FinetuneConfig:
         pretraining rows and the memorisation gate's tasks."""
         return [
             *view_needs(self.split, face_names=recipe.face_name_repeats > 0),
-            *([Need("clear", "pretrain")] if recipe.replay else []),
+            *([Need("clear", "pretrain", why=f"replay = {recipe.replay}: the rows the base "
+                    "model learned, which only CLEAR-mini has; fine-tune with replay 0 on other "
+                    "data")] if recipe.replay else []),
             *(TASKS_BY_NAME[task].need(self.gate_split) for task in GATE_TASKS),
         ]
 
@@ -181,7 +182,7 @@ def finetune(config: FinetuneConfig) -> dict[str, Any]:
     examples += face_name_examples(source, config.split) * recipe.face_name_repeats
     if recipe.gradient_checkpointing:
         enable_gradient_checkpointing(vlm)
-    replay = replay_rows(source, recipe.replay, config.split)
+    replay = replay_rows(source, recipe.replay)
     # Steps count global batches: every process takes batch_size examples per micro-batch.
     global_batch = recipe.batch_size * state.num_processes
     batches_per_epoch = -(-(len(examples) + replay.per_epoch) // global_batch)
@@ -241,19 +242,13 @@ def finetune(config: FinetuneConfig) -> dict[str, Any]:
     return record
 
 
-def replay_rows(source: DataSource, share: float, split: str) -> Replay:
+def replay_rows(source: DataSource, share: float) -> Replay:
     """``share`` of the ``pretrain`` rows, to be sampled afresh every epoch (none for 0)."""
     if not 0 <= share <= 1:
         raise ValueError(f"replay must be a share between 0 and 1, got {share}")
     if share == 0:
         return Replay(items=(), per_epoch=0)
-    try:
-        rows = training_examples(source, "pretrain")
-    except DataError as error:
-        raise DataError(
-            f"replay = {share} needs the `pretrain` config (what the base model learned), "
-            f"which only CLEAR-mini has; fine-tune {split} with replay 0 ({error})"
-        ) from error
+    rows = training_examples(source, "pretrain")
     return Replay(items=rows, per_epoch=round(share * len(rows)))
 
 
