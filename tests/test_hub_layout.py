@@ -11,6 +11,7 @@ from pathlib import Path
 
 import datasets
 import pytest
+from huggingface_hub import HfApi, constants
 
 from clearbench.cli import main
 from clearbench.data.loading import DataSource, load_clear, load_tofu
@@ -58,6 +59,18 @@ def test_hub_ids_resolve_offline_from_the_huggingface_hub_cache(offline_hub: Pat
         load_clear(DataSource(clear_revision="v0"), "full")
     with pytest.raises(DataError, match=r"someone/TOFU: HF_HUB_OFFLINE is set.*--tofu"):
         load_tofu(DataSource(tofu="someone/TOFU"), "full")
+
+
+def test_an_unreachable_hub_falls_back_to_the_cache(offline_hub: Path, monkeypatch) -> None:
+    def unreachable(*args, **kwargs):
+        raise ConnectionError("no route to huggingface.co")
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(HfApi, "dataset_info", unreachable)
+    assert len(load_tofu(DataSource(), "world_facts_perturbed")) == 2
+    with pytest.raises(DataError, match=r"someone/CLEAR: the hub is unreachable and the "
+                                        r"huggingface_hub cache .* does not hold it"):
+        load_clear(DataSource(clear="someone/CLEAR"), "full")
 
 
 def test_a_partial_download_in_the_hub_cache_is_named(offline_hub: Path) -> None:
