@@ -245,13 +245,11 @@ def plan(config: RunConfig, run_dir: Path) -> Plan:
     return the_plan
 
 
-def check_data(the_plan: Plan, parameters: int) -> dict[Need, datasets.Dataset] | None:
-    """Preflight of a run whose model has ``parameters`` (they choose the recipes): every config
-    any stage reads (and ``full``, whose persons the dry run counts), validated before any stage
-    starts; None when the run synthesises its data."""
+def check_data(the_plan: Plan, parameters: int) -> dict[Need, datasets.Dataset]:
+    """Preflight of a run on existing data whose model has ``parameters`` (they choose the
+    recipes): every config any stage reads (and ``full``, whose persons the dry run counts),
+    validated before any stage starts."""
     config = the_plan.config
-    if config.synth is not None:
-        return None
     source = data_source(the_plan.data, config.data_revision, config.tofu, config.tofu_revision)
     needs = [Need("clear", "full")]
     for stage in the_plan.stages:
@@ -411,15 +409,18 @@ def run(config_path: Path | None = None, run_dir: Path | None = None, *,
     config = load_run_config(config_path)
     run_dir = run_dir or Path("runs") / config_path.stem
     the_plan = plan(config, run_dir)
+    loaded = None
+    if config.synth is None:  # every data problem, before any weights load
+        try:
+            parameters = model_shape(the_plan).parameters
+        except ValueError:  # a hub model the estimate does not know: a dry run stops here
+            if dry_run:
+                raise
+            parameters = count_parameters(str(config.model), revision=config.model_revision)
+        loaded = check_data(the_plan, parameters)
     if dry_run:
-        loaded = check_data(the_plan, model_shape(the_plan).parameters)
         print(describe(the_plan, loaded))
         return the_plan
-    try:
-        parameters = model_shape(the_plan).parameters
-    except ValueError:  # a hub model the estimate does not know: read its config
-        parameters = count_parameters(str(config.model), revision=config.model_revision)
-    check_data(the_plan, parameters)  # every data problem, before any weights load
     jobs = jobs or config.jobs
     print(f"clearbench run: {config_path} -> {run_dir} ({len(the_plan.stages)} stages, "
           f"{jobs} at a time)")
