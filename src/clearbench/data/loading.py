@@ -21,7 +21,11 @@ from pathlib import Path
 import datasets
 import yaml
 from huggingface_hub import HfApi, constants, snapshot_download
-from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+from huggingface_hub.errors import (
+    LocalEntryNotFoundError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
 from PIL import Image
 
 from clearbench.data.schema import (
@@ -190,8 +194,10 @@ def _hub_snapshot(
                                    cache_dir=cache, allow_patterns=["README.md"],
                                    local_files_only=not online)
         return Path(folder), online
-    except Exception:  # LocalEntryNotFoundError and the like: not in the cache
+    except LocalEntryNotFoundError:  # not in the cache: say below what the cache holds
         pass
+    except Exception as err:  # an invalid id, a full disk, ...
+        raise DataError(f"{where}: {type(err).__name__}: {err}") from None
     repo = Path(cache) / f"datasets--{repo_id.replace('/', '--')}"
     why = "HF_HUB_OFFLINE is set" if offline else "the hub is unreachable"
     if not (repo / "snapshots").is_dir():
@@ -206,6 +212,10 @@ def _hub_snapshot(
         for ref in sorted((repo / "refs").rglob("*")) if ref.is_file()
     }
     snapshots = sorted(path.name for path in (repo / "snapshots").iterdir())
+    commit = refs.get(revision or "main", revision)
+    if commit in snapshots:
+        raise DataError(f"{where}: the huggingface_hub cache {cache} holds an incomplete "
+                        f"snapshot {commit} (partial download: fetch it again)")
     raise DataError(
         f"{where}: wrong revision? {why} and the huggingface_hub cache {cache} holds only refs "
         f"{refs} and snapshots {snapshots} of it; pin one of those (a full 40-character commit "
