@@ -17,8 +17,8 @@ def data_source(data: str, revision: str | None = None, tofu: str | None = None,
     """CLEAR from a hub id or a local folder; TOFU from ``tofu`` (default: ``locuslab/TOFU``
     for a hub id, ``data/tofu`` for a folder); a revision pins a hub id only."""
     if not is_hub_id(data):
-        return DataSource(clear=data, tofu=tofu or DataSource.local(data).tofu,
-                          tofu_revision=tofu_revision)
+        local = DataSource.local(Path(data))  # normalised paths, as recorded by earlier runs
+        return DataSource(clear=local.clear, tofu=tofu or local.tofu, tofu_revision=tofu_revision)
     return DataSource(clear=data, clear_revision=revision, tofu=tofu or TOFU_HUB_ID,
                       tofu_revision=tofu_revision)
 
