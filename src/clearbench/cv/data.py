@@ -41,7 +41,7 @@ from clearbench.data.synth.generate import look_order
 from clearbench.data.synth.text import EXPRESSIONS, LIGHTS, SCENES
 from clearbench.io import read_json
 
-SUPPORTED_GENERATOR_VERSIONS = (2,)
+SUPPORTED_GENERATOR_VERSIONS = (3,)
 """CLEAR-mini generator versions whose looks :func:`mini_looks` knows how to recompute."""
 
 

@@ -47,10 +47,10 @@ from clearbench.data.synth.text import (
     wrong_values,
 )
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 """Bumped whenever the same arguments would generate different data (2: facts in several
 wordings, paraphrases held out per fact, perturbed names never trained, TOFU-layout real
-sets without paraphrases)."""
+sets without paraphrases; 3: milder night, lighter dark scenes, smaller tilt)."""
 
 Row = dict[str, Any]
 
