@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from huggingface_hub import constants
 
 from clearbench.data.synth import synthesize
 from clearbench.models.tiny import TinyVLMConfig
+from hub_layout import write_clear, write_hub_cache, write_tofu
 
 
 @pytest.fixture(scope="session")
@@ -18,6 +20,28 @@ def mini_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return synthesize(tmp_path_factory.mktemp("clear-mini") / "data", persons=10,
                       images_per_person=5, qa_per_person=5, other_images_per_person=None,
                       other_qa_per_person=None)
+
+
+@pytest.fixture(scope="session")
+def hub_data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """CLEAR and TOFU snapshot folders in the real hub layout (tests/hub_layout.py), ten
+    persons."""
+    root = tmp_path_factory.mktemp("hub")
+    return {"clear": write_clear(root / "CLEAR"), "tofu": write_tofu(root / "TOFU")}
+
+
+@pytest.fixture
+def offline_hub(hub_data: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``HF_HUB_OFFLINE=1`` and a huggingface_hub cache holding therem/CLEAR and locuslab/TOFU
+    (the hub data's folders); the cache."""
+    cache = tmp_path / "hf-cache"
+    write_hub_cache(cache, "therem/CLEAR", hub_data["clear"])
+    write_hub_cache(cache, "locuslab/TOFU", hub_data["tofu"])
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # for subprocesses
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # read once, on import
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    return cache
 
 
 TINY = TinyVLMConfig(

@@ -21,6 +21,14 @@ def test_help(words, capsys):
     assert "usage: clearbench" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("command", ["base", "finetune", "eval", "unlearn"])
+def test_every_command_that_reads_tofu_takes_its_source_and_revision(command, capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([command, "--help"])
+    usage = capsys.readouterr().out
+    assert "--tofu SOURCE" in usage and "--tofu-revision" in usage
+
+
 def test_module_entry_point_runs():
     done = subprocess.run([sys.executable, "-m", "clearbench", "--help"], capture_output=True,
                           text=True, check=True)
@@ -38,3 +46,13 @@ def test_unknown_run_config_key_is_named(tmp_path, capsys):
     config.write_text("seed: 0\nforget_split: [forget10]\n")
     assert main(["run", "--config", str(config)]) == 2
     assert "forget_split" in capsys.readouterr().err
+
+
+def test_torchvision_is_in_the_gpu_extra_only():
+    """Qwen2-VL's processor needs torchvision on GPUs (docs/gpu.md); CPU installs stay lean."""
+    from pathlib import Path
+
+    tomllib = pytest.importorskip("tomllib")  # Python ≥ 3.11
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
+    assert not any(d.startswith("torchvision") for d in project["dependencies"])
+    assert any(d.startswith("torchvision") for d in project["optional-dependencies"]["gpu"])

@@ -98,11 +98,13 @@ def test_the_paper_tables_preset_adds_the_l1_variant_and_the_modality_study(
 
 
 @pytest.mark.parametrize("path", sorted(PAPER.glob("*.yaml")), ids=lambda p: p.name)
-def test_dry_run_of_a_paper_config_works_offline(path: Path, tmp_path: Path, capsys) -> None:
+def test_dry_run_of_a_paper_config_works_offline(path: Path, tmp_path: Path, offline_hub: Path,
+                                                capsys) -> None:
+    """From the huggingface_hub cache (ten persons there), with HF_HUB_OFFLINE set."""
     assert main(["run", "--config", str(path), "--out", str(tmp_path / "run"),
                  "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "therem/CLEAR — 200 persons" in out
+    assert "therem/CLEAR — 10 persons" in out
     assert "fine-tune vanilla" in out and "unlearn rmu (l1-lora, both, forget10)" in out
     assert not (tmp_path / "run").exists()  # nothing is run or written
 

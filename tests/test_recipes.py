@@ -26,6 +26,7 @@ import torch
 import clearbench.recipes.finetune as finetune_module
 from clearbench.data.examples import Example
 from clearbench.data.loading import DataSource
+from clearbench.data.preflight import preflight
 from clearbench.data.schema import DataError
 from clearbench.data.views import training_examples
 from clearbench.evaluation.gate import (
@@ -164,11 +165,15 @@ def test_replay_needs_the_pretrain_rows(mini_data: Path, tmp_path: Path) -> None
     shutil.copytree(mini_data, no_pretrain)
     shutil.rmtree(no_pretrain / "pretrain")
     source = DataSource.local(no_pretrain)
-    assert replay_rows(source, 0.0, "full+tofu").per_epoch == 0
-    with pytest.raises(DataError, match=r"replay = 0\.25 needs the `pretrain` config"):
-        replay_rows(source, 0.25, "full+tofu")
+    assert replay_rows(source, 0.0).per_epoch == 0
+    config = FinetuneConfig(model="unused", data=str(no_pretrain), out=tmp_path / "out")
+    mini = config.resolved_recipe(1000)[1]
+    with pytest.raises(DataError, match=r"config 'pretrain'.*\[read for replay = 0\.25: .*"
+                                        r"fine-tune with replay 0"):
+        preflight(source, config.data_needs(mini))
+    preflight(source, config.data_needs(replace(mini, replay=0.0)))
     with pytest.raises(ValueError, match="replay must be a share"):
-        replay_rows(DataSource.local(mini_data), 1.5, "full+tofu")
+        replay_rows(DataSource.local(mini_data), 1.5)
 
 
 def test_finished_finetune_is_skipped_and_other_settings_are_refused(
@@ -289,14 +294,16 @@ def test_cli_help(command: str, options: list[str]) -> None:
 
 @pytest.mark.slow
 def test_cli_finetune_with_missing_data_is_a_one_line_error(base: Path, tmp_path: Path) -> None:
+    """One error, listing the missing CLEAR folder and the TOFU folder it would hold."""
     missing, out = tmp_path / "no-such-data", tmp_path / "out"
     done = run_cli("finetune", "--model", str(base), "--data", str(missing), "--out", str(out))
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     errors = [line for line in done.stderr.splitlines() if "error" in line.lower()]
     assert len(errors) == 1, done.stderr
-    assert errors[0].startswith("clearbench finetune: error: ")
-    assert str(missing) in errors[0]
+    assert errors[0].startswith("clearbench finetune: error: 2 data problem(s)")
+    assert f"CLEAR {missing}: no such folder" in done.stderr
+    assert f"TOFU {missing / 'tofu'}: no such folder" in done.stderr
     assert not out.exists()
 
 

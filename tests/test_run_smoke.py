@@ -127,6 +127,6 @@ def test_dry_run_sizes_a_local_model_and_data_folder(smoke_run: Path, tmp_path: 
                       f"model: {smoke_run / 'base'}\nunlearn: {{methods: [ga]}}\n")
     assert main(["run", "--config", str(config), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "10 persons, 20 images, 2 QA per person" in out
+    assert "10 persons, 20 images, 4 QA per person" in out  # 2 facts in 2 wordings each
     base = json.loads((smoke_run / "base" / "base.json").read_text())
     assert f"{base['parameters'] / 1e6:,.1f} M parameters" in out

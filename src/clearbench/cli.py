@@ -13,6 +13,14 @@ from clearbench.presets import PRESETS
 Handler = Callable[[argparse.Namespace], object]
 
 
+def add_tofu_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--tofu`` and ``--tofu-revision``, for every command that reads TOFU."""
+    parser.add_argument("--tofu", default=None, metavar="SOURCE",
+                        help="TOFU hub id or snapshot folder (default: locuslab/TOFU for a hub "
+                        "--data, DATA/tofu for a folder)")
+    parser.add_argument("--tofu-revision", default=None, help="pin the hub TOFU to a commit/tag")
+
+
 def add_data_commands(sub: argparse._SubParsersAction) -> None:
     data = sub.add_parser("data", help="CLEAR data: generate the offline CLEAR-mini set")
     data_sub = data.add_subparsers(dest="data_command", required=True, metavar="COMMAND")
@@ -49,6 +57,7 @@ def add_base_command(sub: argparse._SubParsersAction) -> None:
     base.add_argument("--epochs", type=float, default=None)
     base.add_argument("--lr", type=float, default=None)
     base.add_argument("--seed", type=int, default=0)
+    add_tofu_arguments(base)
     base.set_defaults(handler=run_base)
 
 
@@ -57,7 +66,7 @@ def run_base(args: argparse.Namespace) -> None:
 
     overrides = {k: v for k, v in (("epochs", args.epochs), ("lr", args.lr)) if v is not None}
     build_base(BaseConfig(data=args.data, out=args.out, arch=args.arch, seed=args.seed,
-                          **overrides))
+                          tofu=args.tofu, tofu_revision=args.tofu_revision, **overrides))
 
 
 def add_finetune_command(sub: argparse._SubParsersAction) -> None:
@@ -91,6 +100,7 @@ def add_finetune_command(sub: argparse._SubParsersAction) -> None:
                     help="share of CLEAR-mini's pretrain rows replayed each epoch (mini: 0.25)")
     ft.add_argument("--seed", type=int, default=0)
     ft.add_argument("--data-revision", help="pin the hub data set to a commit/tag")
+    add_tofu_arguments(ft)
     ft.add_argument("--model-revision", help="pin the hub model to a commit/tag")
     ft.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     ft.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
@@ -132,6 +142,7 @@ def add_eval_commands(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--limit", type=int, default=None,
                     help="score only the first N rows of each task (default: every row)")
     ev.add_argument("--data-revision", help="pin the hub data set to a commit/tag")
+    add_tofu_arguments(ev)
     ev.add_argument("--model-revision", help="pin the hub model to a commit/tag")
     ev.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     ev.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
@@ -201,7 +212,8 @@ def add_unlearn_command(sub: argparse._SubParsersAction) -> None:
     un.add_argument("--gradient-checkpointing", action="store_true", default=None,
                     help="recompute activations in the backward pass (less memory)")
     un.add_argument("--seed", type=int, default=0)
-    un.add_argument("--data-revision")
+    un.add_argument("--data-revision", help="pin the hub data set to a commit/tag")
+    add_tofu_arguments(un)
     un.add_argument("--model-revision")
     un.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     un.add_argument("--device", default="cpu")

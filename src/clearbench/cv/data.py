@@ -34,6 +34,7 @@ import torch
 from PIL import Image
 
 from clearbench.data.loading import DATACARD, DataSource, load_clear
+from clearbench.data.preflight import Need, preflight
 from clearbench.data.schema import FORGET_SPLITS, DataError
 from clearbench.data.synth.faces import Look, distinct_looks, random_shot, render
 from clearbench.data.synth.generate import look_order
@@ -161,6 +162,12 @@ def render_faces(look: Look, name: str, count: int, purpose: str) -> list[Image.
     return [render(look, random_shot(rng, *rng.choice(combos))) for _ in range(count)]
 
 
+def face_needs(source: DataSource, forget_split: str) -> list[Need]:
+    """The configs :func:`load_faces` reads."""
+    return [Need("clear", config) for config in
+            ("full", forget_split, "real_faces", *(["holdout"] if is_mini(source) else []))]
+
+
 def load_faces(
     source: DataSource,
     forget_split: str = "forget10",
@@ -183,6 +190,7 @@ def load_faces(
     mini = is_mini(source)
     if pretrain_renders and not mini:
         raise ValueError("pretrain_renders needs a CLEAR-mini folder (it renders their faces)")
+    preflight(source, face_needs(source, forget_split))
     person_images = _group(*_rows(source, "full", "name"))
     forgotten = set(_rows(source, forget_split, "name")[1])
     unknown = forgotten - person_images.keys()

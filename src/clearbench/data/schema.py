@@ -124,16 +124,16 @@ def _has_kind(feature: object, kind: str) -> bool:
 
 
 def check_columns(found: datasets.Features, columns: tuple[Column, ...], where: str) -> None:
-    """Raise :class:`DataError` if a required column is missing or has the wrong type."""
+    """Raise :class:`DataError` naming every required column that is missing or has the wrong
+    type."""
+    problems = []
     for column in columns:
         if column.name not in found:
-            if column.optional:
-                continue
-            raise DataError(
-                f"{where}: missing column {column.name!r} (expected {column.kind}); "
-                f"the data set has {sorted(found)}"
-            )
-        if not _has_kind(found[column.name], column.kind):
-            raise DataError(
-                f"{where}: column {column.name!r} is {found[column.name]}, expected {column.kind}"
-            )
+            if not column.optional:
+                problems.append(f"missing column {column.name!r} (expected {column.kind})")
+        elif not _has_kind(found[column.name], column.kind):
+            problems.append(
+                f"column {column.name!r} is {found[column.name]}, expected {column.kind}")
+    if problems:
+        raise DataError(f"{where}: {'; '.join(problems)}; the data set has {sorted(found)} "
+                        "(wrong revision, or not this data set?)")

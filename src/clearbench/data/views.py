@@ -6,6 +6,7 @@ from typing import Any
 
 from clearbench.data.examples import Example
 from clearbench.data.loading import DataSource, load_clear, load_tofu
+from clearbench.data.preflight import Need
 from clearbench.data.prompts import FACE_NAME_PROMPT, caption_prompt
 from clearbench.data.schema import FORGET_SPLITS, DataError
 
@@ -42,6 +43,18 @@ def row_example(row: dict[str, Any], example_id: str) -> Example:
     if row.get("question"):
         return Example(row["question"], row["answer"], image, example_id)
     return Example(caption_prompt(row["caption"]), row["caption"], image, example_id)
+
+
+def view_needs(name: str, *, face_names: bool = False) -> list[Need]:
+    """The configs :func:`training_examples` reads for a view, and with ``face_names`` those
+    :func:`face_name_examples` reads too."""
+    _check_view(name)
+    if name.startswith("tofu:"):
+        return [Need("tofu", name.removeprefix("tofu:"))]
+    needs = [Need("clear", name)]
+    if face_names and name != "pretrain":
+        needs.append(Need("clear", name.removesuffix("+tofu")))
+    return needs
 
 
 def training_examples(source: DataSource, name: str) -> list[Example]:

@@ -16,6 +16,7 @@ import datasets
 from PIL import Image
 
 from clearbench.data.loading import DATACARD, DataSource, load_clear, load_tofu
+from clearbench.data.preflight import Need
 from clearbench.data.prompts import FACE_NAME_PROMPT, caption_prompt
 
 TOFU_QA_PER_AUTHOR = 20
@@ -53,6 +54,10 @@ class Task:
     make_row: Callable[[dict[str, Any], str], TaskRow]
     per_author: bool = False
     """TOFU biography QA: a row's unit is its author (see :func:`qa_authors`)."""
+
+    def need(self, forget_split: str) -> Need:
+        """The config the task reads (for :func:`~clearbench.data.preflight.preflight`)."""
+        return Need(self.dataset, self.config.format(split=forget_split))
 
     def load(self, source: DataSource, forget_split: str) -> datasets.Dataset:
         """The task's data set, validated on load (cached: a second call is free)."""
@@ -102,6 +107,8 @@ def real_face_row(row: dict[str, Any], row_id: str) -> TaskRow:
 
 
 def real_world_row(row: dict[str, Any], row_id: str) -> TaskRow:
+    """Prompted with ``question``, as the authors' evaluation; the hub's ``prompt`` column (the
+    question with its options written out) is not read (docs/deviations.md)."""
     return TaskRow(row_id, row["question"], row["image"], row["answer"], row["answer"],
                    tuple(row["options"]), row["answer"], row["question"], row_id)
 

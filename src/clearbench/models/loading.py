@@ -50,16 +50,8 @@ def load_vlm(
     if dtype not in DTYPES:
         raise ModelError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     name = str(name_or_path)
-    if not Path(name).expanduser().exists() and (
-        isinstance(name_or_path, Path) or _looks_local(name)
-    ):
-        raise ModelError(f"model folder {name} does not exist")
     hub = {"revision": revision, "trust_remote_code": trust_remote_code}
-    config = AutoConfig.from_pretrained(name, **hub)
-    if config.model_type not in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES:
-        raise ModelError(
-            f"{name} is not an image-text-to-text model (model_type {config.model_type!r})"
-        )
+    config = _load_config(name_or_path, hub)
     format_class = chat_format_class(config.model_type)
     model = AutoModelForImageTextToText.from_pretrained(
         name, config=config, dtype=DTYPES[dtype], **hub
@@ -71,6 +63,31 @@ def load_vlm(
     )
     chat_format = format_class.from_model(config, tokenizer, image_processor, processor)
     return VLM(model.to(device), tokenizer, image_processor, chat_format, processor)
+
+
+def count_parameters(name_or_path: str | Path, *, revision: str | None = None) -> int:
+    """A checkpoint's parameter count from its config alone (the model is built on the meta
+    device: no weights are read)."""
+    config = _load_config(name_or_path, {"revision": revision})
+    with torch.device("meta"):
+        model = AutoModelForImageTextToText.from_config(config)
+    return sum(p.numel() for p in model.parameters())
+
+
+def _load_config(name_or_path: str | Path, hub: dict[str, Any]) -> Any:
+    """The checkpoint's config; ModelError for a missing folder or a model that is not
+    image-text-to-text."""
+    name = str(name_or_path)
+    if not Path(name).expanduser().exists() and (
+        isinstance(name_or_path, Path) or _looks_local(name)
+    ):
+        raise ModelError(f"model folder {name} does not exist")
+    config = AutoConfig.from_pretrained(name, **hub)
+    if config.model_type not in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES:
+        raise ModelError(
+            f"{name} is not an image-text-to-text model (model_type {config.model_type!r})"
+        )
+    return config
 
 
 def _load_processor(name: str, hub: dict[str, Any]) -> ProcessorMixin | None:

@@ -9,13 +9,14 @@ a normal HF model folder that ``finetune`` takes as ``--model``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from clearbench.data.loading import DataSource, load_clear, load_tofu
+from clearbench.data.preflight import Need, preflight
 from clearbench.data.prompts import CAPTION_PROMPTS, FACE_NAME_PROMPT
 from clearbench.data.refusals import load_refusals
 from clearbench.data.schema import CLEAR_CONFIGS, TOFU_CONFIGS
@@ -40,14 +41,22 @@ class BaseConfig:
     batch_size: int = 16
     warmup_epochs: float = 0.5
     model: TinyVLMConfig = field(default_factory=TinyVLMConfig)
+    tofu: str | None = None
+    """TOFU hub id or folder (default: DATA/tofu, CLEAR-mini's)."""
+    tofu_revision: str | None = None
+
+    def data_needs(self) -> list[Need]:
+        """Every config: the tokenizer is trained on all their text (see :func:`corpus`)."""
+        return [*(Need("clear", config) for config in CLEAR_CONFIGS),
+                *(Need("tofu", config) for config in TOFU_CONFIGS)]
 
 
-def corpus(source: DataSource) -> Iterator[str]:
+def corpus(source: DataSource, clear_configs: Iterable[str] = CLEAR_CONFIGS) -> Iterator[str]:
     """Every text the model will ever read or write: the tokenizer is trained on it."""
     yield from CAPTION_PROMPTS
     yield FACE_NAME_PROMPT
     yield from load_refusals()
-    for loader, configs in ((load_clear, CLEAR_CONFIGS), (load_tofu, TOFU_CONFIGS)):
+    for loader, configs in ((load_clear, clear_configs), (load_tofu, TOFU_CONFIGS)):
         for config in configs:
             dataset = loader(source, config)
             for column in dataset.column_names:
@@ -63,10 +72,12 @@ def corpus(source: DataSource) -> Iterator[str]:
 def build_base(config: BaseConfig) -> dict[str, Any]:
     """Build, pretrain and save the tiny base VLM (or skip if this exact one exists)."""
     out = Path(config.out)
-    source = data_source(config.data)
+    source = data_source(config.data, tofu=config.tofu, tofu_revision=config.tofu_revision)
     model_config = TinyVLMConfig(**{**asdict(config.model), "arch": config.arch})
+    recorded = {k: v for k, v in asdict(config).items()
+                if k not in ("tofu", "tofu_revision")}  # the data fingerprint covers TOFU
     identity = {
-        "config": {**asdict(config), "out": None, "model": asdict(model_config)},
+        "config": {**recorded, "out": None, "model": asdict(model_config)},
         "data": source.fingerprint(),
     }
     stage_hash = stable_hash(identity)
@@ -74,6 +85,7 @@ def build_base(config: BaseConfig) -> dict[str, Any]:
         print(f"base: {out} is already done (settings {stage_hash}); nothing to do")
         return identity
 
+    preflight(source, config.data_needs())
     vlm = build_tiny_vlm(model_config, corpus(source), seed=config.seed)
     examples = training_examples(source, "pretrain")
     settings = TrainSettings(

@@ -1,9 +1,10 @@
 """``clearbench run --dry-run``: a run's plan with data sizes, optimiser steps and memory
-estimates, without loading any weights or data rows.
+estimates, without loading any weights.
 
 Model sizes come from the model's config on the meta device (local folders, the tiny base) or
-from a table of the hub models the paper uses. Data sizes come from the synthesis settings or
-a CLEAR-mini folder's data card, otherwise from spec §1.1 (``therem/CLEAR``).
+from a table of the hub models the paper uses. Data sizes are counted in the data the run's
+preflight loaded; a run that synthesises CLEAR-mini takes them from its synthesis settings.
+Without data at hand they are spec §1.1's (``therem/CLEAR``).
 
 Peak memory of a training stage (bytes), documented in ``docs/gpu.md``:
     weights          P · w                       (w = 2 for bf16/fp16, 4 for fp32)
@@ -22,16 +23,18 @@ Evaluation: weights + one batch of activations without gradients. Expect ±30 %.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from clearbench.data.preflight import Need
 from clearbench.data.schema import FORGET_SPLITS
 from clearbench.methods import build_method
 
 if TYPE_CHECKING:
+    import datasets
+
     from clearbench.recipes.pipeline import Plan, Stage
 
 TEXT_TOKENS = 96
@@ -107,15 +110,20 @@ class DataSizes:
     persons: int
     images: int
     qa_per_person: int
+    """QA rows (of ``full+tofu``) per person: facts times their wordings."""
     splits: dict[str, tuple[int, int]] | None = None
     """(image rows, QA rows) of ``full``, ``forgetNN`` and ``retainNN`` where they are known
     exactly (CLEAR-mini, whose persons have unequal sizes); else proportional to persons."""
+    views: dict[str, tuple[int, int]] | None = None
+    """(image rows, QA rows) of training views counted in the data (they take precedence)."""
 
     def forget_persons(self, split: str) -> int:
         return max(1, round(int(split[-2:]) / 100 * self.persons))
 
     def view(self, name: str) -> tuple[int, int]:
         """(image rows, QA rows) of a training view (``full+tofu``, ``forget10``, ...)."""
+        if self.views is not None and name in self.views:
+            return self.views[name]
         base = name.removeprefix("tofu:").removesuffix("+tofu")
         if self.splits is not None:
             images, qa = self.splits[base]
@@ -133,22 +141,31 @@ class DataSizes:
         return images, qa if name.endswith("+tofu") else 0
 
 
-def data_sizes(the_plan: Plan) -> DataSizes:
+def data_sizes(the_plan: Plan, loaded: dict[Need, datasets.Dataset] | None = None) -> DataSizes:
+    """The run's data sizes: from its synthesis settings, counted in the configs its preflight
+    ``loaded`` (which include ``full``), or else spec §1.1's."""
     config = the_plan.config
-    splits = ("full", *FORGET_SPLITS, *FORGET_SPLITS.values())
     if config.synth is not None:
         synth = config.synth
+        splits = ("full", *FORGET_SPLITS, *FORGET_SPLITS.values())
         rows = {split: synth.training_rows(split) for split in splits}
-        return DataSizes(synth.persons, rows["full"][0], synth.qa_per_person, rows)
-    card = Path(the_plan.data) / "datacard.json"
-    if card.is_file():
-        recorded = json.loads(card.read_text())
-        persons = len(recorded["persons"]["fictitious"])
-        rows = recorded["rows"]
-        facts = recorded.get("arguments", {}).get("qa_per_person", rows["tofu"]["full"] // persons)
-        return DataSizes(persons, rows["clear"]["full"], facts,
-                         {split: (rows["clear"][split], rows["tofu"][split]) for split in splits})
-    return DataSizes(CLEAR_PERSONS, CLEAR_IMAGES, CLEAR_QA_PER_PERSON)
+        return DataSizes(synth.persons, rows["full"][0], round(rows["full"][1] / synth.persons),
+                         rows)
+    if loaded is None:
+        return DataSizes(CLEAR_PERSONS, CLEAR_IMAGES, CLEAR_QA_PER_PERSON)
+    views = {}
+    for need, dataset in loaded.items():
+        if need.dataset == "tofu":
+            views[f"tofu:{need.config}"] = (0, len(dataset))
+        elif need.config.endswith("+tofu"):  # image rows, then QA rows without an image
+            images = len(dataset) - dataset.data.column("image").null_count
+            views[need.config] = (images, len(dataset) - images)
+        else:
+            views[need.config] = (len(dataset), 0)
+    full = loaded[Need("clear", "full")]
+    persons = len(set(full["name"]))
+    images, qa = views.get("full+tofu", (len(full), 0))
+    return DataSizes(persons, images, round(qa / persons), views=views)
 
 
 def lora_parameters(shape: ModelShape, rank: int) -> int:
@@ -226,10 +243,11 @@ def estimate(stage: Stage, shape: ModelShape, sizes: DataSizes) -> tuple[str, st
     return "", "", ""
 
 
-def describe(the_plan: Plan) -> str:
-    """The printable plan of ``clearbench run --dry-run``."""
+def describe(the_plan: Plan, loaded: dict[Need, datasets.Dataset] | None = None) -> str:
+    """The printable plan of ``clearbench run --dry-run``, sized by the data its preflight
+    ``loaded`` (None: synthesised by the run)."""
     shape = model_shape(the_plan)
-    sizes = data_sizes(the_plan)
+    sizes = data_sizes(the_plan, loaded)
     config = the_plan.config
     lines = [
         f"plan of {config.path} -> {the_plan.run_dir}: {len(the_plan.stages)} stages",

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from clearbench.data.preflight import Need, preflight
 from clearbench.evaluation.evaluate import EvalSettings, evaluate_task
 from clearbench.evaluation.scoring import check_eval, score
 from clearbench.evaluation.tasks import TASKS, TASKS_BY_NAME
@@ -40,6 +41,9 @@ class EvalConfig:
     seed: int = 0
     limit: int | None = None
     data_revision: str | None = None
+    tofu: str | None = None
+    """TOFU hub id or folder (default: locuslab/TOFU for a hub id, DATA/tofu for a folder)."""
+    tofu_revision: str | None = None
     model_revision: str | None = None
     dtype: str = "auto"
     device: str = "cpu"
@@ -60,12 +64,16 @@ class EvalConfig:
             )
         self.settings().validate()
 
+    def data_needs(self) -> list[Need]:
+        """The config of every selected task."""
+        return [TASKS_BY_NAME[name].need(self.forget_split) for name in self.tasks]
+
 
 def run_eval(config: EvalConfig) -> dict[str, Any]:
     """Evaluate ``config.model`` on every selected task and write ``OUT/eval.json``."""
     config.validate()
     out = Path(config.out)
-    source = data_source(config.data, config.data_revision)
+    source = data_source(config.data, config.data_revision, config.tofu, config.tofu_revision)
     settings = config.settings()
     header = {
         "model": {"path": config.model, "revision": config.model_revision},
@@ -86,8 +94,7 @@ def run_eval(config: EvalConfig) -> dict[str, Any]:
             print(f"eval: {eval_file} is already done (identity {identity}); nothing to do")
             return done
 
-    for name in config.tasks:  # bad data fails here, before the model loads
-        TASKS_BY_NAME[name].load(source, config.forget_split)
+    preflight(source, config.data_needs())  # bad data fails here, before the model loads
     torch.manual_seed(settings.seed)
     state = process_state(config.device)  # rows are shared out under a multi-process launch
     vlm = load_vlm(config.model, revision=config.model_revision, dtype=config.dtype,

@@ -15,11 +15,12 @@ from typing import Any
 import torch
 
 from clearbench.data.loading import DataSource
-from clearbench.data.schema import DataError
-from clearbench.data.views import face_name_examples, training_examples
-from clearbench.evaluation.gate import memorisation_report
+from clearbench.data.preflight import Need, preflight
+from clearbench.data.views import face_name_examples, training_examples, view_needs
+from clearbench.evaluation.gate import GATE_TASKS, memorisation_report
+from clearbench.evaluation.tasks import TASKS_BY_NAME
 from clearbench.io import stable_hash, write_json_atomic
-from clearbench.models.loading import load_vlm
+from clearbench.models.loading import count_parameters, load_vlm
 from clearbench.models.lora import (
     LoraSettings,
     apply_lora,
@@ -114,6 +115,9 @@ class FinetuneConfig:
     replay: float | None = None
     seed: int = 0
     data_revision: str | None = None
+    tofu: str | None = None
+    """TOFU hub id or folder (default: locuslab/TOFU for a hub id, DATA/tofu for a folder)."""
+    tofu_revision: str | None = None
     model_revision: str | None = None
     dtype: str = "auto"
     device: str = "cpu"
@@ -135,28 +139,42 @@ class FinetuneConfig:
         }
         return name, replace(RECIPES[name], **overrides)
 
+    def data_needs(self, recipe: Recipe) -> list[Need]:
+        """Every config the stage reads with ``recipe``: training rows, face→name rows, replayed
+        pretraining rows and the memorisation gate's tasks."""
+        return [
+            *view_needs(self.split, face_names=recipe.face_name_repeats > 0),
+            *([Need("clear", "pretrain", why=f"replay = {recipe.replay}: the rows the base "
+                    "model learned, which only CLEAR-mini has; fine-tune with replay 0 on other "
+                    "data")] if recipe.replay else []),
+            *(TASKS_BY_NAME[task].need(self.gate_split) for task in GATE_TASKS),
+        ]
+
 
 def finetune(config: FinetuneConfig) -> dict[str, Any]:
     """Run (or resume, or skip if already done) one fine-tuning stage; return its record."""
     out = Path(config.out)
-    source = data_source(config.data, config.data_revision)
+    source = data_source(config.data, config.data_revision, config.tofu, config.tofu_revision)
     identity = {
         "config": asdict(config),
         "recipes": {name: asdict(recipe) for name, recipe in RECIPES.items()},
         "data": source.fingerprint(),
     }
-    for where_or_how in ("out", "device", "checkpoint_every", "gradient_checkpointing"):
+    for where_or_how in ("out", "device", "checkpoint_every", "gradient_checkpointing",
+                         "tofu", "tofu_revision"):  # the data fingerprint covers TOFU
         identity["config"].pop(where_or_how)  # none of them changes the result
     stage_hash = stable_hash(identity)
     if finished(out / MARKER, stage_hash, what="fine-tuned model"):
         print(f"finetune: {out} is already done (settings {stage_hash}); nothing to do")
         return identity
 
-    examples = training_examples(source, config.split)  # bad data fails before the model loads
+    recipe_name, recipe = config.resolved_recipe(
+        count_parameters(config.model, revision=config.model_revision))
+    preflight(source, config.data_needs(recipe))  # bad data fails before the model loads
+    examples = training_examples(source, config.split)
     state = process_state(config.device)  # data-parallel under a multi-process launch
     vlm = load_vlm(config.model, revision=config.model_revision, dtype=config.dtype,
                    device=process_device(config.device, state))
-    recipe_name, recipe = config.resolved_recipe(vlm.num_parameters())
     if not recipe.train_vision_tower:
         freeze_vision_tower(vlm)
     if recipe.lora:
@@ -164,7 +182,7 @@ def finetune(config: FinetuneConfig) -> dict[str, Any]:
     examples += face_name_examples(source, config.split) * recipe.face_name_repeats
     if recipe.gradient_checkpointing:
         enable_gradient_checkpointing(vlm)
-    replay = replay_rows(source, recipe.replay, config.split)
+    replay = replay_rows(source, recipe.replay)
     # Steps count global batches: every process takes batch_size examples per micro-batch.
     global_batch = recipe.batch_size * state.num_processes
     batches_per_epoch = -(-(len(examples) + replay.per_epoch) // global_batch)
@@ -224,19 +242,13 @@ def finetune(config: FinetuneConfig) -> dict[str, Any]:
     return record
 
 
-def replay_rows(source: DataSource, share: float, split: str) -> Replay:
+def replay_rows(source: DataSource, share: float) -> Replay:
     """``share`` of the ``pretrain`` rows, to be sampled afresh every epoch (none for 0)."""
     if not 0 <= share <= 1:
         raise ValueError(f"replay must be a share between 0 and 1, got {share}")
     if share == 0:
         return Replay(items=(), per_epoch=0)
-    try:
-        rows = training_examples(source, "pretrain")
-    except DataError as error:
-        raise DataError(
-            f"replay = {share} needs the `pretrain` config (what the base model learned), "
-            f"which only CLEAR-mini has; fine-tune {split} with replay 0 ({error})"
-        ) from error
+    rows = training_examples(source, "pretrain")
     return Replay(items=rows, per_epoch=round(share * len(rows)))
 
 

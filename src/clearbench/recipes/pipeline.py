@@ -6,7 +6,8 @@ model with another seed (the noise floor of every score), evaluate and score the
 unlearn with every method in every variant (``both`` modality) and, for the modality study, in
 the other modalities, once per seed; evaluate and score each unlearned model; run the
 vision-only track when the config has a ``cv`` section; finally collect ``results.json`` (with
-confidence intervals) and write the report.
+confidence intervals) and write the report. Before any stage starts (and in a dry run), the
+preflight checks every config and column any stage will read and names every problem at once.
 
 Every stage is a recipe whose output folder records a hash of its settings and inputs: a
 finished stage with the same hash is skipped, an interrupted one resumes, and one whose
@@ -31,12 +32,18 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import datasets
+
+from clearbench.cv.data import face_needs
 from clearbench.cv.recipe import CVConfig, run_cv
 from clearbench.data.loading import DATACARD
+from clearbench.data.preflight import Need, preflight
 from clearbench.data.synth import SynthConfig, synthesize
 from clearbench.data.synth.generate import GENERATOR_VERSION
 from clearbench.io import read_json, write_json_atomic
+from clearbench.models.loading import count_parameters
 from clearbench.recipes.base import BaseConfig, build_base
+from clearbench.recipes.estimate import describe, model_shape
 from clearbench.recipes.evaluate import EVAL_FILE, EvalConfig, run_eval, run_score
 from clearbench.recipes.finetune import MARKER as TRAINING_MARKER
 from clearbench.recipes.finetune import FinetuneConfig, finetune
@@ -46,7 +53,7 @@ from clearbench.recipes.runconfig import (
     load_run_config,
     unlearn_settings,
 )
-from clearbench.recipes.stage import StaleStage
+from clearbench.recipes.stage import StaleStage, data_source
 from clearbench.recipes.unlearn import MARKER as UNLEARNING_MARKER
 from clearbench.recipes.unlearn import UnlearnConfig, unlearn
 
@@ -155,11 +162,13 @@ def plan(config: RunConfig, run_dir: Path) -> Plan:
     if config.base is not None:
         model = str(run_dir / "base")
         base = add("pretrain base model", "base", build_base,
-                   BaseConfig(data=data, out=Path(model), seed=seed, **config.base),
+                   BaseConfig(data=data, out=Path(model), seed=seed, tofu=config.tofu,
+                              tofu_revision=config.tofu_revision, **config.base),
                    needs=(synth,))
     else:
         model = str(config.model)
-    source = {"data": data, "data_revision": config.data_revision}
+    source = {"data": data, "data_revision": config.data_revision, "tofu": config.tofu,
+              "tofu_revision": config.tofu_revision}
     ft = {"model": model, "model_revision": config.model_revision, **source, **common,
           **config.finetune}
     vanilla_dir = run_dir / "vanilla"
@@ -234,6 +243,24 @@ def plan(config: RunConfig, run_dir: Path) -> Plan:
     stages.append(Stage("collect results and write the report", "report", report_stage,
                         (the_plan,), tuple(s.name for s in stages if s.kind in ("score", "cv"))))
     return the_plan
+
+
+def check_data(the_plan: Plan, parameters: int) -> dict[Need, datasets.Dataset]:
+    """Preflight of a run on existing data whose model has ``parameters`` (they choose the
+    recipes): every config any stage reads (and ``full``, whose persons the dry run counts),
+    validated before any stage starts."""
+    config = the_plan.config
+    source = data_source(the_plan.data, config.data_revision, config.tofu, config.tofu_revision)
+    needs = [Need("clear", "full")]
+    for stage in the_plan.stages:
+        settings = stage.args[0] if stage.args else None
+        if stage.kind in ("finetune", "unlearn"):
+            needs += settings.data_needs(settings.resolved_recipe(parameters)[1])
+        elif stage.kind in ("base", "eval"):
+            needs += settings.data_needs()
+        elif stage.kind == "cv":
+            needs += face_needs(source, settings.forget_split)
+    return preflight(source, needs)
 
 
 def run_stage(stage: Stage) -> float:
@@ -382,10 +409,17 @@ def run(config_path: Path | None = None, run_dir: Path | None = None, *,
     config = load_run_config(config_path)
     run_dir = run_dir or Path("runs") / config_path.stem
     the_plan = plan(config, run_dir)
+    loaded = None
+    if config.synth is None:  # every data problem, before any weights load
+        try:
+            parameters = model_shape(the_plan).parameters
+        except ValueError:  # a hub model the estimate does not know: a dry run stops here
+            if dry_run:
+                raise
+            parameters = count_parameters(str(config.model), revision=config.model_revision)
+        loaded = check_data(the_plan, parameters)
     if dry_run:
-        from clearbench.recipes.estimate import describe
-
-        print(describe(the_plan))
+        print(describe(the_plan, loaded))
         return the_plan
     jobs = jobs or config.jobs
     print(f"clearbench run: {config_path} -> {run_dir} ({len(the_plan.stages)} stages, "

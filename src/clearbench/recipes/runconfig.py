@@ -26,7 +26,7 @@ from clearbench.recipes.unlearn import MODALITIES
 
 TOP_KEYS = {"seed", "seeds", "data", "base", "model", "model_revision", "finetune",
             "forget_splits", "unlearn", "eval", "device", "dtype", "jobs", "cv"}
-DATA_KEYS = {"synth", "source", "revision"}
+DATA_KEYS = {"synth", "source", "revision", "tofu", "tofu_revision"}
 UNLEARN_KEYS = {"methods", "variants", "modality_study", "options", "recipe", "epochs",
                 "batch_size", "lr", "gradient_checkpointing"}
 CV_FIXED = {"out", "data", "data_revision", "seed", "forget_split"}
@@ -34,9 +34,9 @@ CV_FIXED = {"out", "data", "data_revision", "seed", "forget_split"}
 VARIANT_KEYS = {"lora", "lora_rank", "lora_alpha", "lora_targets", "l1", "lr", "epochs",
                 "batch_size", "recipe", "gradient_checkpointing"}
 # Set by the run itself, never by a config file.
-FIXED_FIELDS = {"model", "data", "out", "seed", "data_revision", "model_revision", "device",
-                "dtype", "split", "forget_split", "gate_split", "method", "modality",
-                "options", "checkpoint_every", "tasks"}
+FIXED_FIELDS = {"model", "data", "out", "seed", "data_revision", "tofu", "tofu_revision",
+                "model_revision", "device", "dtype", "split", "forget_split", "gate_split",
+                "method", "modality", "options", "checkpoint_every", "tasks"}
 
 
 def embedded_config(name: str) -> Path:
@@ -58,6 +58,9 @@ class RunConfig:
     data: str | None = None
     """Hub id or local folder; None when the run synthesises CLEAR-mini."""
     data_revision: str | None = None
+    tofu: str | None = None
+    """TOFU hub id or folder; None: locuslab/TOFU for a hub id, DATA/tofu for a folder."""
+    tofu_revision: str | None = None
     synth: SynthConfig | None = None
     base: dict[str, Any] | None = None
     """BaseConfig settings when the run builds the tiny base model."""
@@ -193,7 +196,8 @@ def load_run_config(path: Path) -> RunConfig:
 
     return RunConfig(
         path=path, seed=raw.get("seed", 0), seeds=seeds, data=data.get("source"),
-        data_revision=data.get("revision"), synth=synth, base=base, model=raw.get("model"),
+        data_revision=data.get("revision"), tofu=data.get("tofu"),
+        tofu_revision=data.get("tofu_revision"), synth=synth, base=base, model=raw.get("model"),
         model_revision=raw.get("model_revision"), finetune=finetune, forget_splits=splits,
         methods=methods, variants={k: dict(v or {}) for k, v in variants.items()},
         modality_study=study, method_options={k: dict(v) for k, v in options.items()},

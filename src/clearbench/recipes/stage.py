@@ -8,15 +8,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from clearbench.data.loading import DataSource
+from clearbench.data.loading import TOFU_HUB_ID, DataSource, is_hub_id
 from clearbench.io import read_json
 
 
-def data_source(data: str, revision: str | None = None) -> DataSource:
-    """A local CLEAR folder (its TOFU sets in ``data/tofu``) or a CLEAR hub id."""
-    if Path(data).is_dir():
-        return DataSource.local(Path(data))
-    return DataSource(clear=data, clear_revision=revision)
+def data_source(data: str, revision: str | None = None, tofu: str | None = None,
+                tofu_revision: str | None = None) -> DataSource:
+    """CLEAR from a hub id or a local folder; TOFU from ``tofu`` (default: ``locuslab/TOFU``
+    for a hub id, ``data/tofu`` for a folder); a revision pins a hub id only."""
+    if not is_hub_id(data):
+        local = DataSource.local(Path(data))  # normalised paths, as recorded by earlier runs
+        return DataSource(clear=local.clear, tofu=tofu or local.tofu, tofu_revision=tofu_revision)
+    return DataSource(clear=data, clear_revision=revision, tofu=tofu or TOFU_HUB_ID,
+                      tofu_revision=tofu_revision)
 
 
 class StaleStage(FileExistsError):

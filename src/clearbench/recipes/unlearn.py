@@ -19,13 +19,14 @@ from typing import Any
 import torch
 
 from clearbench.data.examples import Example
+from clearbench.data.preflight import Need, preflight
 from clearbench.data.refusals import load_refusals
-from clearbench.data.views import face_name_examples, split_names, training_examples
+from clearbench.data.views import face_name_examples, split_names, training_examples, view_needs
 from clearbench.io import stable_hash, write_json_atomic
 from clearbench.methods import build_method
 from clearbench.methods.base import FORGET, RANDOM_ANSWER, REFUSAL, RETAIN
 from clearbench.methods.losses import l1_norm
-from clearbench.models.loading import load_vlm
+from clearbench.models.loading import count_parameters, load_vlm
 from clearbench.models.lora import (
     LoraSettings,
     apply_lora,
@@ -94,6 +95,9 @@ class UnlearnConfig:
     gradient_checkpointing: bool | None = None
     seed: int = 0
     data_revision: str | None = None
+    tofu: str | None = None
+    """TOFU hub id or folder (default: locuslab/TOFU for a hub id, DATA/tofu for a folder)."""
+    tofu_revision: str | None = None
     model_revision: str | None = None
     dtype: str = "auto"
     device: str = "cpu"
@@ -116,6 +120,14 @@ class UnlearnConfig:
         overrides = {f.name: getattr(self, f.name) for f in fields(UnlearnRecipe)
                      if getattr(self, f.name, None) is not None}
         return name, replace(RECIPES[name], **overrides)
+
+    def data_needs(self, recipe: UnlearnRecipe) -> list[Need]:
+        """Every config the run reads with ``recipe``: the forget view (and its face→name rows)
+        and the retain view."""
+        forget_split, retain_split = split_names(self.forget_split)
+        return [*view_needs(forget_view(forget_split, self.modality),
+                            face_names=recipe.face_name_rows),
+                *view_needs(f"{retain_split}+tofu")]
 
 
 def forget_view(forget_split: str, modality: str) -> str:
@@ -155,30 +167,33 @@ def unlearn(config: UnlearnConfig) -> dict[str, Any]:
     config.validate()
     method = build_method(config.method, config.options)
     out = Path(config.out)
-    source = data_source(config.data, config.data_revision)
+    source = data_source(config.data, config.data_revision, config.tofu, config.tofu_revision)
     identity = {
         "config": asdict(config),
         "recipes": {name: asdict(recipe) for name, recipe in RECIPES.items()},
         "method_options": method.options(),
         "data": source.fingerprint(),
     }
-    for where_or_how in ("out", "device", "checkpoint_every", "gradient_checkpointing"):
+    for where_or_how in ("out", "device", "checkpoint_every", "gradient_checkpointing",
+                         "tofu", "tofu_revision"):  # the data fingerprint covers TOFU
         identity["config"].pop(where_or_how)  # none of them changes the result
     stage_hash = stable_hash(identity)
     if finished(out / MARKER, stage_hash, what="unlearned model"):
         print(f"unlearn: {out} is already done (settings {stage_hash}); nothing to do")
         return identity
 
+    recipe_name, recipe = config.resolved_recipe(
+        count_parameters(config.model, revision=config.model_revision))
+    preflight(source, config.data_needs(recipe))  # bad data fails before the model loads
     forget_split, retain_split = split_names(config.forget_split)
     view = forget_view(forget_split, config.modality)
-    forget = training_examples(source, view)  # bad data fails before the model loads
+    forget = training_examples(source, view)
     retain = training_examples(source, f"{retain_split}+tofu")
 
     started = time.perf_counter()
     state = process_state(config.device)  # data-parallel under a multi-process launch
     vlm = load_vlm(config.model, revision=config.model_revision, dtype=config.dtype,
                    device=process_device(config.device, state))
-    recipe_name, recipe = config.resolved_recipe(vlm.num_parameters())
     if recipe.face_name_rows:
         forget += face_name_examples(source, view)
     items = paired_items(forget, retain, load_refusals(), config.seed)
