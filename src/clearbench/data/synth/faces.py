@@ -166,9 +166,9 @@ def render(look: Look, shot: Shot) -> Image.Image:
 
 
 # Night dims and tints, but keeps skin, hair and shirt apart: with a darker night
-# (0.42, 0.47, 0.72), a tilt of up to 12° and the darker library and forest below, the faces a
-# fine-tuned model misnamed were almost all night shots or dark scenes, and 3 of 12 default-run
-# models failed the gate (benchmarks/gate.py).
+# (0.42, 0.47, 0.72), tilts up to 12°, faces down to 0.85 of their size and darker library and
+# forest scenes, the faces a fine-tuned model misnamed were almost all night shots or dark
+# scenes, and 3 of 12 default-config models failed the gate (benchmarks/gate.py).
 _LIGHT_TINTS = {"day": (1.02, 1.0, 0.95), "night": (0.62, 0.66, 0.86)}
 
 
