@@ -154,18 +154,22 @@ def paired_ks_pvalues(ratios: np.ndarray, gold_ratios: np.ndarray,
     return pvalues
 
 
+def _truth_ratios(evaluation: Evaluation, task: str) -> np.ndarray:
+    return np.array([row["truth_ratio_raw"] for row in evaluation["tasks"][task]["rows"]],
+                    dtype=float)
+
+
 def _ks_replicates(evaluation: Evaluation, gold: Evaluation, task: str,
                    resampler: Resampler) -> np.ndarray:
     """The KS p-value of R against gold's on the same drawn rows, per replicate."""
-    ratios = row_values(task, evaluation["tasks"][task]["rows"])["R"]
-    gold_ratios = row_values(task, gold["tasks"][task]["rows"])["R"]
-    return paired_ks_pvalues(ratios, gold_ratios, resampler.weights(evaluation, task))
+    return paired_ks_pvalues(_truth_ratios(evaluation, task), _truth_ratios(gold, task),
+                             resampler.weights(evaluation, task))
 
 
 def _js_replicates(evaluation: Evaluation, gold: Evaluation, task: str,
                    resampler: Resampler) -> np.ndarray:
-    ratios = row_values(task, evaluation["tasks"][task]["rows"])["R"]
-    gold_ratios = row_values(task, gold["tasks"][task]["rows"])["R"]
+    """The authors' 1 − JS of R against gold's on the same drawn rows, per replicate."""
+    ratios, gold_ratios = _truth_ratios(evaluation, task), _truth_ratios(gold, task)
     counts = resampler.weights(evaluation, task).astype(int)
     return np.array([
         authors_forget_quality(np.repeat(ratios, c), np.repeat(gold_ratios, c)) for c in counts
