@@ -9,6 +9,7 @@ import torch
 from huggingface_hub import constants
 
 from clearbench.data.synth import synthesize
+from clearbench.hashing import CACHE_ENV
 from clearbench.models.tiny import TinyVLMConfig
 from hub_layout import write_clear, write_hub_cache, write_tofu
 
@@ -65,3 +66,12 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def hash_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Content-hash stamps (clearbench.hashing) go to a folder of the test session, not the
+    user's cache (environment variable: worker subprocesses inherit it)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(CACHE_ENV, str(tmp_path_factory.mktemp("hash-cache")))
+        yield

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from clearbench.cli import main
 from clearbench.data.examples import Example
@@ -208,8 +209,12 @@ def test_limit_scores_only_the_first_rows(model_dir: Path, mini_data: Path, tmp_
 
 
 def test_score_cli_gold_against_itself(evaluation: Path, tmp_path: Path) -> None:
+    """A model no clearbench fine-tune made is taken as gold only when the user says so."""
     assert main(["score", "--eval", str(evaluation), "--gold", str(evaluation / EVAL_FILE),
-                 "--out", str(tmp_path)]) == 0
+                 "--out", str(tmp_path)]) == 2
+    assert not (tmp_path / "scores.json").exists()
+    assert main(["score", "--eval", str(evaluation), "--gold", str(evaluation / EVAL_FILE),
+                 "--out", str(tmp_path), "--unverified-gold"]) == 0
     scores = json.loads((tmp_path / "scores.json").read_text())
     assert scores["forget_quality"] == 1.0
     assert all(p == 1.0 for p in scores["forget_quality_by_task"].values())
@@ -240,7 +245,7 @@ def test_score_cli_refuses_corrupted_and_mismatched_evals(
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / EVAL_FILE).write_text(json.dumps(other))
     code, err = run_cli(["score", "--eval", str(tmp_path / "other"), "--gold", str(evaluation),
-                         "--out", str(tmp_path)], capsys)
+                         "--out", str(tmp_path), "--unverified-gold"], capsys)
     assert code == 2 and "forget split 'forget05' vs gold 'forget10'" in err
     assert not (tmp_path / "scores.json").exists()
 
@@ -274,11 +279,19 @@ def test_eval_cli_rejects_a_model_without_an_image_token(
 def test_a_retrained_model_is_evaluated_again(
     model_dir: Path, mini_data: Path, tmp_path: Path, capsys
 ) -> None:
+    """The evaluation's identity is the model's content: a touched file is the same model,
+    changed weights are another."""
     model = tmp_path / "model"
     shutil.copytree(model_dir, model)
     evaluate(model, mini_data, tmp_path / "out", tasks=("forget_qa",))
     weights = model / "model.safetensors"
     os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
     capsys.readouterr()
+    evaluate(model, mini_data, tmp_path / "out", tasks=("forget_qa",))
+    assert "already done" in capsys.readouterr().out
+    tensors = load_file(weights)
+    name = next(iter(tensors))
+    tensors[name] = tensors[name] + 1e-3
+    save_file(tensors, weights, metadata={"format": "pt"})
     evaluate(model, mini_data, tmp_path / "out", tasks=("forget_qa",))
     assert "already done" not in capsys.readouterr().out

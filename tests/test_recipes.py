@@ -45,6 +45,7 @@ from clearbench.recipes.finetune import (
     finetune,
     replay_rows,
 )
+from clearbench.recipes.stage import partial_folder
 from clearbench.training.loop import CHECKPOINT_DIR, STATE_FILE
 from conftest import TINY
 
@@ -225,8 +226,8 @@ def interrupt(config: FinetuneConfig, monkeypatch: pytest.MonkeyPatch, *, at_cal
         patch.setattr(finetune_module, "answer_loss", crashing_loss)
         with pytest.raises(Interrupt):
             finetune(config)
-    assert not (Path(config.out) / MARKER).exists()
-    return read(Path(config.out) / CHECKPOINT_DIR / STATE_FILE)["step"]
+    assert not Path(config.out).exists()  # an unfinished stage is only in its partial folder
+    return read(partial_folder(Path(config.out)) / CHECKPOINT_DIR / STATE_FILE)["step"]
 
 
 def test_interrupted_finetune_resumes_to_the_uninterrupted_curve(
@@ -247,7 +248,7 @@ def test_interrupted_finetune_resumes_to_the_uninterrupted_curve(
     assert read(out / MARKER)["resumed_from_step"] == checkpointed
     assert record["steps"] == reference["steps"]
     assert record["losses"] == pytest.approx(reference["losses"], abs=1e-5)
-    assert not (out / CHECKPOINT_DIR).exists()
+    assert not (out / CHECKPOINT_DIR).exists() and not partial_folder(out).exists()
     assert (out / GATE_FILE).is_file()
 
 

@@ -158,6 +158,9 @@ def add_eval_commands(sub: argparse._SubParsersAction) -> None:
     sc.add_argument("--eval", type=Path, required=True, help="eval.json (or its folder)")
     sc.add_argument("--gold", type=Path, required=True, help="the gold model's eval.json")
     sc.add_argument("--out", type=Path, required=True, help="folder for scores.json")
+    sc.add_argument("--unverified-gold", action="store_true",
+                    help="score against --gold even if its model's training record does not "
+                    "show a fine-tune on the retain split (e.g. a gold model from elsewhere)")
     sc.set_defaults(handler=run_score)
 
 
@@ -175,7 +178,7 @@ def run_eval(args: argparse.Namespace) -> None:
 def run_score(args: argparse.Namespace) -> None:
     from clearbench.recipes.evaluate import run_score
 
-    run_score(args.eval, args.gold, args.out)
+    run_score(args.eval, args.gold, args.out, unverified_gold=args.unverified_gold)
 
 
 def add_unlearn_command(sub: argparse._SubParsersAction) -> None:

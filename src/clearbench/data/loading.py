@@ -11,7 +11,6 @@ source, config, column or row and the likely cause.
 from __future__ import annotations
 
 import functools
-import hashlib
 import io
 import json
 import re
@@ -36,6 +35,7 @@ from clearbench.data.schema import (
     DataError,
     check_columns,
 )
+from clearbench.hashing import content_hash
 
 DATACARD = "datacard.json"
 _BUILDERS = {".parquet": "parquet", ".json": "json", ".jsonl": "json", ".csv": "csv"}
@@ -74,22 +74,19 @@ class DataSource:
 
 def folder_hash(folder: Path) -> str:
     """sha256 over every data file below ``folder`` (parquet, json, jsonl, csv; not the
-    datacard): relative paths and bytes, in sorted order."""
-    digest = hashlib.sha256()
-    for path in sorted(folder.rglob("*")):
-        if path.suffix in _BUILDERS and path.name != DATACARD and path.is_file():
-            digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
-            digest.update(path.read_bytes())
-    return digest.hexdigest()
+    datacard): relative paths and bytes, in sorted order. Unchanged files (same sizes and
+    modification times) are not reread (:mod:`clearbench.hashing`)."""
+    files = [path for path in folder.rglob("*")
+             if path.suffix in _BUILDERS and path.name != DATACARD and path.is_file()]
+    return content_hash(folder, files)
 
 
 def _fingerprint(where: str, revision: str | None) -> dict[str, str | None]:
+    """A hub id with its revision, or the hash of a local folder's files as they are now (a
+    data card's recorded hash is not taken on trust: the files may have been edited since)."""
     folder = Path(where)
     if not folder.is_dir():
         return {"hub_id": where, "revision": revision}
-    card = folder / DATACARD
-    if card.is_file():
-        return {"content_hash": json.loads(card.read_text())["content_hash"]}
     return {"content_hash": folder_hash(folder)}
 
 

@@ -24,8 +24,8 @@ from clearbench.data.views import training_examples
 from clearbench.io import stable_hash, write_json_atomic
 from clearbench.models.tiny import TinyVLMConfig, build_tiny_vlm
 from clearbench.recipes.finetune import answer_loss
-from clearbench.recipes.stage import data_source, finished
-from clearbench.training.loop import TrainSettings, remove_checkpoint, train
+from clearbench.recipes.stage import StageFolder, data_source
+from clearbench.training.loop import TrainSettings, check_finite, remove_checkpoint, train
 
 MARKER = "base.json"
 
@@ -74,14 +74,15 @@ def build_base(config: BaseConfig) -> dict[str, Any]:
     out = Path(config.out)
     source = data_source(config.data, tofu=config.tofu, tofu_revision=config.tofu_revision)
     model_config = TinyVLMConfig(**{**asdict(config.model), "arch": config.arch})
-    recorded = {k: v for k, v in asdict(config).items()
-                if k not in ("tofu", "tofu_revision")}  # the data fingerprint covers TOFU
+    recorded = {k: v for k, v in asdict(config).items()  # the data key stands for the paths
+                if k not in ("data", "out", "tofu", "tofu_revision")}
     identity = {
-        "config": {**recorded, "out": None, "model": asdict(model_config)},
+        "config": {**recorded, "model": asdict(model_config)},
         "data": source.fingerprint(),
     }
     stage_hash = stable_hash(identity)
-    if finished(out / MARKER, stage_hash, what="base model"):
+    folder = StageFolder(out, MARKER, stage_hash, "base model")
+    if folder.done():
         print(f"base: {out} is already done (settings {stage_hash}); nothing to do")
         return identity
 
@@ -96,9 +97,11 @@ def build_base(config: BaseConfig) -> dict[str, Any]:
         warmup_steps=round(config.warmup_epochs * len(examples) / config.batch_size),
         seed=config.seed,
     )
-    result = train(vlm.model, examples, partial(vlm.encode, pack=True), answer_loss, settings, out,
+    work = folder.begin()
+    result = train(vlm.model, examples, partial(vlm.encode, pack=True), answer_loss, settings, work,
                    description="pretrain base", fingerprint=stage_hash)
-    vlm.save(out)
+    check_finite(vlm.model, "pretraining of the base model")
+    vlm.save(work)
     record = {
         **identity,
         "settings_hash": stage_hash,
@@ -108,6 +111,7 @@ def build_base(config: BaseConfig) -> dict[str, Any]:
         "losses": result.losses,
         "seconds": result.seconds,
     }
-    write_json_atomic(out / MARKER, record)
+    write_json_atomic(work / MARKER, record)
+    folder.commit()
     remove_checkpoint(out)
     return record

@@ -20,7 +20,7 @@ from clearbench.evaluation.scoring import check_eval, score
 from clearbench.evaluation.tasks import TASKS, TASKS_BY_NAME
 from clearbench.io import read_json, stable_hash, write_json_atomic
 from clearbench.models.loading import load_vlm
-from clearbench.recipes.stage import data_source
+from clearbench.recipes.stage import data_source, model_key, trained_as, unfinished_stage
 from clearbench.training.distributed import process_device, process_state, shard_of
 
 EVAL_FILE = "eval.json"
@@ -75,8 +75,13 @@ def run_eval(config: EvalConfig) -> dict[str, Any]:
     out = Path(config.out)
     source = data_source(config.data, config.data_revision, config.tofu, config.tofu_revision)
     settings = config.settings()
+    unfinished = unfinished_stage(config.model)
+    if unfinished:
+        raise FileNotFoundError(f"model {config.model} does not exist; {unfinished}")
+    model = model_key(config.model, config.model_revision)  # refuses an unfinished stage
     header = {
-        "model": {"path": config.model, "revision": config.model_revision},
+        "model": {"path": config.model, "revision": config.model_revision, "key": model,
+                  "trained_as": trained_as(config.model)},
         "data": {
             "source": {"clear": source.clear, "tofu": source.tofu},
             "fingerprint": source.fingerprint(),
@@ -84,8 +89,10 @@ def run_eval(config: EvalConfig) -> dict[str, Any]:
         "forget_split": config.forget_split,
         "settings": settings.as_dict(),
     }
-    # A task's result does not depend on which other tasks are evaluated with it.
-    task_identity = stable_hash([header, config.dtype, weights_fingerprint(config.model)])
+    # What a task's result depends on: the model's and the data's content (not where they
+    # are), the split and the settings; not which other tasks are evaluated with it.
+    task_identity = stable_hash([model, header["data"]["fingerprint"], config.forget_split,
+                                 header["settings"], config.dtype])
     identity = stable_hash([task_identity, list(config.tasks)])
     eval_file = out / EVAL_FILE
     if eval_file.is_file():
@@ -107,8 +114,11 @@ def run_eval(config: EvalConfig) -> dict[str, Any]:
             results[name] = stored["result"]
             continue
         rows = TASKS_BY_NAME[name].rows(source, config.forget_split)[: config.limit]
-        results[name] = evaluate_task(vlm, TASKS_BY_NAME[name], rows, settings,
-                                      shard_of(state))
+        try:
+            results[name] = evaluate_task(vlm, TASKS_BY_NAME[name], rows, settings,
+                                          shard_of(state))
+        except ValueError as err:  # e.g. a non-finite likelihood: name the model and task
+            raise ValueError(f"eval of {config.model} on task {name}: {err}") from None
         if state.is_main_process:
             write_json_atomic(task_file, {"identity": task_identity, "result": results[name]})
     payload = header | {"identity": identity, "tasks": results}
@@ -117,16 +127,6 @@ def run_eval(config: EvalConfig) -> dict[str, Any]:
         print_summary(payload)
     state.wait_for_everyone()
     return payload
-
-
-def weights_fingerprint(model: str) -> list[tuple[str, int, int]]:
-    """Name, size and modification time of a local model's weight files (empty for a hub id),
-    so that an evaluation of a folder whose model was retrained is not reused."""
-    folder = Path(model)
-    if not folder.is_dir():
-        return []
-    return [(f.name, f.stat().st_size, f.stat().st_mtime_ns)
-            for f in sorted(folder.glob("*.safetensors"))]
 
 
 def print_summary(evaluation: dict[str, Any]) -> None:
@@ -148,10 +148,15 @@ def read_eval(path: Path) -> dict[str, Any]:
     return payload
 
 
-def run_score(eval_path: Path, gold_path: Path, out: Path) -> dict[str, Any]:
+def run_score(eval_path: Path, gold_path: Path, out: Path, *,
+              unverified_gold: bool = False) -> dict[str, Any]:
     """Score an evaluation against the gold model's and write ``OUT/scores.json`` (skipped
-    when it already scores these two evaluations)."""
+    when it already scores these two evaluations). The gold evaluation must be of a model
+    fine-tuned on the retain split of its forget split (from the model's training record),
+    unless ``unverified_gold``."""
     evaluation, gold = read_eval(eval_path), read_eval(gold_path)
+    if not unverified_gold:
+        check_gold(gold, gold_path)
     inputs = [evaluation.get("identity"), gold.get("identity")]
     scores_file = Path(out) / SCORES_FILE
     if scores_file.is_file():
@@ -167,3 +172,17 @@ def run_score(eval_path: Path, gold_path: Path, out: Path) -> dict[str, Any]:
         print(f"{key:22} {scores[key]}")
     return scores
 
+
+
+def check_gold(gold: dict[str, Any], where: Path) -> None:
+    """ValueError unless ``gold`` evaluates a model fine-tuned on the retain split that
+    matches its forget split (``forget10`` → ``retain90``)."""
+    split = gold["forget_split"]
+    retain = "retain" + str(100 - int(split.removeprefix("forget")))
+    trained = gold["model"].get("trained_as") or {}
+    if trained.get("stage") != "finetune" or not str(trained.get("split")).startswith(retain):
+        made = (f"a {trained['stage']} stage on {trained.get('split') or trained.get('method')}"
+                if trained else "a model without a clearbench training record")
+        raise ValueError(f"--gold {where} is not a gold model of {split}: it evaluates {made}, "
+                         f"not a fine-tune on {retain}; pass --unverified-gold to score against "
+                         "it anyway")

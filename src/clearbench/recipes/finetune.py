@@ -28,11 +28,21 @@ from clearbench.models.lora import (
     freeze_vision_tower,
 )
 from clearbench.models.vlm import answer_logits
-from clearbench.recipes.stage import data_source, finished
+from clearbench.recipes.stage import StageFolder, data_source, model_key
 from clearbench.training.distributed import process_device, process_state
-from clearbench.training.loop import Replay, TrainSettings, remove_checkpoint, train
+from clearbench.training.loop import (
+    Replay,
+    TrainSettings,
+    check_finite,
+    remove_checkpoint,
+    train,
+)
 
 MARKER = "training.json"
+WHERE_OR_HOW = ("out", "device", "checkpoint_every", "gradient_checkpointing", "model", "data",
+                "data_revision", "model_revision", "tofu", "tofu_revision")
+"""Settings that change where a stage reads and writes or how fast, not its result (the model
+and data keys stand for the inputs)."""
 GATE_FILE = "memorisation.json"
 SMALL_MODEL_PARAMETERS = 100_000_000
 """Models below this size get the CPU-sized ``mini`` recipe when ``recipe="auto"``."""
@@ -158,13 +168,14 @@ def finetune(config: FinetuneConfig) -> dict[str, Any]:
     identity = {
         "config": asdict(config),
         "recipes": {name: asdict(recipe) for name, recipe in RECIPES.items()},
+        "model": model_key(config.model, config.model_revision),
         "data": source.fingerprint(),
     }
-    for where_or_how in ("out", "device", "checkpoint_every", "gradient_checkpointing",
-                         "tofu", "tofu_revision"):  # the data fingerprint covers TOFU
-        identity["config"].pop(where_or_how)  # none of them changes the result
+    for where_or_how in WHERE_OR_HOW:
+        identity["config"].pop(where_or_how)
     stage_hash = stable_hash(identity)
-    if finished(out / MARKER, stage_hash, what="fine-tuned model"):
+    folder = StageFolder(out, MARKER, stage_hash, "fine-tuned model")
+    if folder.done():
         print(f"finetune: {out} is already done (settings {stage_hash}); nothing to do")
         return identity
 
@@ -173,6 +184,10 @@ def finetune(config: FinetuneConfig) -> dict[str, Any]:
     preflight(source, config.data_needs(recipe))  # bad data fails before the model loads
     examples = training_examples(source, config.split)
     state = process_state(config.device)  # data-parallel under a multi-process launch
+    if state.is_main_process:
+        folder.begin()
+    state.wait_for_everyone()
+    work = folder.partial
     vlm = load_vlm(config.model, revision=config.model_revision, dtype=config.dtype,
                    device=process_device(config.device, state))
     if not recipe.train_vision_tower:
@@ -204,26 +219,28 @@ def finetune(config: FinetuneConfig) -> dict[str, Any]:
         partial(vlm.encode, pack=True),
         answer_loss,
         settings,
-        out,
+        work,
         description=f"finetune {config.split}",
         fingerprint=stage_hash,
         replay=replay,
     )
+    check_finite(vlm.model, f"fine-tune of {config.model} on {config.split}")
     if not state.is_main_process:  # other processes of a multi-process launch are done
         state.wait_for_everyone()
         return identity
-    vlm.save(out, merge_lora=True)
+    vlm.save(work, merge_lora=True)
 
     role = config.gate_role or ("gold" if config.split.startswith("retain") else "vanilla")
     started = time.perf_counter()
     gate = memorisation_report(vlm, source, forget_split=config.gate_split, role=role)
     gate["seconds"] = time.perf_counter() - started
-    write_json_atomic(out / GATE_FILE, gate)
+    write_json_atomic(work / GATE_FILE, gate)
     print_gate(gate)
 
     record = {
         **identity,
         "settings_hash": stage_hash,
+        "read": {"model": config.model, "data": config.data},
         "recipe": recipe_name,
         "recipe_settings": asdict(recipe),
         "train_settings": asdict(settings),
@@ -236,7 +253,8 @@ def finetune(config: FinetuneConfig) -> dict[str, Any]:
         "trainable_parameters": vlm.num_parameters(trainable_only=True),
         "memorisation_gate_passed": gate["passed"],
     }
-    write_json_atomic(out / MARKER, record)
+    write_json_atomic(work / MARKER, record)
+    folder.commit()
     remove_checkpoint(out)
     state.wait_for_everyone()
     return record

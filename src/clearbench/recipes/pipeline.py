@@ -36,7 +36,7 @@ import datasets
 
 from clearbench.cv.data import face_needs
 from clearbench.cv.recipe import CVConfig, run_cv
-from clearbench.data.loading import DATACARD
+from clearbench.data.loading import DATACARD, folder_hash
 from clearbench.data.preflight import Need, preflight
 from clearbench.data.synth import SynthConfig, synthesize
 from clearbench.data.synth.generate import GENERATOR_VERSION
@@ -103,14 +103,17 @@ class Plan:
 
 
 def synthesise_stage(out: Path, config: SynthConfig) -> None:
-    """Generate CLEAR-mini unless the folder's data card records these exact arguments."""
+    """Generate CLEAR-mini unless the folder holds what the generator wrote for these exact
+    arguments (its files are checked against the data card's hash: an edit is undone)."""
     card = out / DATACARD
     if card.is_file():
         recorded = read_json(card, what="data card")
         if (recorded.get("arguments") == asdict(config)
                 and recorded.get("version") == GENERATOR_VERSION):
-            print(f"synth: {out} is already done; nothing to do")
-            return
+            if folder_hash(out) == recorded.get("content_hash"):
+                print(f"synth: {out} is already done; nothing to do")
+                return
+            print(f"synth: {out} differs from what the generator wrote (edited?); regenerating")
     synthesize(out, config)
 
 

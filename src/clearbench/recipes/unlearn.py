@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from accelerate import PartialState
 
 from clearbench.data.examples import Example
 from clearbench.data.preflight import Need, preflight
@@ -36,9 +37,16 @@ from clearbench.models.lora import (
     scale_lora_delta,
 )
 from clearbench.models.vlm import VLM
-from clearbench.recipes.stage import data_source, finished
+from clearbench.recipes.finetune import WHERE_OR_HOW
+from clearbench.recipes.stage import StageFolder, data_source, model_key
 from clearbench.training.distributed import process_device, process_state
-from clearbench.training.loop import DivergedError, TrainSettings, remove_checkpoint, train
+from clearbench.training.loop import (
+    DivergedError,
+    TrainSettings,
+    nonfinite_parameters,
+    remove_checkpoint,
+    train,
+)
 from clearbench.training.reference import reference_for
 
 MARKER = "unlearning.json"
@@ -172,13 +180,14 @@ def unlearn(config: UnlearnConfig) -> dict[str, Any]:
         "config": asdict(config),
         "recipes": {name: asdict(recipe) for name, recipe in RECIPES.items()},
         "method_options": method.options(),
+        "model": model_key(config.model, config.model_revision),
         "data": source.fingerprint(),
     }
-    for where_or_how in ("out", "device", "checkpoint_every", "gradient_checkpointing",
-                         "tofu", "tofu_revision"):  # the data fingerprint covers TOFU
-        identity["config"].pop(where_or_how)  # none of them changes the result
+    for where_or_how in WHERE_OR_HOW:
+        identity["config"].pop(where_or_how)
     stage_hash = stable_hash(identity)
-    if finished(out / MARKER, stage_hash, what="unlearned model"):
+    folder = StageFolder(out, MARKER, stage_hash, "unlearned model")
+    if folder.done():
         print(f"unlearn: {out} is already done (settings {stage_hash}); nothing to do")
         return identity
 
@@ -192,6 +201,10 @@ def unlearn(config: UnlearnConfig) -> dict[str, Any]:
 
     started = time.perf_counter()
     state = process_state(config.device)  # data-parallel under a multi-process launch
+    if state.is_main_process:
+        folder.begin()
+    state.wait_for_everyone()
+    work = folder.partial
     vlm = load_vlm(config.model, revision=config.model_revision, dtype=config.dtype,
                    device=process_device(config.device, state))
     if recipe.face_name_rows:
@@ -231,33 +244,49 @@ def unlearn(config: UnlearnConfig) -> dict[str, Any]:
                              grad_accum=recipe.grad_accum, lr=recipe.lr,
                              weight_decay=recipe.weight_decay, schedule="constant",
                              seed=config.seed, checkpoint_every=config.checkpoint_every)
-    record = {**identity, "settings_hash": stage_hash, "recipe": recipe_name,
+    record = {**identity, "settings_hash": stage_hash,
+              "read": {"model": config.model, "data": config.data}, "recipe": recipe_name,
               "recipe_settings": asdict(recipe), "forget_view": view, "forget_items": len(items)}
     try:
-        result = train(vlm.model, items, collate, loss_fn, settings, out,
+        result = train(vlm.model, items, collate, loss_fn, settings, work,
                        description=f"unlearn {method.name} ({config.modality})",
                        fingerprint=stage_hash)
     except DivergedError as diverged:
-        state.wait_for_everyone()
-        if not state.is_main_process:
-            return record
-        record |= {"status": "diverged", "diverged_at_step": diverged.step,
-                   "cost": cost(started, diverged.step * settings.grad_accum, forwards,
-                                trainable) | {"optimiser_steps": diverged.step}}
-        remove_checkpoint(out)
-        write_json_atomic(out / MARKER, record)
-        print(f"unlearn: {diverged}")
-        return record
+        return finish_diverged(folder, record | {
+            "diverged_at_step": diverged.step, "diverged": str(diverged),
+            "cost": cost(started, diverged.step * settings.grad_accum, forwards, trainable)
+            | {"optimiser_steps": diverged.step}}, state)
+    method.finish(lambda scale: negate(vlm, config.lora, trainable, initial, scale))
+    record |= {"losses": result.losses,
+               "cost": cost(started, result.steps * settings.grad_accum, forwards, trainable)
+               | {"optimiser_steps": result.steps, "training_seconds": result.seconds}}
+    nonfinite = nonfinite_parameters(vlm.model)
+    if nonfinite:  # the loss exploded without becoming NaN
+        return finish_diverged(folder, record | {
+            "diverged": f"{len(nonfinite)} weight tensors hold NaN or inf after training "
+                        f"(first: {nonfinite[0]})"}, state)
     if not state.is_main_process:  # other processes of a multi-process launch are done
         state.wait_for_everyone()
         return record
-    method.finish(lambda scale: negate(vlm, config.lora, trainable, initial, scale))
-    vlm.save(out, merge_lora=True)
+    vlm.save(work, merge_lora=True)
+    write_json_atomic(work / MARKER, record | {"status": "ok"})
+    folder.commit()
     remove_checkpoint(out)
-    record |= {"status": "ok", "losses": result.losses,
-               "cost": cost(started, result.steps * settings.grad_accum, forwards, trainable)
-               | {"optimiser_steps": result.steps, "training_seconds": result.seconds}}
-    write_json_atomic(out / MARKER, record)
+    state.wait_for_everyone()
+    return record | {"status": "ok"}
+
+
+def finish_diverged(folder: StageFolder, record: dict[str, Any],
+                    state: PartialState) -> dict[str, Any]:
+    """Record a diverged run (no model is saved: there is nothing to evaluate); the run goes
+    on with the other stages."""
+    record |= {"status": "diverged"}
+    state.wait_for_everyone()
+    if state.is_main_process:
+        remove_checkpoint(folder.partial)
+        write_json_atomic(folder.partial / MARKER, record)
+        folder.commit()
+        print(f"unlearn: diverged: {record['diverged']}")
     state.wait_for_everyone()
     return record
 

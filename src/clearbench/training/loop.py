@@ -300,6 +300,21 @@ def save_checkpoint(accelerator: Accelerator, state: TrainState, checkpoint: Pat
     accelerator.wait_for_everyone()
 
 
+def nonfinite_parameters(model: torch.nn.Module) -> list[str]:
+    """Names of the parameters holding a NaN or an infinity."""
+    with torch.no_grad():
+        return [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
+
+
+def check_finite(model: torch.nn.Module, what: str) -> None:
+    """ValueError naming ``what`` if training left non-finite weights (a loss can explode
+    without ever being NaN)."""
+    bad = nonfinite_parameters(model)
+    if bad:
+        raise ValueError(f"{what} diverged: {len(bad)} weight tensors hold NaN or inf (first: "
+                         f"{bad[0]}); lower the learning rate")
+
+
 def remove_checkpoint(out_dir: Path) -> None:
     """Delete the resume checkpoint once the stage's final output is safely written."""
     shutil.rmtree(out_dir / CHECKPOINT_DIR, ignore_errors=True)
