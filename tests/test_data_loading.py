@@ -11,6 +11,7 @@ from PIL import Image
 
 from clearbench.data.loading import DataSource, folder_hash, load_clear, load_tofu
 from clearbench.data.schema import DataError
+from hub_layout import SHA
 
 
 def _png(colour: tuple[int, int, int]) -> dict:
@@ -120,12 +121,16 @@ def test_loads_are_cached_until_the_folder_changes(hub_folder: Path) -> None:
     assert load_clear(source, "full")["caption"] == ["c"]
 
 
-def test_fingerprint_names_hub_ids_and_hashes_folders(hub_folder: Path) -> None:
+def test_fingerprint_names_hub_ids_and_hashes_folders(hub_folder: Path,
+                                                      offline_hub: Path) -> None:
+    """A hub id is fingerprinted by the commit its revision resolves to (None where it does
+    not resolve: the preflight then says why), a folder by its files' content."""
     hub = DataSource(clear_revision="abc123")
     assert hub.fingerprint() == {
-        "clear": {"hub_id": "therem/CLEAR", "revision": "abc123"},
-        "tofu": {"hub_id": "locuslab/TOFU", "revision": None},
+        "clear": {"hub_id": "therem/CLEAR", "revision": "abc123", "commit": None},
+        "tofu": {"hub_id": "locuslab/TOFU", "revision": None, "commit": SHA["locuslab/TOFU"]},
     }
+    assert DataSource().fingerprint()["clear"]["commit"] == SHA["therem/CLEAR"]
     local = DataSource.local(hub_folder)
     assert local.tofu == str(hub_folder / "tofu")
     assert local.fingerprint()["clear"] == {"content_hash": folder_hash(hub_folder)}

@@ -65,10 +65,11 @@ class DataSource:
         return cls(clear=str(path), tofu=str(Path(path) / "tofu"))
 
     def fingerprint(self) -> dict[str, dict[str, str | None]]:
-        """What identifies the data: hub id and revision, or a local folder's content hash."""
+        """What identifies the data: a hub id with the commit its revision resolves to, or a
+        local folder's content hash."""
         return {
-            "clear": _fingerprint(self.clear, self.clear_revision),
-            "tofu": _fingerprint(self.tofu, self.tofu_revision),
+            "clear": _fingerprint("CLEAR", self.clear, self.clear_revision),
+            "tofu": _fingerprint("TOFU", self.tofu, self.tofu_revision),
         }
 
 
@@ -81,12 +82,17 @@ def folder_hash(folder: Path) -> str:
     return content_hash(folder, files)
 
 
-def _fingerprint(where: str, revision: str | None) -> dict[str, str | None]:
-    """A hub id with its revision, or the hash of a local folder's files as they are now (a
-    data card's recorded hash is not taken on trust: the files may have been edited since)."""
+def _fingerprint(kind: str, where: str, revision: str | None) -> dict[str, str | None]:
+    """A hub id with its revision and the commit it resolves to now (an unpinned ``main`` that
+    moves is other data), or the hash of a local folder's files as they are now (a data card's
+    recorded hash is not taken on trust: the files may have been edited since)."""
     folder = Path(where)
     if not folder.is_dir():
-        return {"hub_id": where, "revision": revision}
+        try:
+            commit: str | None = hub_snapshot(kind, where, revision)[0].name
+        except DataError:  # not there: the preflight that follows says why, with the rest
+            commit = None
+        return {"hub_id": where, "revision": revision, "commit": commit}
     return {"content_hash": folder_hash(folder)}
 
 

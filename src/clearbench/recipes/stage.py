@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from huggingface_hub import constants, hf_hub_download
+
 from clearbench.data.loading import TOFU_HUB_ID, DataSource, is_hub_id
 from clearbench.hashing import content_hash
 from clearbench.io import read_json, write_text_atomic
@@ -41,11 +43,18 @@ def data_source(data: str, revision: str | None = None, tofu: str | None = None,
 
 
 def model_key(model: str, revision: str | None = None) -> dict[str, str | None]:
-    """What identifies a model: a hub id and revision, or the hash of a local folder's files
-    (weights, config, tokenizer; not the records a stage writes beside them)."""
+    """What identifies a model: a hub id with its revision and the commit that resolves to now
+    (None if it cannot be resolved: loading it will say why), or the hash of a local folder's
+    files (weights, config, tokenizer; not the records a stage writes beside them)."""
     folder = Path(model).expanduser()
     if not folder.is_dir():
-        return {"hub_id": model, "revision": revision}
+        try:
+            config = hf_hub_download(model, "config.json", revision=revision,
+                                     local_files_only=constants.is_offline_mode())
+            commit: str | None = Path(config).parent.name
+        except Exception:  # offline and not cached, a typo, ...: the model load reports it
+            commit = None
+        return {"hub_id": model, "revision": revision, "commit": commit}
     check_finished_model(folder)
     files = [path for path in folder.iterdir()
              if path.is_file() and path.name not in NOT_THE_MODEL and not path.name.startswith(".")]
