@@ -13,7 +13,9 @@ import torch
 import yaml
 
 from clearbench.cli import main
+from clearbench.recipes import finetune as finetune_module
 from clearbench.recipes import unlearn as unlearn_module
+from clearbench.recipes.finetune import FinetuneConfig, answer_loss, finetune
 from clearbench.recipes.runconfig import embedded_config
 from clearbench.recipes.stage import STAMP, StageFolder, StaleStage, model_key, partial_folder
 from clearbench.recipes.unlearn import UnlearnConfig, unlearn
@@ -215,3 +217,38 @@ def test_a_stage_folder_is_finished_or_absent(tmp_path: Path) -> None:
     assert other.done() and not work.exists() and not (tmp_path / "out" / STAMP).exists()
     with pytest.raises(StaleStage):
         folder.done()
+
+
+class Interrupt(Exception):
+    """Stands in for a kill in the middle of training."""
+
+
+def test_an_interrupted_fine_tune_resumes_after_the_run_moved(
+    tiny_run: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, run_dir = tiny_run
+    first = tmp_path / "first"
+    for name in ("data", "base"):
+        shutil.copytree(run_dir / name, first / name)
+
+    def config(root: Path) -> FinetuneConfig:
+        return FinetuneConfig(model=str(root / "base"), data=str(root / "data"),
+                              out=root / "vanilla", recipe="mini", epochs=2.0,
+                              checkpoint_every=2)
+
+    calls = {"n": 0}
+
+    def crashing(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise Interrupt
+        return answer_loss(*args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(finetune_module, "answer_loss", crashing)
+        with pytest.raises(Interrupt):
+            finetune(config(first))
+    moved = tmp_path / "moved"
+    first.rename(moved)
+    record = finetune(config(moved))
+    assert record["resumed_from_step"] > 0
