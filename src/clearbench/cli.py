@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from clearbench import __version__
 from clearbench.presets import PRESETS
+from clearbench.recipes.lock import RunError
 
 Handler = Callable[[argparse.Namespace], object]
 
@@ -371,6 +375,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="CLEAR: benchmark multimodal machine unlearning (data, models, methods, "
         "evaluation).",
     )
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an error too (also: CLEARBENCH_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_data_commands(sub)
     add_base_command(sub)
@@ -384,14 +390,55 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one subcommand. Bad input ends in a one-line error (exit 2), not a traceback;
-    set ``CLEARBENCH_DEBUG=1`` to see the traceback anyway."""
+    """Run one subcommand. An expected failure (bad input, a file or folder the system refuses,
+    a busy run folder, a failed or killed stage) ends in a one-line error and exit code 2,
+    Ctrl-C in exit code 130; ``--debug`` (or ``CLEARBENCH_DEBUG=1``) adds the traceback. Any
+    other exception is a bug: its traceback, then how to report it (exit code 1)."""
     args = build_parser().parse_args(argv)
+    # popped: a handler passes its command's options on, and --debug is none of them
+    debug = vars(args).pop("debug") or bool(os.environ.get("CLEARBENCH_DEBUG"))
     try:
         args.handler(args)
-    except (ValueError, FileNotFoundError, FileExistsError) as err:
-        if os.environ.get("CLEARBENCH_DEBUG"):
-            raise
-        print(f"clearbench {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        return _fail(args.command, INTERRUPTED, 130, debug)
+    except (ValueError, RunError) as err:
+        return _fail(args.command, str(err), 2, debug)
+    except OSError as err:
+        return _fail(args.command, _os_error(err), 2, debug)
+    except Exception:
+        traceback.print_exc()
+        print(f"clearbench {args.command}: this is a bug in clearbench {__version__}, not in "
+              "your input: please report it to the clearbench maintainers with the command "
+              "line and the traceback above", file=sys.stderr)
+        return 1
     return 0
+
+
+INTERRUPTED = "interrupted; finished stages are kept, rerun the same command to resume"
+_OS_HINTS = {
+    errno.ENOSPC: "free some space, then rerun the same command to resume",
+    errno.EDQUOT: "free some space, then rerun the same command to resume",
+    errno.EROFS: "choose a folder on a writable file system",
+    errno.EACCES: "choose a folder you may write to, or fix its permissions",
+    errno.EPERM: "choose a folder you may write to, or fix its permissions",
+    errno.ENOTDIR: "a part of this path is a file, not a folder",
+    errno.EEXIST: "a file of this name is in the way",
+}
+
+
+def _os_error(err: OSError) -> str:
+    """``PATH: REASON (what to do)`` for an error of the system, or the message of one this
+    package raised."""
+    if err.strerror is None:  # raised with a message of our own
+        return str(err)
+    where = f"{err.filename}: " if err.filename is not None else ""
+    hint = _OS_HINTS.get(err.errno)
+    return f"{where}{err.strerror}" + (f" ({hint})" if hint else "")
+
+
+def _fail(command: str, message: str, code: int, debug: bool) -> int:
+    """Print the one-line error (after the traceback when ``debug``); ``code``."""
+    if debug:
+        traceback.print_exc()
+    print(f"clearbench {command}: error: {message}", file=sys.stderr)
+    return code

@@ -20,8 +20,10 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError) and err.filename is None:  # e.g. a full disk: name the file
+            raise OSError(err.errno, err.strerror, str(path)) from err
         raise
 
 

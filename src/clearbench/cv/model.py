@@ -16,11 +16,13 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import ResNetConfig, ResNetModel
 
 from clearbench.io import write_json_atomic
+from clearbench.models.errors import REDO, ModelError
 
 WEIGHTS = "model.safetensors"
 CONFIG = "facenet.json"
@@ -117,5 +119,9 @@ def load_facenet(folder: Path) -> FaceNet:
     raw: dict[str, Any] = json.loads(path.read_text())
     config = FaceNetConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
     model = FaceNet(config)
-    model.load_state_dict(load_file(str(Path(folder) / WEIGHTS)))
+    weights = Path(folder) / WEIGHTS
+    try:
+        model.load_state_dict(load_file(str(weights)))
+    except (SafetensorError, OSError) as err:
+        raise ModelError(f"{weights} cannot be read ({type(err).__name__}: {err}); {REDO}") from err
     return model

@@ -18,6 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import yaml
 from huggingface_hub import HfApi, constants, snapshot_download
 from huggingface_hub.errors import (
@@ -30,12 +33,14 @@ from PIL import Image
 from clearbench.data.schema import (
     CLEAR_SCHEMAS,
     IMAGE,
+    TEXTS,
     TOFU_SCHEMAS,
     Column,
     DataError,
     check_columns,
 )
 from clearbench.hashing import content_hash
+from clearbench.paths import did_you_mean, looks_local
 
 DATACARD = "datacard.json"
 _BUILDERS = {".parquet": "parquet", ".json": "json", ".jsonl": "json", ".csv": "csv"}
@@ -137,7 +142,8 @@ def _load_cached(
     if not folder.is_dir():
         if not is_hub_id(where):
             hint = f"; {TOFU_HINT}" if kind == "TOFU" else ""
-            raise DataError(f"{kind} {where}: no such folder (and not a hub id){hint}")
+            raise DataError(f"{kind} {where}: no such folder{did_you_mean(where)} (and not a "
+                            f"hub id){hint}")
         folder, online = hub_snapshot(kind, where, revision)
         if online:
             _download(where, folder, _patterns(folder, config, label), label)
@@ -158,13 +164,14 @@ def _load_cached(
     for column in columns:
         if column.kind == IMAGE:
             _check_images(dataset, column, label)
+        elif not column.nullable and column.name in dataset.column_names:
+            _check_texts(dataset, column, files, label)
     return dataset
 
 
 def is_hub_id(where: str) -> bool:
-    """``name`` or ``owner/name`` that is not a local folder."""
-    return (not Path(where).is_dir() and not where.startswith(("/", ".", "~"))
-            and where.count("/") <= 1)
+    """``name`` or ``owner/name`` that is not a local path (see :func:`looks_local`)."""
+    return not Path(where).is_dir() and not looks_local(where)
 
 
 def hub_snapshot(kind: str, repo_id: str, revision: str | None) -> tuple[Path, bool]:
@@ -324,6 +331,35 @@ def _train(entry: str | dict) -> list[str]:
     if entry.get("split", "train") != "train":
         return []
     return [entry["path"]] if isinstance(entry["path"], str) else list(entry["path"])
+
+
+def _check_texts(dataset: datasets.Dataset, column: Column, files: list[str], label: str) -> None:
+    """Name the first row whose text (or one of whose texts) is null."""
+    values = dataset.data.column(column.name).combine_chunks()
+    nulls = pc.is_null(values)
+    if column.kind == TEXTS:  # a list with a null in it is as bad as no list
+        flat = pc.list_flatten(values)
+        parents = pc.filter(pc.list_parent_indices(values), pc.is_null(flat))
+        nulls = pc.or_(nulls, pc.is_in(pa.array(range(len(values))), parents))
+    row = pc.index(nulls, True).as_py()
+    if row >= 0:
+        file, row_in_file = _locate(files, row)
+        raise DataError(f"{label}: row {row} ({file}, row {row_in_file}) has a null in column "
+                        f"{column.name!r} (expected {column.kind}; a broken conversion of the "
+                        "data set? fetch it again)")
+
+
+def _locate(files: list[str], row: int) -> tuple[str, int]:
+    """The data file that holds ``row`` of the rows of ``files`` in order, and its row there."""
+    for file in files:
+        path = Path(file)
+        rows = (pq.ParquetFile(path).metadata.num_rows if path.suffix == ".parquet"
+                else len(datasets.load_dataset(_BUILDERS[path.suffix], data_files=file,
+                                               split="train")))
+        if row < rows:
+            return file, row
+        row -= rows
+    return files[-1], row
 
 
 def _check_images(dataset: datasets.Dataset, column: Column, label: str) -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError, safe_open
 from transformers import (
     AutoConfig,
     AutoImageProcessor,
@@ -16,9 +19,10 @@ from transformers import (
 )
 from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
 
-from clearbench.models.errors import ModelError
+from clearbench.models.errors import REDO, ModelError
 from clearbench.models.formats import chat_format_class
 from clearbench.models.vlm import VLM
+from clearbench.paths import did_you_mean, looks_local
 
 DTYPES: dict[str, str | torch.dtype] = {
     "auto": "auto",
@@ -26,11 +30,6 @@ DTYPES: dict[str, str | torch.dtype] = {
     "bfloat16": torch.bfloat16,
     "float16": torch.float16,
 }
-
-
-def _looks_local(name_or_path: str) -> bool:
-    """A path rather than a hub id (``name`` or ``owner/name``)."""
-    return name_or_path.startswith(("/", ".", "~")) or name_or_path.count("/") > 1
 
 
 def load_vlm(
@@ -44,8 +43,9 @@ def load_vlm(
     """Load model, tokenizer, image processor (and processor when it can be built).
 
     ``dtype`` is ``auto`` (the checkpoint's), ``float32``, ``bfloat16`` or ``float16``.
-    Raises :class:`ModelError` for a missing local folder, a model that is not
-    image-text-to-text, an unsupported family, or a tokenizer without the image token.
+    Raises :class:`ModelError` for a missing or unreadable local folder (cut-off weights, no
+    config.json), a hub id that cannot be fetched, a model that is not image-text-to-text, an
+    unsupported family, or a tokenizer without the image token.
     """
     if dtype not in DTYPES:
         raise ModelError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
@@ -53,14 +53,16 @@ def load_vlm(
     hub = {"revision": revision, "trust_remote_code": trust_remote_code}
     config = _load_config(name_or_path, hub)
     format_class = chat_format_class(config.model_type)
-    model = AutoModelForImageTextToText.from_pretrained(
-        name, config=config, dtype=DTYPES[dtype], **hub
-    )
-    processor = _load_processor(name, hub)
-    tokenizer = processor.tokenizer if processor else AutoTokenizer.from_pretrained(name, **hub)
-    image_processor = (
-        processor.image_processor if processor else AutoImageProcessor.from_pretrained(name, **hub)
-    )
+    with _reading(name):
+        model = AutoModelForImageTextToText.from_pretrained(
+            name, config=config, dtype=DTYPES[dtype], **hub
+        )
+        processor = _load_processor(name, hub)
+        tokenizer = processor.tokenizer if processor else AutoTokenizer.from_pretrained(name, **hub)
+        image_processor = (
+            processor.image_processor if processor
+            else AutoImageProcessor.from_pretrained(name, **hub)
+        )
     chat_format = format_class.from_model(config, tokenizer, image_processor, processor)
     return VLM(model.to(device), tokenizer, image_processor, chat_format, processor)
 
@@ -78,16 +80,49 @@ def _load_config(name_or_path: str | Path, hub: dict[str, Any]) -> Any:
     """The checkpoint's config; ModelError for a missing folder or a model that is not
     image-text-to-text."""
     name = str(name_or_path)
-    if not Path(name).expanduser().exists() and (
-        isinstance(name_or_path, Path) or _looks_local(name)
-    ):
-        raise ModelError(f"model folder {name} does not exist")
-    config = AutoConfig.from_pretrained(name, **hub)
+    folder = Path(name).expanduser()
+    if not folder.exists() and (isinstance(name_or_path, Path) or looks_local(name)):
+        raise ModelError(f"model folder {name} does not exist{did_you_mean(name)}")
+    if folder.is_dir() and not (folder / "config.json").is_file():
+        raise ModelError(f"model folder {name} has no config.json (not a model folder, or an "
+                         f"unfinished save: {REDO})")
+    with _reading(name):
+        config = AutoConfig.from_pretrained(name, **hub)
     if config.model_type not in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES:
         raise ModelError(
             f"{name} is not an image-text-to-text model (model_type {config.model_type!r})"
         )
     return config
+
+
+@contextmanager
+def _reading(name: str) -> Iterator[None]:
+    """Turn what transformers, safetensors and huggingface_hub raise for unreadable files, a
+    hub id not in the cache with no hub to reach, or an invalid id into one ModelError."""
+    try:
+        yield
+    except ModelError:
+        raise
+    except (OSError, ValueError, RuntimeError, SafetensorError) as err:
+        reason = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        folder = Path(name).expanduser()
+        if not folder.is_dir():
+            raise ModelError(f"model {name}: cannot load it from the hub or the huggingface_hub "
+                             f"cache ({reason})") from err
+        broken = [path.name for path in sorted(folder.glob("*.safetensors"))
+                  if not _whole_safetensors(path)]
+        what = f"{', '.join(broken)} in model folder {name}" if broken else f"model folder {name}"
+        raise ModelError(f"{what} cannot be read ({reason}); {REDO}") from err
+
+
+def _whole_safetensors(path: Path) -> bool:
+    """Whether a safetensors file's header and tensors are all there (not cut off)."""
+    try:
+        with safe_open(str(path), "pt"):  # checks that the header covers the whole file
+            pass
+    except (SafetensorError, OSError):
+        return False
+    return True
 
 
 def _load_processor(name: str, hub: dict[str, Any]) -> ProcessorMixin | None:

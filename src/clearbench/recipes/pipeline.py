@@ -12,8 +12,8 @@ preflight checks every config and column any stage will read and names every pro
 Every stage is a recipe whose output folder records a hash of its settings and inputs: a
 finished stage with the same hash is skipped, an interrupted one resumes, and one whose
 settings changed is removed and redone (with everything that reads it, whose identities change
-in turn). With ``jobs > 1`` independent stages run in worker processes, each logging to
-``RUN_DIR/logs/``.
+in turn). With ``jobs > 1`` independent stages run in worker processes, each attempt of a
+stage logging to its own file in ``RUN_DIR/logs/``. One run at a time holds a run folder.
 """
 
 from __future__ import annotations
@@ -22,12 +22,14 @@ import contextlib
 import multiprocessing
 import os
 import shutil
+import signal
 import threading
 import time
 import traceback
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,7 @@ from clearbench.recipes.estimate import describe, model_shape
 from clearbench.recipes.evaluate import EVAL_FILE, EvalConfig, run_eval, run_score
 from clearbench.recipes.finetune import MARKER as TRAINING_MARKER
 from clearbench.recipes.finetune import FinetuneConfig, finetune
+from clearbench.recipes.lock import RunError, run_folder_lock
 from clearbench.recipes.runconfig import (
     RunConfig,
     embedded_config,
@@ -64,6 +67,7 @@ RESEEDED = "gold_reseeded"
 """The method name of the gold model trained with another seed (the noise floor)."""
 RESEED_OFFSET = 1
 """The reseeded gold model is fine-tuned with seed ``seed + RESEED_OFFSET``."""
+RESUME = "finished stages are kept, rerun the same command to resume"
 
 
 @dataclass(frozen=True)
@@ -298,7 +302,8 @@ def _logged_stage(stage: Stage, log: Path, threads: int) -> float:
 def _exit_with_parent(parent: int) -> None:
     """Worker initialiser: end this worker if the ``clearbench run`` (process ``parent``) that
     started it is killed, instead of training on as an orphan (the stage resumes from its
-    checkpoint on the next run)."""
+    checkpoint on the next run). Ctrl-C is the parent's to handle: it stops the workers."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -355,13 +360,15 @@ def execute(stages: list[Stage], jobs: int, log_dir: Path) -> dict[str, float]:
     pending = [stage for stage in stages if stage.kind != "report"]
     running: dict[Future, tuple[Stage, Path]] = {}
     failed: list[str] = []
+    killed: list[str] = []
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context,
-                             initializer=_exit_with_parent, initargs=(os.getpid(),)) as pool:
-        while (pending and not failed) or running:
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context,
+                               initializer=_exit_with_parent, initargs=(os.getpid(),))
+    try:
+        while (pending and not failed and not killed) or running:
             ready = [s for s in pending if set(s.needs) <= progress.seconds.keys()]
             for stage in ready:
-                if len(running) == jobs or failed:
+                if len(running) == jobs or failed or killed:
                     break
                 # The cores are shared out between the stages that can run now: a stage
                 # that runs alone (the base, unless the vision-only track trains beside it)
@@ -369,8 +376,7 @@ def execute(stages: list[Stage], jobs: int, log_dir: Path) -> dict[str, float]:
                 # (one fine-tuning on 2 cores: 4.7 steps/s on 2 threads, 3.9 on 1), so
                 # running stages side by side on one thread each finishes sooner.
                 threads = max(1, cores // min(jobs, len(running) + len(ready)))
-                log = log_dir / f"{len(progress.seconds) + len(running):03d}-" \
-                    f"{_slug(stage.name)}.log"
+                log = _attempt_log(log_dir, stage)
                 running[pool.submit(_logged_stage, stage, log, threads)] = (stage, log)
                 pending.remove(stage)
             if not running:
@@ -380,10 +386,21 @@ def execute(stages: list[Stage], jobs: int, log_dir: Path) -> dict[str, float]:
                 stage, log = running.pop(future)
                 try:
                     progress.done(stage, future.result())
+                except BrokenProcessPool:
+                    killed.append(f"stage '{stage.name}' (log: {log})")
                 except Exception as err:
                     failed.append(f"stage '{stage.name}' failed: {err} (log: {log})")
+    except BaseException:  # Ctrl-C (or a bug here): stop the stages still running
+        for process in list((pool._processes or {}).values()):  # public only in Python 3.14
+            process.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+    if killed:
+        raise RunError("a worker process died (killed, or out of memory?) while running "
+                       f"{', '.join(killed)}; {RESUME}")
     if failed:
-        raise RuntimeError("; ".join(failed))
+        raise RunError("; ".join(failed))
     for stage in stages:
         if stage.kind == "report":
             progress.done(stage, run_stage(stage))
@@ -392,6 +409,17 @@ def execute(stages: list[Stage], jobs: int, log_dir: Path) -> dict[str, float]:
 
 def _slug(name: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in name).strip("-")[:80]
+
+
+def _attempt_log(log_dir: Path, stage: Stage) -> Path:
+    """A new log file for this attempt at ``stage``: ``SLUG.log``, then ``SLUG.2.log``, ...
+    (the log of an attempt that failed is kept)."""
+    slug = _slug(stage.name)
+    log, attempt = log_dir / f"{slug}.log", 1
+    while log.exists():
+        attempt += 1
+        log = log_dir / f"{slug}.{attempt}.log"
+    return log
 
 
 def time_spent(stages: list[Stage], seconds: dict[str, float]) -> dict[str, dict[str, float]]:
@@ -413,33 +441,36 @@ def run(config_path: Path | None = None, run_dir: Path | None = None, *,
     config = load_run_config(config_path)
     run_dir = run_dir or Path("runs") / config_path.stem
     the_plan = plan(config, run_dir)
-    loaded = None
-    if config.synth is None:  # every data problem, before any weights load
-        try:
-            parameters = model_shape(the_plan).parameters
-        except ValueError:  # a hub model the estimate does not know: a dry run stops here
-            if dry_run:
-                raise
-            parameters = count_parameters(str(config.model), revision=config.model_revision)
-        loaded = check_data(the_plan, parameters)
-    if dry_run:
-        print(describe(the_plan, loaded))
-        return the_plan
-    jobs = jobs or config.jobs
-    print(f"clearbench run: {config_path} -> {run_dir} ({len(the_plan.stages)} stages, "
-          f"{jobs} at a time)")
-    started = time.perf_counter()
-    seconds = execute(the_plan.stages, jobs, run_dir / "logs")
-    wall = time.perf_counter() - started
-    spent = time_spent(the_plan.stages, seconds)
-    write_json_atomic(run_dir / TIMING_FILE, {"wall_seconds": wall, "jobs": jobs,
-                                             "by_kind": spent, "by_stage": seconds})
-    print(f"\nclearbench run finished in {_clock(wall)} ({jobs} at a time); time by stage kind:")
-    for kind, entry in spent.items():
-        print(f"  {kind:9} {entry['stages']:3d} stages  {entry['seconds']:8.1f} s")
-    from clearbench.report import terminal_summary
+    # a dry run writes nothing; a run holds its folder until it ends
+    with contextlib.nullcontext() if dry_run else run_folder_lock(run_dir):
+        loaded = None
+        if config.synth is None:  # every data problem, before any weights load
+            try:
+                parameters = model_shape(the_plan).parameters
+            except ValueError:  # a hub model the estimate does not know: a dry run stops here
+                if dry_run:
+                    raise
+                parameters = count_parameters(str(config.model), revision=config.model_revision)
+            loaded = check_data(the_plan, parameters)
+        if dry_run:
+            print(describe(the_plan, loaded))
+            return the_plan
+        jobs = jobs or config.jobs
+        print(f"clearbench run: {config_path} -> {run_dir} ({len(the_plan.stages)} stages, "
+              f"{jobs} at a time)")
+        started = time.perf_counter()
+        seconds = execute(the_plan.stages, jobs, run_dir / "logs")
+        wall = time.perf_counter() - started
+        spent = time_spent(the_plan.stages, seconds)
+        write_json_atomic(run_dir / TIMING_FILE, {"wall_seconds": wall, "jobs": jobs,
+                                                 "by_kind": spent, "by_stage": seconds})
+        print(f"\nclearbench run finished in {_clock(wall)} ({jobs} at a time); time by stage "
+              "kind:")
+        for kind, entry in spent.items():
+            print(f"  {kind:9} {entry['stages']:3d} stages  {entry['seconds']:8.1f} s")
+        from clearbench.report import terminal_summary
 
-    print("\n" + terminal_summary(run_dir))
-    print(f"\nreport: {run_dir / 'report.html'} (also report.md, leaderboard.csv, "
-          "results.json)")
-    return the_plan
+        print("\n" + terminal_summary(run_dir))
+        print(f"\nreport: {run_dir / 'report.html'} (also report.md, leaderboard.csv, "
+              "results.json)")
+        return the_plan
