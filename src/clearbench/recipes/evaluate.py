@@ -20,7 +20,7 @@ from clearbench.evaluation.scoring import check_eval, score
 from clearbench.evaluation.tasks import TASKS, TASKS_BY_NAME
 from clearbench.io import read_json, stable_hash, write_json_atomic
 from clearbench.models.loading import load_vlm
-from clearbench.recipes.stage import data_source, model_key, trained_as, unfinished_stage
+from clearbench.recipes.stage import data_source, model_key, trained_as
 from clearbench.training.distributed import process_device, process_state, shard_of
 
 EVAL_FILE = "eval.json"
@@ -75,9 +75,6 @@ def run_eval(config: EvalConfig) -> dict[str, Any]:
     out = Path(config.out)
     source = data_source(config.data, config.data_revision, config.tofu, config.tofu_revision)
     settings = config.settings()
-    unfinished = unfinished_stage(config.model)
-    if unfinished:
-        raise FileNotFoundError(f"model {config.model} does not exist; {unfinished}")
     model = model_key(config.model, config.model_revision)  # refuses an unfinished stage
     header = {
         "model": {"path": config.model, "revision": config.model_revision, "key": model,

@@ -441,36 +441,46 @@ def run(config_path: Path | None = None, run_dir: Path | None = None, *,
     config = load_run_config(config_path)
     run_dir = run_dir or Path("runs") / config_path.stem
     the_plan = plan(config, run_dir)
-    # a dry run writes nothing; a run holds its folder until it ends
-    with contextlib.nullcontext() if dry_run else run_folder_lock(run_dir):
-        loaded = None
-        if config.synth is None:  # every data problem, before any weights load
-            try:
-                parameters = model_shape(the_plan).parameters
-            except ValueError:  # a hub model the estimate does not know: a dry run stops here
-                if dry_run:
-                    raise
-                parameters = count_parameters(str(config.model), revision=config.model_revision)
-            loaded = check_data(the_plan, parameters)
-        if dry_run:
-            print(describe(the_plan, loaded))
-            return the_plan
-        jobs = jobs or config.jobs
-        print(f"clearbench run: {config_path} -> {run_dir} ({len(the_plan.stages)} stages, "
-              f"{jobs} at a time)")
-        started = time.perf_counter()
-        seconds = execute(the_plan.stages, jobs, run_dir / "logs")
-        wall = time.perf_counter() - started
-        spent = time_spent(the_plan.stages, seconds)
-        write_json_atomic(run_dir / TIMING_FILE, {"wall_seconds": wall, "jobs": jobs,
-                                                 "by_kind": spent, "by_stage": seconds})
-        print(f"\nclearbench run finished in {_clock(wall)} ({jobs} at a time); time by stage "
-              "kind:")
-        for kind, entry in spent.items():
-            print(f"  {kind:9} {entry['stages']:3d} stages  {entry['seconds']:8.1f} s")
-        from clearbench.report import terminal_summary
-
-        print("\n" + terminal_summary(run_dir))
-        print(f"\nreport: {run_dir / 'report.html'} (also report.md, leaderboard.csv, "
-              "results.json)")
+    if dry_run:  # writes nothing, so takes no lock
+        print(describe(the_plan, check_run_data(the_plan, dry_run=True)))
         return the_plan
+    with run_folder_lock(run_dir):  # a second run on this folder fails at once
+        check_run_data(the_plan, dry_run=False)
+        execute_plan(the_plan, jobs or config.jobs, config_path)
+    return the_plan
+
+
+def check_run_data(the_plan: Plan, *, dry_run: bool) -> dict[Need, datasets.Dataset] | None:
+    """Every data problem of a run on existing data, before any weights load (None for a run
+    that synthesises its data)."""
+    config = the_plan.config
+    if config.synth is not None:
+        return None
+    try:
+        parameters = model_shape(the_plan).parameters
+    except ValueError:  # a hub model the estimate does not know: a dry run stops here
+        if dry_run:
+            raise
+        parameters = count_parameters(str(config.model), revision=config.model_revision)
+    return check_data(the_plan, parameters)
+
+
+def execute_plan(the_plan: Plan, jobs: int, config_path: Path) -> None:
+    """Run every stage, record the time spent and print the summary."""
+    run_dir = the_plan.run_dir
+    print(f"clearbench run: {config_path} -> {run_dir} ({len(the_plan.stages)} stages, "
+          f"{jobs} at a time)")
+    started = time.perf_counter()
+    seconds = execute(the_plan.stages, jobs, run_dir / "logs")
+    wall = time.perf_counter() - started
+    spent = time_spent(the_plan.stages, seconds)
+    write_json_atomic(run_dir / TIMING_FILE, {"wall_seconds": wall, "jobs": jobs,
+                                             "by_kind": spent, "by_stage": seconds})
+    print(f"\nclearbench run finished in {_clock(wall)} ({jobs} at a time); time by stage kind:")
+    for kind, entry in spent.items():
+        print(f"  {kind:9} {entry['stages']:3d} stages  {entry['seconds']:8.1f} s")
+    from clearbench.report import terminal_summary
+
+    print("\n" + terminal_summary(run_dir))
+    print(f"\nreport: {run_dir / 'report.html'} (also report.md, leaderboard.csv, "
+          "results.json)")

@@ -22,6 +22,7 @@ from huggingface_hub import constants, hf_hub_download
 from clearbench.data.loading import TOFU_HUB_ID, DataSource, is_hub_id
 from clearbench.hashing import content_hash
 from clearbench.io import read_json, write_text_atomic
+from clearbench.paths import did_you_mean, looks_local
 
 STAMP = ".stage"
 """The key of the stage a partial folder belongs to."""
@@ -47,6 +48,9 @@ def model_key(model: str, revision: str | None = None) -> dict[str, str | None]:
     (None if it cannot be resolved: loading it will say why), or the hash of a local folder's
     files (weights, config, tokenizer; not the records a stage writes beside them)."""
     folder = Path(model).expanduser()
+    if not folder.is_dir() and looks_local(model):
+        raise FileNotFoundError(f"model folder {model} does not exist"
+                                f"{unfinished_stage(model) or did_you_mean(model)}")
     if not folder.is_dir():
         try:
             config = hf_hub_download(model, "config.json", revision=revision,
@@ -92,12 +96,13 @@ def check_finished_model(folder: Path) -> None:
 
 
 def unfinished_stage(model: str) -> str:
-    """For a model path that does not exist but whose stage is unfinished: a sentence saying
-    where it is; else ""."""
+    """For a model path that does not exist but whose stage is unfinished: where that is;
+    else ""."""
     partial = partial_folder(Path(model))
     if Path(model).exists() or not partial.is_dir():
         return ""
-    return f"{partial} holds its unfinished stage: rerun the command that writes it to finish it"
+    return (f"; {partial} holds its unfinished stage: rerun the command that writes it to "
+            "finish it")
 
 
 class StaleStage(FileExistsError):
