@@ -65,3 +65,11 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def cuda_present(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pretend one GPU is there, so that a config naming ``device: cuda`` loads on CPU-only
+    torch (nothing in these tests runs on it)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)

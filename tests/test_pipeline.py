@@ -37,7 +37,7 @@ def test_every_settable_unlearning_key_is_an_unlearn_config_field() -> None:
 
 @pytest.mark.parametrize("path", [embedded_config("mini"), embedded_config("smoke"),
                                   *sorted(PAPER.glob("*.yaml"))], ids=lambda p: p.name)
-def test_shipped_configs_load(path: Path) -> None:
+def test_shipped_configs_load(path: Path, cuda_present: None) -> None:
     config = load_run_config(path)
     assert config.variants and config.forget_splits
 
@@ -99,7 +99,7 @@ def test_the_paper_tables_preset_adds_the_l1_variant_and_the_modality_study(
 
 @pytest.mark.parametrize("path", sorted(PAPER.glob("*.yaml")), ids=lambda p: p.name)
 def test_dry_run_of_a_paper_config_works_offline(path: Path, tmp_path: Path, offline_hub: Path,
-                                                capsys) -> None:
+                                                cuda_present: None, capsys) -> None:
     """From the huggingface_hub cache (ten persons there), with HF_HUB_OFFLINE set."""
     assert main(["run", "--config", str(path), "--out", str(tmp_path / "run"),
                  "--dry-run"]) == 0
@@ -197,7 +197,7 @@ def test_data_sizes_of_views() -> None:
     assert clear.view("forget01+tofu") == (38, 40)
 
 
-def test_the_gpu_guide_table_matches_the_dry_run_estimates() -> None:
+def test_the_gpu_guide_table_matches_the_dry_run_estimates(cuda_present: None) -> None:
     """docs/gpu.md's memory table is what `--dry-run` prints for the paper configs."""
     import re
 
