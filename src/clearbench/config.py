@@ -117,7 +117,7 @@ def problems(error: ValidationError, root: Any) -> list[Problem]:
     for detail in error.errors():
         kind, loc, value = detail["type"], detail["loc"], detail.get("input", NO_VALUE)
         key = ".".join(str(part) for part in loc)
-        if kind == "value_error" and not loc:  # the class's own check
+        if kind == "value_error" and not loc and dataclasses.is_dataclass(root):  # own check
             found.append(Problem("", str(detail["ctx"]["error"])))
             continue
         parent, annotation = _field(root, loc)

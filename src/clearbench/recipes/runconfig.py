@@ -221,13 +221,16 @@ def load_run_config(path: Path) -> RunConfig:
                                  "(hub id or local folder of the base VLM)"))
     base = None
     if "base" in raw:
-        base = dict(_section(raw, "base", "base", found))
-        sizes = _section(base, "model", "base.model", found)
-        model = _typed(TinyVLMConfig, sizes, "base.model", found,
-                       known={f.name for f in fields(TinyVLMConfig)} - {"arch"})
-        built = _typed(BaseConfig, base, "base", found, known=_settable(BaseConfig) | {"model"},
+        given = dict(_section(raw, "base", "base", found))
+        model = None
+        if "model" in given:
+            model = _typed(TinyVLMConfig, _section(given, "model", "base.model", found),
+                           "base.model", found,
+                           known={f.name for f in fields(TinyVLMConfig)} - {"arch"})
+            del given["model"]
+        built = _typed(BaseConfig, given, "base", found,
                        context={"model": model or TinyVLMConfig()})
-        base = {**_given(built, base), **({"model": model} if "model" in base else {})}
+        base = {**_given(built, given), **({"model": model} if model else {})}
 
     finetune = dict(_section(raw, "finetune", "finetune", found))
     finetune = _given(_typed(FinetuneConfig, finetune, "finetune", found), finetune)
