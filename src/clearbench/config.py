@@ -161,14 +161,13 @@ def describe(annotation: Any) -> str:
     origin = get_origin(annotation)
     if origin is Annotated:
         base, *metadata = get_args(annotation)
-        words = [describe(base)]
+        noun, bounds = describe(base), []
         for item in _flat(metadata):
             if isinstance(getattr(item, "func", None), Choices):
-                words = [str(item.func)]
-            sign = BOUNDS.get(type(item))
-            if sign:
-                words.append(f"{sign} {_bound(item)}")
-        return " ".join(words)
+                noun = str(item.func)
+            if type(item) in BOUNDS:
+                bounds.append(f"{BOUNDS[type(item)]} {_bound(item)}")
+        return " ".join([noun, " and ".join(bounds)]) if bounds else noun
     if origin in (Union, types.UnionType):
         options = [describe(arg) for arg in get_args(annotation) if arg is not type(None)]
         null = type(None) in get_args(annotation)
