@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from clearbench.cli import main
+from clearbench.config import ConfigError
 from clearbench.cv import recipe
 from clearbench.cv.methods import CV_METHODS
 from clearbench.cv.recipe import MARKER, RESULTS_FILE, TABLE_FILE, CVConfig, run_cv
@@ -83,9 +84,9 @@ def test_cv_config_errors_name_the_fault(tmp_path: Path) -> None:
         CVConfig(out=tmp_path, methods=("ga",))
     with pytest.raises(ValueError, match=r"'rmu' has no option.*beta"):
         CVConfig(out=tmp_path, method_options={"rmu": {"beta": 1}})
-    with pytest.raises(ValueError, match="shadows must be ≥ 1"):
+    with pytest.raises(ConfigError, match="shadows = 0: an integer > 0"):
         CVConfig(out=tmp_path, shadows=0)
-    with pytest.raises(ValueError, match="unknown network 'vgg'"):
+    with pytest.raises(ConfigError, match="network = 'vgg': one of mini, resnet18"):
         CVConfig(out=tmp_path, network="vgg")
     with pytest.raises(ValueError, match=r"network_options.*width"):
         CVConfig(out=tmp_path, network_options={"width": 3}).network_config(2)

@@ -8,6 +8,7 @@ from pathlib import Path
 import datasets
 import pytest
 
+from clearbench.config import ConfigError
 from clearbench.data.loading import DataSource, folder_hash, load_clear, load_tofu
 from clearbench.data.prompts import CAPTION_PROMPTS, FACE_NAME_PROMPT, caption_prompt
 from clearbench.data.schema import (
@@ -300,7 +301,7 @@ def test_synthesize_replaces_its_own_folder_but_nothing_else(tmp_path: Path) -> 
 @pytest.mark.parametrize(
     ("sizes", "rule"),
     [
-        ({"persons": 0}, "positive"),
+        ({"persons": 0}, "persons = 0: an integer > 0"),
         ({"persons": 3}, "persons > perturbed"),
         ({"qa_per_person": 13}, "qa_per_person"),
         ({"answer_wordings": 3}, "answer_wordings"),
@@ -309,5 +310,5 @@ def test_synthesize_replaces_its_own_folder_but_nothing_else(tmp_path: Path) -> 
     ],
 )
 def test_bad_sizes_are_refused(sizes: dict, rule: str) -> None:
-    with pytest.raises(DataError, match=rule):
+    with pytest.raises((DataError, ConfigError), match=rule):
         SynthConfig(**sizes)

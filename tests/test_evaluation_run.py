@@ -255,7 +255,7 @@ def test_eval_cli_rejects_bad_input_before_loading_a_model(
 ) -> None:
     code, err = run_cli(["eval", "--model", str(model_dir), "--data", str(mini_data),
                          "--out", str(tmp_path), "--tasks", "forget_qa", "faces"], capsys)
-    assert code == 2 and "unknown task(s) faces" in err
+    assert code == 2 and "tasks.1 = 'faces': one of forget_captions" in err
     code, err = run_cli(["eval", "--model", str(tmp_path / "none"), "--data", str(mini_data),
                          "--out", str(tmp_path), "--tasks", "forget_qa"], capsys)
     assert code == 2 and "does not exist" in err

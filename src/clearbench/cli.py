@@ -117,7 +117,9 @@ def add_finetune_command(sub: argparse._SubParsersAction) -> None:
 
 def run_finetune(args: argparse.Namespace) -> None:
     from clearbench.recipes.finetune import FinetuneConfig, finetune
+    from clearbench.training.distributed import check_device
 
+    check_device(args.device)
     options = vars(args).copy()
     for key in ("command", "handler"):
         options.pop(key, None)
@@ -170,7 +172,9 @@ def add_eval_commands(sub: argparse._SubParsersAction) -> None:
 
 def run_eval(args: argparse.Namespace) -> None:
     from clearbench.recipes.evaluate import EvalConfig, run_eval
+    from clearbench.training.distributed import check_device
 
+    check_device(args.device)
     options = {k: v for k, v in vars(args).items() if k not in ("command", "handler")}
     if options["tasks"] is None:
         options.pop("tasks")
@@ -223,7 +227,7 @@ def add_unlearn_command(sub: argparse._SubParsersAction) -> None:
     add_tofu_arguments(un)
     un.add_argument("--model-revision")
     un.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
-    un.add_argument("--device", default="cpu")
+    un.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
     un.add_argument("--checkpoint-every", type=int, default=0)
     un.set_defaults(handler=run_unlearn)
 
@@ -243,7 +247,9 @@ def parse_options(pairs: Sequence[str]) -> dict[str, object]:
 
 def run_unlearn(args: argparse.Namespace) -> None:
     from clearbench.recipes.unlearn import UnlearnConfig, unlearn
+    from clearbench.training.distributed import check_device
 
+    check_device(args.device)
     options = {k: v for k, v in vars(args).items() if k not in ("command", "handler", "option")}
     if options["lora_targets"] is not None:
         options["lora_targets"] = tuple(options["lora_targets"])

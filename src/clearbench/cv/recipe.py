@@ -21,13 +21,14 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import torch
 
+from clearbench.config import NonNegativeInt, PositiveFloat, PositiveInt, one_of, settings
 from clearbench.cv.data import FaceData, is_mini, load_faces
 from clearbench.cv.methods import CV_METHODS, build_cv_method
 from clearbench.cv.metrics import (
@@ -39,6 +40,7 @@ from clearbench.cv.metrics import (
 )
 from clearbench.cv.model import PRESETS, FaceNet, FaceNetConfig, load_facenet
 from clearbench.cv.train import Schedule, embed, fit, unlearn
+from clearbench.data.schema import FORGET_SPLITS
 from clearbench.data.synth import synthesize
 from clearbench.io import read_json, stable_hash, write_json_atomic, write_text_atomic
 from clearbench.recipes.stage import StaleStage, data_source, finished
@@ -60,7 +62,7 @@ ROWS = ("vanilla", "gold")
 """The rows every table has besides the unlearning methods."""
 
 
-@dataclass
+@settings
 class CVConfig:
     """Settings of the vision-only track (defaults: CLEAR-mini on 2 CPU cores)."""
 
@@ -68,40 +70,34 @@ class CVConfig:
     data: str | None = None
     """CLEAR folder or hub id; None: generate CLEAR-mini into ``OUT/data``."""
     data_revision: str | None = None
-    forget_split: str = "forget10"
-    network: str = "mini"
+    forget_split: Annotated[str, one_of(FORGET_SPLITS)] = "forget10"
+    network: Annotated[str, one_of(PRESETS)] = "mini"
     """``mini`` (small ResNet, 64 px) or ``resnet18`` (the paper's, 112 px)."""
     network_options: dict[str, Any] = field(default_factory=dict)
     """Overrides of the network preset: hidden_sizes, depths, embedding_dim, scale, margin,
     image_size."""
     methods: tuple[str, ...] = tuple(CV_METHODS)
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
-    shadows: int = 3
+    shadows: PositiveInt = 3
     """Shadow replicas for U-LiRA (the paper used 128)."""
     lira_fixed_variance: bool = True
     """One score variance pooled over the examples (LiRA's variant for few shadow models);
     false: a variance per example (the paper's 128 shadows can afford it)."""
     seed: int = 0
-    enrol_images: int = 5
-    holdout_persons: int = 10
+    enrol_images: PositiveInt = 5
+    holdout_persons: NonNegativeInt = 10
     """Retain persons held out on data without a ``holdout`` config (the hub)."""
-    pretrain_renders: int = 16
+    pretrain_renders: NonNegativeInt = 16
     """Extra rendered images per celebrity for pretraining (CLEAR-mini only; 0 elsewhere)."""
-    pretrain_epochs: int = 30
-    finetune_epochs: int = 30
-    unlearn_epochs: int = 20
-    batch_size: int = 32
-    unlearn_batch_size: int = 8
-    lr: float = 2e-3
-    unlearn_lr: float = 1e-3
+    pretrain_epochs: PositiveInt = 30
+    finetune_epochs: PositiveInt = 30
+    unlearn_epochs: PositiveInt = 20
+    batch_size: PositiveInt = 32
+    unlearn_batch_size: PositiveInt = 8
+    lr: PositiveFloat = 2e-3
+    unlearn_lr: PositiveFloat = 1e-3
 
     def __post_init__(self) -> None:
-        self.out = Path(self.out)
-        self.methods = tuple(self.methods)
-        if self.network not in PRESETS:
-            raise ValueError(f"unknown network {self.network!r}; choose {', '.join(PRESETS)}")
-        if self.shadows < 1:
-            raise ValueError(f"shadows must be ≥ 1 (U-LiRA needs a shadow), got {self.shadows}")
         for name in (*self.methods, *self.method_options):
             if name not in CV_METHODS:
                 raise ValueError(f"unknown CV method {name!r}; known: {', '.join(CV_METHODS)}")

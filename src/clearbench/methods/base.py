@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Protocol
 
 import torch
 
+from clearbench.config import ConfigError
 from clearbench.methods.losses import mean_nll
 from clearbench.models.vlm import answer_logits
 
@@ -98,7 +99,10 @@ def build_method(name: str, options: dict[str, Any] | None = None) -> Unlearning
             f"method {name!r} has no option(s) {', '.join(sorted(unknown))}; its options: "
             f"{', '.join(fields) or 'none'}"
         )
-    return cls(**options)
+    try:
+        return cls(**options)
+    except ConfigError as err:
+        raise ConfigError(f"unlearning method {name!r}", err.problems) from None
 
 
 def ce(model: torch.nn.Module, batch: Batch) -> torch.Tensor:

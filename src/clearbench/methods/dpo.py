@@ -6,10 +6,9 @@ both answers (spec §3).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
+from clearbench.config import NonNegativeFloat, PositiveFloat, settings
 from clearbench.methods.base import (
     FORGET,
     REFUSAL,
@@ -38,13 +37,13 @@ def log_probs(
 
 
 @register
-@dataclass
+@settings
 class DirectPreference(UnlearningMethod):
     name = "dpo"
     batches = (FORGET, REFUSAL, RETAIN)
     needs_reference = True
-    beta: float = 0.1
-    retain_weight: float = 1.0
+    beta: PositiveFloat = 0.1
+    retain_weight: NonNegativeFloat = 1.0
 
     def loss(
         self,

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
+from clearbench.config import settings
 from clearbench.methods.base import FORGET, Batch, Reference, UnlearningMethod, ce, register
 
 
 @register
-@dataclass
+@settings
 class GradientAscent(UnlearningMethod):
     name = "ga"
     batches = (FORGET,)

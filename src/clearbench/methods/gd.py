@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
+from clearbench.config import NonNegativeFloat, settings
 from clearbench.methods.base import (
     FORGET,
     RETAIN,
@@ -18,11 +17,11 @@ from clearbench.methods.base import (
 
 
 @register
-@dataclass
+@settings
 class GradientDifference(UnlearningMethod):
     name = "gd"
     batches = (FORGET, RETAIN)
-    retain_weight: float = 1.0
+    retain_weight: NonNegativeFloat = 1.0
     """α in −CE(D_f) + α·CE(D_r)."""
 
     def loss(

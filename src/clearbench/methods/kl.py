@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
+from clearbench.config import NonNegativeFloat, settings
 from clearbench.methods.base import (
     FORGET,
     RETAIN,
@@ -27,12 +26,12 @@ def kl_to_reference(model: torch.nn.Module, batch: Batch, reference: Reference) 
 
 
 @register
-@dataclass
+@settings
 class KLMinimisation(UnlearningMethod):
     name = "kl"
     batches = (FORGET, RETAIN)
     needs_reference = True
-    retain_weight: float = 1.0
+    retain_weight: NonNegativeFloat = 1.0
     """α in −CE(D_f) + α·KL(π_θ₀ ‖ π_θ) on D_r."""
 
     def loss(

@@ -3,10 +3,9 @@ stay close to θ₀ on retain data."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
+from clearbench.config import NonNegativeFloat, settings
 from clearbench.methods.base import (
     FORGET,
     RANDOM_ANSWER,
@@ -22,16 +21,16 @@ from clearbench.methods.kl import kl_to_reference
 
 
 @register
-@dataclass
+@settings
 class LLMU(UnlearningMethod):
     name = "llmu"
     batches = (FORGET, RANDOM_ANSWER, RETAIN)
     needs_reference = True
-    forget_weight: float = 0.5
+    forget_weight: NonNegativeFloat = 0.5
     """ε₁ (the LLMU paper's value)."""
-    random_weight: float = 1.0
+    random_weight: NonNegativeFloat = 1.0
     """ε₂."""
-    retain_weight: float = 1.0
+    retain_weight: NonNegativeFloat = 1.0
     """ε₃."""
 
     def loss(

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
+from clearbench.config import NonNegativeFloat, PositiveFloat, settings
 from clearbench.methods.base import (
     FORGET,
     RETAIN,
@@ -21,13 +20,13 @@ from clearbench.methods.losses import npo_loss
 
 
 @register
-@dataclass
+@settings
 class NegativePreference(UnlearningMethod):
     name = "npo"
     batches = (FORGET, RETAIN)
     needs_reference = True
-    beta: float = 0.1
-    retain_weight: float = 1.0
+    beta: PositiveFloat = 0.1
+    retain_weight: NonNegativeFloat = 1.0
 
     def loss(
         self,

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
+from clearbench.config import settings
 from clearbench.methods.base import RETAIN, Batch, Reference, UnlearningMethod, ce, register
 
 
 @register
-@dataclass
+@settings
 class RetainFT(UnlearningMethod):
     name = "retain_ft"
     batches = (RETAIN,)

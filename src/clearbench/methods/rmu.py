@@ -4,10 +4,9 @@ hidden states where θ₀ had them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
+from clearbench.config import NonNegativeFloat, NonNegativeInt, PositiveFloat, settings
 from clearbench.methods.base import (
     FORGET,
     RETAIN,
@@ -39,16 +38,16 @@ def control_vector(hidden_size: int, scale: float, seed: int) -> torch.Tensor:
 
 
 @register
-@dataclass
+@settings
 class RMU(UnlearningMethod):
     name = "rmu"
     batches = (FORGET, RETAIN)
     needs_reference = True
-    layer: int | None = None
+    layer: NonNegativeInt | None = None
     """Decoder layer ℓ (0-based); None: :func:`default_layer`."""
-    steering_coeff: float = 6.5
+    steering_coeff: PositiveFloat = 6.5
     """c (WMDP's value for Zephyr-7B)."""
-    retain_weight: float = 1200.0
+    retain_weight: NonNegativeFloat = 1200.0
     """α (WMDP's value)."""
     seed: int = 0
     """Seed of the random direction u."""

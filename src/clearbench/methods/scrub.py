@@ -3,10 +3,9 @@ teacher θ₀ on forget data with min-steps that keep it close (and accurate) on
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
+from clearbench.config import NonNegativeFloat, NonNegativeInt, PositiveInt, settings
 from clearbench.methods.base import (
     FORGET,
     RETAIN,
@@ -22,15 +21,15 @@ from clearbench.models.vlm import answer_logits
 
 
 @register
-@dataclass
+@settings
 class Scrub(UnlearningMethod):
     name = "scrub"
     batches = (FORGET, RETAIN)
     needs_reference = True
-    max_steps: int = 1
+    max_steps: PositiveInt = 1
     """Max-steps at the start of each cycle of ``max_steps + min_steps`` optimiser steps."""
-    min_steps: int = 1
-    gamma: float = 0.99
+    min_steps: NonNegativeInt = 1
+    gamma: NonNegativeFloat = 0.99
     """γ in the min-step loss KL(π_θ₀ ‖ π_θ) + γ·CE on D_r (the SCRUB paper's value)."""
 
     def is_max_step(self, step: int) -> bool:

@@ -9,10 +9,10 @@ retain data (preservation divergence). Stage 2 negates that task vector:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 
+from clearbench.config import NonNegativeFloat, PositiveFloat, settings
 from clearbench.methods.base import (
     FORGET,
     RANDOM_ANSWER,
@@ -28,17 +28,17 @@ from clearbench.methods.kl import kl_to_reference
 
 
 @register
-@dataclass
+@settings
 class SKU(UnlearningMethod):
     name = "sku"
     batches = (FORGET, RANDOM_ANSWER, RETAIN)
     needs_reference = True
     negates_task_vector = True
-    random_weight: float = 1.0
+    random_weight: NonNegativeFloat = 1.0
     """Weight of random disassociation, CE(x_f → random answer)."""
-    divergence_weight: float = 1.0
+    divergence_weight: NonNegativeFloat = 1.0
     """Weight of preservation divergence, −KL(π_θ₀ ‖ π_θ) on D_r."""
-    negation_scale: float = 1.0
+    negation_scale: PositiveFloat = 1.0
     """s in θ₀ − s·(θ_harm − θ₀)."""
 
     def loss(

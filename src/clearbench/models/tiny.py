@@ -7,7 +7,7 @@ Qwen2-VL), so ``VLM.save`` and ``load_vlm`` treat them like hub checkpoints.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -25,6 +25,7 @@ from transformers import (
     Qwen2VLImageProcessorPil,
 )
 
+from clearbench.config import PositiveInt, one_of, settings
 from clearbench.models.formats import ChatFormat, LlavaFormat, QwenVLFormat
 from clearbench.models.vlm import VLM
 
@@ -34,7 +35,7 @@ VIDEO_PAD = "<|video_pad|>"
 ARCHS = ("llava", "qwen2_vl")
 
 
-@dataclass
+@settings
 class TinyVLMConfig:
     """Sizes of a tiny VLM (defaults: 1.8 M parameters, trains on CPU).
 
@@ -44,19 +45,19 @@ class TinyVLMConfig:
     same fine-tuning (measured).
     """
 
-    arch: str = "llava"
+    arch: Annotated[str, one_of(ARCHS)] = "llava"
     """``llava`` or ``qwen2_vl``."""
-    image_size: int = 32
-    patch_size: int = 8
-    vision_hidden: int = 128
-    vision_layers: int = 2
-    vision_heads: int = 4
-    text_hidden: int = 128
-    text_layers: int = 4
-    text_heads: int = 4
-    text_intermediate: int = 512
-    vocab_size: int = 2000
-    max_positions: int = 512
+    image_size: PositiveInt = 32
+    patch_size: PositiveInt = 8
+    vision_hidden: PositiveInt = 128
+    vision_layers: PositiveInt = 2
+    vision_heads: PositiveInt = 4
+    text_hidden: PositiveInt = 128
+    text_layers: PositiveInt = 4
+    text_heads: PositiveInt = 4
+    text_intermediate: PositiveInt = 512
+    vocab_size: PositiveInt = 2000
+    max_positions: PositiveInt = 512
 
 
 def _chat_format(config: TinyVLMConfig) -> ChatFormat:

@@ -10,11 +10,12 @@ a normal HF model folder that ``finetune`` takes as ``--model``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+from clearbench.config import NonNegativeFloat, PositiveFloat, PositiveInt, one_of, settings
 from clearbench.data.loading import DataSource, load_clear, load_tofu
 from clearbench.data.preflight import Need, preflight
 from clearbench.data.prompts import CAPTION_PROMPTS, FACE_NAME_PROMPT
@@ -22,7 +23,7 @@ from clearbench.data.refusals import load_refusals
 from clearbench.data.schema import CLEAR_CONFIGS, TOFU_CONFIGS
 from clearbench.data.views import training_examples
 from clearbench.io import stable_hash, write_json_atomic
-from clearbench.models.tiny import TinyVLMConfig, build_tiny_vlm
+from clearbench.models.tiny import ARCHS, TinyVLMConfig, build_tiny_vlm
 from clearbench.recipes.finetune import answer_loss
 from clearbench.recipes.stage import StageFolder, data_source
 from clearbench.training.loop import TrainSettings, check_finite, remove_checkpoint, train
@@ -30,16 +31,16 @@ from clearbench.training.loop import TrainSettings, check_finite, remove_checkpo
 MARKER = "base.json"
 
 
-@dataclass
+@settings
 class BaseConfig:
     data: str
     out: Path
-    arch: str = "llava"
+    arch: Annotated[str, one_of(ARCHS)] = "llava"
     seed: int = 0
-    epochs: float = 24.0
-    lr: float = 3e-3
-    batch_size: int = 16
-    warmup_epochs: float = 0.5
+    epochs: PositiveFloat = 24.0
+    lr: PositiveFloat = 3e-3
+    batch_size: PositiveInt = 16
+    warmup_epochs: NonNegativeFloat = 0.5
     model: TinyVLMConfig = field(default_factory=TinyVLMConfig)
     tofu: str | None = None
     """TOFU hub id or folder (default: DATA/tofu, CLEAR-mini's)."""

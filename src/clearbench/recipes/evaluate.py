@@ -8,18 +8,18 @@ first unfinished task, and a finished ``eval.json`` with the same identity is no
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 
+from clearbench.config import PositiveInt, one_of, settings
 from clearbench.data.preflight import Need, preflight
 from clearbench.evaluation.evaluate import EvalSettings, evaluate_task
 from clearbench.evaluation.scoring import check_eval, score
 from clearbench.evaluation.tasks import TASKS, TASKS_BY_NAME
 from clearbench.io import read_json, stable_hash, write_json_atomic
-from clearbench.models.loading import load_vlm
+from clearbench.models.loading import DTYPES, load_vlm
 from clearbench.recipes.stage import data_source, model_key, trained_as
 from clearbench.training.distributed import process_device, process_state, shard_of
 
@@ -29,39 +29,30 @@ TASKS_DIR = "tasks"
 FORGET_SPLITS = ("forget01", "forget05", "forget10")
 
 
-@dataclass(frozen=True)
+@settings(frozen=True)
 class EvalConfig:
     model: str
     data: str
     out: Path
-    forget_split: str = "forget10"
-    tasks: tuple[str, ...] = tuple(task.name for task in TASKS)
-    batch_size: int = 32
-    max_new_tokens: int = 32
+    forget_split: Annotated[str, one_of(FORGET_SPLITS)] = "forget10"
+    tasks: tuple[Annotated[str, one_of(TASKS_BY_NAME)], ...] = tuple(task.name for task in TASKS)
+    batch_size: PositiveInt = 32
+    max_new_tokens: PositiveInt = 32
     seed: int = 0
-    limit: int | None = None
+    limit: PositiveInt | None = None
     data_revision: str | None = None
     tofu: str | None = None
     """TOFU hub id or folder (default: locuslab/TOFU for a hub id, DATA/tofu for a folder)."""
     tofu_revision: str | None = None
     model_revision: str | None = None
-    dtype: str = "auto"
+    dtype: Annotated[str, one_of(DTYPES)] = "auto"
     device: str = "cpu"
 
     def settings(self) -> EvalSettings:
         return EvalSettings(self.batch_size, self.max_new_tokens, self.seed, self.limit)
 
     def validate(self) -> None:
-        if self.forget_split not in FORGET_SPLITS:
-            raise ValueError(
-                f"--forget-split must be one of {', '.join(FORGET_SPLITS)}, got "
-                f"{self.forget_split!r}"
-            )
-        unknown = [name for name in self.tasks if name not in TASKS_BY_NAME]
-        if unknown:
-            raise ValueError(
-                f"unknown task(s) {', '.join(unknown)}; known: {', '.join(TASKS_BY_NAME)}"
-            )
+        """The evaluation settings' own checks (the fields are checked on construction)."""
         self.settings().validate()
 
     def data_needs(self) -> list[Need]:

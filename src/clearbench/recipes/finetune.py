@@ -10,17 +10,26 @@ import time
 from dataclasses import asdict, dataclass, fields, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 
+from clearbench.config import (
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    Share,
+    one_of,
+    settings,
+)
 from clearbench.data.loading import DataSource
 from clearbench.data.preflight import Need, preflight
+from clearbench.data.schema import FORGET_SPLITS
 from clearbench.data.views import face_name_examples, training_examples, view_needs
 from clearbench.evaluation.gate import GATE_TASKS, memorisation_report
 from clearbench.evaluation.tasks import TASKS_BY_NAME
 from clearbench.io import stable_hash, write_json_atomic
-from clearbench.models.loading import count_parameters, load_vlm
+from clearbench.models.loading import DTYPES, count_parameters, load_vlm
 from clearbench.models.lora import (
     LoraSettings,
     apply_lora,
@@ -104,44 +113,42 @@ RECIPES = {
 }
 
 
-@dataclass
+@settings
 class FinetuneConfig:
     model: str
     data: str
     out: Path
     split: str = "full+tofu"
-    recipe: str = "auto"
+    recipe: Annotated[str, one_of(("auto", *RECIPES))] = "auto"
     """``paper``, ``mini``, or ``auto`` (``mini`` below 100 M parameters, else ``paper``)."""
     lora: bool | None = None
-    lora_rank: int | None = None
-    lora_alpha: int | None = None
-    lr: float | None = None
-    epochs: float | None = None
-    batch_size: int | None = None
-    grad_accum: int | None = None
+    lora_rank: PositiveInt | None = None
+    lora_alpha: PositiveInt | None = None
+    lr: PositiveFloat | None = None
+    epochs: PositiveFloat | None = None
+    batch_size: PositiveInt | None = None
+    grad_accum: PositiveInt | None = None
     train_vision_tower: bool | None = None
-    face_name_repeats: int | None = None
+    face_name_repeats: NonNegativeInt | None = None
     gradient_checkpointing: bool | None = None
-    replay: float | None = None
+    replay: Share | None = None
     seed: int = 0
     data_revision: str | None = None
     tofu: str | None = None
     """TOFU hub id or folder (default: locuslab/TOFU for a hub id, DATA/tofu for a folder)."""
     tofu_revision: str | None = None
     model_revision: str | None = None
-    dtype: str = "auto"
+    dtype: Annotated[str, one_of(DTYPES)] = "auto"
     device: str = "cpu"
-    gate_split: str = "forget10"
-    gate_role: str | None = None
+    gate_split: Annotated[str, one_of(FORGET_SPLITS)] = "forget10"
+    gate_role: Annotated[str, one_of(("vanilla", "gold"))] | None = None
     """``vanilla`` or ``gold``; by default ``gold`` for a ``retain*`` split."""
-    checkpoint_every: int = 0
+    checkpoint_every: NonNegativeInt = 0
 
     def resolved_recipe(self, n_parameters: int) -> tuple[str, Recipe]:
         name = self.recipe
         if name == "auto":
             name = "mini" if n_parameters < SMALL_MODEL_PARAMETERS else "paper"
-        if name not in RECIPES:
-            raise ValueError(f"unknown recipe {self.recipe!r}; choose auto, {', '.join(RECIPES)}")
         overrides = {
             f.name: getattr(self, f.name)
             for f in fields(Recipe)

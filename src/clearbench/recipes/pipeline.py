@@ -59,6 +59,7 @@ from clearbench.recipes.runconfig import (
 from clearbench.recipes.stage import StaleStage, data_source
 from clearbench.recipes.unlearn import MARKER as UNLEARNING_MARKER
 from clearbench.recipes.unlearn import UnlearnConfig, unlearn
+from clearbench.training.distributed import check_device
 
 TIMING_FILE = "timing.json"
 CV_DIR = "cv"
@@ -441,9 +442,10 @@ def run(config_path: Path | None = None, run_dir: Path | None = None, *,
     config = load_run_config(config_path)
     run_dir = run_dir or Path("runs") / config_path.stem
     the_plan = plan(config, run_dir)
-    if dry_run:  # writes nothing, so takes no lock
+    if dry_run:  # writes nothing, so takes no lock; plans for any machine
         print(describe(the_plan, check_run_data(the_plan, dry_run=True)))
         return the_plan
+    check_device(config.device, f"run config {config_path}: device")
     with run_folder_lock(run_dir):  # a second run on this folder fails at once
         check_run_data(the_plan, dry_run=False)
         execute_plan(the_plan, jobs or config.jobs, config_path)

@@ -1,34 +1,40 @@
 """The run configuration of ``clearbench run``: one YAML file, validated on load.
 
-Every mistake is reported with the file and the key at fault. The embedded configs live in
+Every setting is checked (and coerced: ``2e-3`` is the number 0.002) through the types of the
+stage it configures, before any stage runs; all mistakes are reported at once, one line each
+naming the file, the key, the value and what is allowed. The embedded configs live in
 ``clearbench/configs/``: ``mini.yaml`` (the default) and ``smoke.yaml`` (``--preset smoke``);
 ``configs/paper/`` holds the paper's real-model settings.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
 
+from clearbench.config import ConfigError, PositiveInt, Problem, checked, one_of
 from clearbench.cv.recipe import CVConfig
 from clearbench.data.synth import SynthConfig
-from clearbench.methods import METHODS
+from clearbench.methods import METHODS, build_method
+from clearbench.models.loading import DTYPES
 from clearbench.models.tiny import TinyVLMConfig
 from clearbench.presets import PRESETS
 from clearbench.recipes.base import BaseConfig
 from clearbench.recipes.evaluate import FORGET_SPLITS, EvalConfig
 from clearbench.recipes.finetune import FinetuneConfig
-from clearbench.recipes.unlearn import MODALITIES
+from clearbench.recipes.unlearn import MODALITIES, UnlearnConfig
+from clearbench.training.distributed import check_device
 
 TOP_KEYS = {"seed", "seeds", "data", "base", "model", "model_revision", "finetune",
             "forget_splits", "unlearn", "eval", "device", "dtype", "jobs", "cv"}
 DATA_KEYS = {"synth", "source", "revision", "tofu", "tofu_revision"}
-UNLEARN_KEYS = {"methods", "variants", "modality_study", "options", "recipe", "epochs",
-                "batch_size", "lr", "gradient_checkpointing"}
+UNLEARN_SHARED = {"recipe", "epochs", "batch_size", "lr", "gradient_checkpointing"}
+"""UnlearnConfig settings of the ``unlearn`` section, shared by every variant."""
+UNLEARN_KEYS = {"methods", "variants", "modality_study", "options", *UNLEARN_SHARED}
 CV_FIXED = {"out", "data", "data_revision", "seed", "forget_split"}
 """Set by the run (its data, seed and first forget split), never by the ``cv`` section."""
 VARIANT_KEYS = {"lora", "lora_rank", "lora_alpha", "lora_targets", "l1", "lr", "epochs",
@@ -92,141 +98,206 @@ class RunConfig:
         return [self.seed + i for i in range(self.seeds)]
 
 
-def _mapping(value: Any, where: str) -> dict[str, Any]:
+Found = list[Problem]
+
+
+def _read(path: Path) -> dict[str, Any]:
+    """The YAML mapping in ``path``; a one-line error when it is missing, unreadable, not
+    YAML or not a mapping."""
+    if path.is_dir():
+        raise ValueError(f"run config {path} is a folder; give the path of a YAML file")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"run config not found: {path}") from None
+    except OSError as err:
+        raise ValueError(f"run config {path} cannot be read: {err.strerror}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"run config {path} is not a text file") from None
+    except yaml.YAMLError as err:
+        raise ValueError(f"run config {path} is not valid YAML: {err}") from None
+    if raw is not None and not isinstance(raw, dict):
+        raise ValueError(f"run config {path} must be a mapping of settings, got a "
+                         f"{type(raw).__name__}")
+    return raw or {}
+
+
+def _section(raw: dict[str, Any], name: str, key: str, found: Found) -> dict[str, Any]:
+    """``raw[name]`` when it is a mapping (or absent: {}); else a problem at ``key``."""
+    value = raw.get(name)
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise ValueError(f"{where} must be a mapping of settings, got {value!r}")
+        found.append(Problem(key, "a mapping of settings", value))
+        return {}
     return value
 
 
-def _known(settings: dict[str, Any], known: set[str], where: str) -> None:
-    unknown = set(settings) - known
-    if unknown:
-        raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}; known: {sorted(known)}")
+def _unknown(given: dict[str, Any], known: set[str], key: str, found: Found) -> dict[str, Any]:
+    """The known settings of ``given``; a problem for each other one."""
+    for name in sorted(set(given) - known, key=str):
+        allowed = ("set by the run, not by its config" if name in FIXED_FIELDS
+                   else f"unknown key; known: {', '.join(sorted(known))}")
+        found.append(Problem(f"{key}.{name}", allowed, given[name]))
+    return {name: value for name, value in given.items() if name in known}
 
 
 def _settable(cls: type) -> set[str]:
     return {f.name for f in fields(cls)} - FIXED_FIELDS
 
 
-def load_run_config(path: Path) -> RunConfig:
-    """Read and validate a run config; every error names ``path`` and the key at fault."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"run config not found: {path}") from None
-    except yaml.YAMLError as err:
-        raise ValueError(f"run config {path} is not valid YAML: {err}") from None
-    raw = _mapping(raw, f"run config {path}")
-    _known(raw, TOP_KEYS, f"run config {path}")
-    where = f"run config {path}"
+def _typed(cls: type, given: dict[str, Any], key: str, found: Found, *,
+           known: set[str] | None = None, context: dict[str, Any] | None = None) -> Any:
+    """``given`` checked as settings of ``cls`` (with ``context`` and placeholders for the
+    fields the run fixes): the ``cls`` built, or None and problems under ``key``."""
+    given = _unknown(given, _settable(cls) if known is None else known, key, found)
+    placeholders = {f.name: Path(".") if f.name == "out" else "" for f in fields(cls)
+                    if f.default is MISSING and f.default_factory is MISSING}
+    built, problems = checked(cls, {**placeholders, **(context or {}), **given}, key)
+    found.extend(problems)
+    return built
 
-    data = _mapping(raw.get("data"), f"{where}: data")
-    _known(data, DATA_KEYS, f"{where}: data")
+
+def _given(built: Any, given: dict[str, Any]) -> dict[str, Any]:
+    """The coerced values of the settings a config gave."""
+    return {name: getattr(built, name) for name in given if hasattr(built, name)}
+
+
+def _value(kind: Any, raw: dict[str, Any], key: str, default: Any, found: Found) -> Any:
+    value, problems = checked(kind, raw.get(key, default), key)
+    found.extend(problems)
+    return default if problems else value
+
+
+def _names(value: Any, key: str, choices: tuple[str, ...], found: Found, *,
+           empty: bool = True) -> tuple[str, ...]:
+    """A list of distinct names out of ``choices`` (none allowed only with ``empty``)."""
+    allowed = f"a list of distinct names out of {', '.join(choices)}"
+    if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
+        found.append(Problem(key, allowed, value))
+        return ()
+    bad = [name for name in value if name not in choices]
+    repeated = sorted({name for name in value if value.count(name) > 1})
+    if bad or repeated or not (value or empty):
+        why = (f"unknown {', '.join(map(repr, bad))}" if bad else
+               f"repeated {', '.join(map(repr, repeated))}" if repeated else "empty")
+        found.append(Problem(key, f"{allowed} ({why})", value))
+        return ()
+    return tuple(value)
+
+
+def load_run_config(path: Path) -> RunConfig:
+    """Read and check a run config; all its problems are one :class:`ConfigError`, a line
+    each naming ``path``, the key, the value and what is allowed."""
+    path = Path(path)
+    raw = _read(path)
+    found: Found = []
+    _unknown(raw, TOP_KEYS, "", found)
+    seed = _value(int, raw, "seed", 0, found)
+    seeds = _value(PositiveInt, raw, "seeds", 1, found)
+    jobs = _value(PositiveInt, raw, "jobs", 1, found)
+    dtype = _value(Annotated[str, one_of(DTYPES)], raw, "dtype", "auto", found)
+    device = _value(str, raw, "device", "cpu", found)
+    try:
+        check_device(device, "device", here=False)  # `run` checks it is here, a dry run not
+    except ValueError as err:
+        found.append(Problem("", str(err)))
+    strings = {key: _value(str | None, raw, key, None, found)
+               for key in ("model", "model_revision")}
+
+    data = _unknown(_section(raw, "data", "data", found), DATA_KEYS, "data", found)
+    sources = {key: _value(str | None, data, key, None, found)
+               for key in ("source", "revision", "tofu", "tofu_revision")}
     if ("synth" in data) == ("source" in data):
-        raise ValueError(f"{where}: data needs exactly one of 'synth' (generate CLEAR-mini) or "
-                         "'source' (hub id or local folder)")
+        found.append(Problem("data", "needs exactly one of 'synth' (generate CLEAR-mini) or "
+                                     "'source' (hub id or local folder)"))
     synth = None
     if "synth" in data:
-        sizes = _mapping(data["synth"], f"{where}: data.synth")
-        _known(sizes, {f.name for f in fields(SynthConfig)} - {"seed"}, f"{where}: data.synth")
-        try:
-            synth = SynthConfig(seed=raw.get("seed", 0), **sizes)
-        except ValueError as err:
-            raise ValueError(f"{where}: data.synth: {err}") from None
+        synth = _typed(SynthConfig, _section(data, "synth", "data.synth", found), "data.synth",
+                       found, known=_settable(SynthConfig) - {"seed"}, context={"seed": seed})
 
     if ("base" in raw) == ("model" in raw):
-        raise ValueError(f"{where}: needs exactly one of 'base' (build the tiny model) or "
-                         "'model' (hub id or local folder of the base VLM)")
+        found.append(Problem("", "needs exactly one of 'base' (build the tiny model) or 'model' "
+                                 "(hub id or local folder of the base VLM)"))
     base = None
     if "base" in raw:
-        base = dict(_mapping(raw["base"], f"{where}: base"))
-        _known(base, _settable(BaseConfig) | {"model"}, f"{where}: base")
-        if "model" in base:
-            sizes = _mapping(base["model"], f"{where}: base.model")
-            _known(sizes, {f.name for f in fields(TinyVLMConfig)} - {"arch"},
-                   f"{where}: base.model")
-            base["model"] = TinyVLMConfig(**sizes)
+        given = dict(_section(raw, "base", "base", found))
+        model = None
+        if "model" in given:
+            model = _typed(TinyVLMConfig, _section(given, "model", "base.model", found),
+                           "base.model", found,
+                           known={f.name for f in fields(TinyVLMConfig)} - {"arch"})
+            del given["model"]
+        built = _typed(BaseConfig, given, "base", found,
+                       context={"model": model or TinyVLMConfig()})
+        base = {**_given(built, given), **({"model": model} if model else {})}
 
-    finetune = _mapping(raw.get("finetune"), f"{where}: finetune")
-    _known(finetune, _settable(FinetuneConfig), f"{where}: finetune")
+    finetune = dict(_section(raw, "finetune", "finetune", found))
+    finetune = _given(_typed(FinetuneConfig, finetune, "finetune", found), finetune)
+    evaluation = dict(_section(raw, "eval", "eval", found))
+    evaluation = _given(_typed(EvalConfig, evaluation, "eval", found), evaluation)
+    splits = _names(raw.get("forget_splits", ["forget10"]), "forget_splits", FORGET_SPLITS,
+                    found, empty=False)
 
-    splits = tuple(raw.get("forget_splits", ["forget10"]))
-    for split in splits:
-        if split not in FORGET_SPLITS:
-            raise ValueError(f"{where}: forget_splits: unknown split {split!r}; "
-                             f"choose from {', '.join(FORGET_SPLITS)}")
-
-    unlearn = dict(_mapping(raw.get("unlearn"), f"{where}: unlearn"))
-    _known(unlearn, UNLEARN_KEYS, f"{where}: unlearn")
-    methods = unlearn.pop("methods", "all")
-    methods = tuple(METHODS) if methods == "all" else tuple(methods)
-    for name in methods:
+    unlearn = _unknown(_section(raw, "unlearn", "unlearn", found), UNLEARN_KEYS, "unlearn", found)
+    methods = unlearn.get("methods", "all")
+    methods = tuple(METHODS) if methods == "all" else _names(
+        methods, "unlearn.methods", tuple(METHODS), found)
+    study = _names(unlearn.get("modality_study", []), "unlearn.modality_study",
+                   tuple(m for m in MODALITIES if m != "both"), found)
+    shared = {k: v for k, v in unlearn.items() if k in UNLEARN_SHARED}
+    shared = _given(_typed(UnlearnConfig, shared, "unlearn", found, known=UNLEARN_SHARED), shared)
+    variants = {}
+    for name, settings in (_section(unlearn, "variants", "unlearn.variants", found)
+                           or {"full": {}}).items():
+        key = f"unlearn.variants.{name}"
+        settings = dict(_section({name: settings}, name, key, found))
+        built = _typed(UnlearnConfig, settings, key, found, known=VARIANT_KEYS, context=shared)
+        variants[name] = _given(built, settings)
+    options = {}
+    for name, given in _section(unlearn, "options", "unlearn.options", found).items():
+        key = f"unlearn.options.{name}"
         if name not in METHODS:
-            raise ValueError(f"{where}: unlearn.methods: unknown method {name!r}; "
-                             f"registered: {', '.join(METHODS)}")
-    variants = _mapping(unlearn.pop("variants", None), f"{where}: unlearn.variants")
-    variants = variants or {"full": {}}
-    for name, settings in variants.items():
-        _known(_mapping(settings, f"{where}: unlearn.variants.{name}"), VARIANT_KEYS,
-               f"{where}: unlearn.variants.{name}")
-    study = tuple(unlearn.pop("modality_study", ()))
-    for modality in study:
-        if modality not in MODALITIES or modality == "both":
-            raise ValueError(f"{where}: unlearn.modality_study: {modality!r} is not one of "
-                             "visual, text")
-    options = _mapping(unlearn.pop("options", None), f"{where}: unlearn.options")
-    for name in options:
-        if name not in METHODS:
-            raise ValueError(f"{where}: unlearn.options: unknown method {name!r}")
+            found.append(Problem(key, f"unknown method; registered: {', '.join(METHODS)}", given))
+            continue
+        given = dict(_section({name: given}, name, key, found))
+        try:
+            options[name] = _given(build_method(name, given), given)
+        except ConfigError as err:
+            found.extend(problem.under(key) for problem in err.problems)
+        except ValueError as err:
+            found.append(Problem(key, str(err)))
 
-    evaluation = _mapping(raw.get("eval"), f"{where}: eval")
-    _known(evaluation, _settable(EvalConfig), f"{where}: eval")
-    jobs = raw.get("jobs", 1)
-    if not isinstance(jobs, int) or jobs < 1:
-        raise ValueError(f"{where}: jobs must be a positive integer, got {jobs!r}")
-    seeds = raw.get("seeds", 1)
-    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
-        raise ValueError(f"{where}: seeds must be a positive integer (how many seeds each "
-                         f"unlearning runs with), got {seeds!r}")
-
-    cv = _cv_settings(raw["cv"], where) if "cv" in raw else None
-
+    cv = _cv_settings(raw["cv"], found) if "cv" in raw else None
+    if found:
+        raise ConfigError(f"run config {path}", found)
     return RunConfig(
-        path=path, seed=raw.get("seed", 0), seeds=seeds, data=data.get("source"),
-        data_revision=data.get("revision"), tofu=data.get("tofu"),
-        tofu_revision=data.get("tofu_revision"), synth=synth, base=base, model=raw.get("model"),
-        model_revision=raw.get("model_revision"), finetune=finetune, forget_splits=splits,
-        methods=methods, variants={k: dict(v or {}) for k, v in variants.items()},
-        modality_study=study, method_options={k: dict(v) for k, v in options.items()},
-        unlearn=unlearn, eval=evaluation, device=raw.get("device", "cpu"),
-        dtype=raw.get("dtype", "auto"), jobs=jobs, cv=cv,
+        path=path, seed=seed, seeds=seeds, data=sources["source"],
+        data_revision=sources["revision"], tofu=sources["tofu"],
+        tofu_revision=sources["tofu_revision"], synth=synth, base=base, model=strings["model"],
+        model_revision=strings["model_revision"], finetune=finetune, forget_splits=splits,
+        methods=methods, variants=variants, modality_study=study, method_options=options,
+        unlearn=shared, eval=evaluation, device=device, dtype=dtype, jobs=jobs, cv=cv,
     )
 
 
-def _cv_settings(value: Any, where: str) -> dict[str, Any] | None:
-    """The settings of a ``cv`` section (None when ``enabled: false``): any CVConfig setting
-    but those the run fixes; checked by building the CVConfig."""
-    settings = dict(_mapping(value, f"{where}: cv"))
+def _cv_settings(value: Any, found: Found) -> dict[str, Any] | None:
+    """The coerced settings of a ``cv`` section (None when ``enabled: false``): any
+    CVConfig setting but those the run fixes."""
+    settings = dict(_section({"cv": value}, "cv", "cv", found))
     enabled = settings.pop("enabled", True)
     if not isinstance(enabled, bool):
-        raise ValueError(f"{where}: cv.enabled must be true or false, got {enabled!r}")
-    _known(settings, {f.name for f in fields(CVConfig)} - CV_FIXED, f"{where}: cv")
-    if "methods" in settings:
-        settings["methods"] = tuple(settings["methods"])
-    try:
-        CVConfig(out=Path("."), **settings).network_config(1)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{where}: cv: {err}") from None
-    return settings if enabled else None
+        found.append(Problem("cv.enabled", "true or false", enabled))
+    built = _typed(CVConfig, settings, "cv", found,
+                   known={f.name for f in fields(CVConfig)} - CV_FIXED)
+    if built is not None:
+        try:
+            built.network_config(1)
+        except ValueError as err:
+            found.append(Problem("cv", str(err)))
+    return _given(built, settings) if enabled else None
 
 
 def unlearn_settings(config: RunConfig, variant: str) -> dict[str, Any]:
     """The UnlearnConfig settings of a variant: shared settings, then the variant's own."""
-    settings = {**config.unlearn, **config.variants[variant]}
-    if "lora_targets" in settings and settings["lora_targets"] is not None:
-        settings["lora_targets"] = tuple(settings["lora_targets"])
-    return settings
-
+    return {**config.unlearn, **config.variants[variant]}

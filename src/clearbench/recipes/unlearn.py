@@ -14,11 +14,19 @@ import resource
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 from accelerate import PartialState
 
+from clearbench.config import (
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    one_of,
+    settings,
+)
 from clearbench.data.examples import Example
 from clearbench.data.preflight import Need, preflight
 from clearbench.data.refusals import load_refusals
@@ -27,7 +35,7 @@ from clearbench.io import stable_hash, write_json_atomic
 from clearbench.methods import build_method
 from clearbench.methods.base import FORGET, RANDOM_ANSWER, REFUSAL, RETAIN
 from clearbench.methods.losses import l1_norm
-from clearbench.models.loading import count_parameters, load_vlm
+from clearbench.models.loading import DTYPES, count_parameters, load_vlm
 from clearbench.models.lora import (
     LoraSettings,
     apply_lora,
@@ -80,26 +88,26 @@ RECIPES = {
 }
 
 
-@dataclass
+@settings
 class UnlearnConfig:
     model: str
     data: str
     method: str
     out: Path
     forget_split: str = "forget10"
-    modality: str = "both"
+    modality: Annotated[str, one_of(MODALITIES)] = "both"
     options: dict[str, Any] = field(default_factory=dict)
     """The method's hyper-parameters (defaults: the method paper's values)."""
     lora: bool = False
-    lora_rank: int = 8
-    lora_alpha: int = 32
+    lora_rank: PositiveInt = 8
+    lora_alpha: PositiveInt = 32
     lora_targets: tuple[str, ...] | None = None
-    l1: float = 0.0
+    l1: NonNegativeFloat = 0.0
     """λ of λ·Σ|w| over the LoRA A and B matrices, or over θ − θ₀ without LoRA."""
-    recipe: str = "auto"
-    lr: float | None = None
-    epochs: float | None = None
-    batch_size: int | None = None
+    recipe: Annotated[str, one_of(("auto", *RECIPES))] = "auto"
+    lr: PositiveFloat | None = None
+    epochs: PositiveFloat | None = None
+    batch_size: PositiveInt | None = None
     gradient_checkpointing: bool | None = None
     seed: int = 0
     data_revision: str | None = None
@@ -107,24 +115,17 @@ class UnlearnConfig:
     """TOFU hub id or folder (default: locuslab/TOFU for a hub id, DATA/tofu for a folder)."""
     tofu_revision: str | None = None
     model_revision: str | None = None
-    dtype: str = "auto"
+    dtype: Annotated[str, one_of(DTYPES)] = "auto"
     device: str = "cpu"
-    checkpoint_every: int = 0
+    checkpoint_every: NonNegativeInt = 0
 
     def validate(self) -> None:
         split_names(self.forget_split)
-        if self.modality not in MODALITIES:
-            raise ValueError(f"--modality must be one of {', '.join(MODALITIES)}, "
-                             f"got {self.modality!r}")
-        if self.l1 < 0:
-            raise ValueError(f"--l1 must be ≥ 0, got {self.l1}")
 
     def resolved_recipe(self, n_parameters: int) -> tuple[str, UnlearnRecipe]:
         name = self.recipe
         if name == "auto":
             name = "mini" if n_parameters < SMALL_MODEL_PARAMETERS else "paper"
-        if name not in RECIPES:
-            raise ValueError(f"unknown recipe {self.recipe!r}; choose auto, {', '.join(RECIPES)}")
         overrides = {f.name: getattr(self, f.name) for f in fields(UnlearnRecipe)
                      if getattr(self, f.name, None) is not None}
         return name, replace(RECIPES[name], **overrides)

@@ -11,8 +11,29 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from accelerate import PartialState
 from accelerate.utils import gather_object
+
+
+def check_device(device: str, option: str = "--device", *, here: bool = True) -> None:
+    """Refuse a ``device`` that is not cpu, mps, cuda or cuda:N, or (``here``) that this
+    machine lacks, naming ``option``. A dry run plans for another machine: ``here=False``."""
+    kind, _, index = device.partition(":")
+    if kind in ("cpu", "mps") and not index:
+        return
+    if kind != "cuda" or (index and not index.isdigit()):
+        raise ValueError(f"{option} {device}: expected cpu, cuda, cuda:N or mps")
+    if not here:
+        return
+    if not torch.cuda.is_available():
+        why = ("was built without CUDA" if torch.version.cuda is None
+               else "finds no usable GPU")
+        raise ValueError(f"{option} {device}: this torch ({torch.__version__}) {why}; use cpu, "
+                         "or install a CUDA build of torch")
+    if index and int(index) >= torch.cuda.device_count():
+        raise ValueError(f"{option} {device}: this machine has {torch.cuda.device_count()} "
+                         "GPU(s), numbered from 0")
 
 
 def process_state(device: str = "cpu") -> PartialState:

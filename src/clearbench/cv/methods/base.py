@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from clearbench.config import ConfigError, NonNegativeFloat, NonNegativeInt, PositiveInt, settings
 from clearbench.cv.losses import am_softmax_loss
 from clearbench.cv.model import FaceNet
 
@@ -84,17 +85,20 @@ def build_cv_method(name: str, options: dict[str, Any] | None = None) -> CVMetho
     if unknown:
         raise ValueError(f"CV method {name!r} has no option(s) {', '.join(sorted(unknown))}; "
                          f"its options: {', '.join(known) or 'none'}")
-    return cls(**(options or {}))
+    try:
+        return cls(**(options or {}))
+    except ConfigError as err:
+        raise ConfigError(f"CV method {name!r}", err.problems) from None
 
 
-@dataclass
+@settings
 class Alternating(CVMethod):
     """SCRUB's schedule, shared by ``scrub`` and ``scrub_bio``: ``max_steps`` forget steps,
     then ``min_steps`` retain steps."""
 
-    max_steps: int = 1
-    min_steps: int = 1
-    gamma: float = 0.99
+    max_steps: PositiveInt = 1
+    min_steps: NonNegativeInt = 1
+    gamma: NonNegativeFloat = 0.99
     """γ of the retain CE in the min-steps (the SCRUB paper's value)."""
 
     def is_max_step(self, step: int) -> bool:

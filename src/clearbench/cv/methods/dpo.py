@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
+from clearbench.config import NonNegativeFloat, PositiveFloat, settings
 from clearbench.cv.losses import dpo_loss, label_log_prob
 from clearbench.cv.methods.base import CVMethod, UnlearnBatch, ce, reference_embeddings, register
 from clearbench.cv.model import FaceNet
 
 
 @register
-@dataclass
+@settings
 class DPO(CVMethod):
     """DPO with θ₀ as reference: prefer a random retain identity (``other``) over the true
     identity of each forget image, plus CE on retain images."""
 
     name = "dpo"
-    beta: float = 0.1
-    retain_weight: float = 1.0
+    beta: PositiveFloat = 0.1
+    retain_weight: NonNegativeFloat = 1.0
 
     def loss(self, model: FaceNet, batch: UnlearnBatch, reference: FaceNet,
              step: int) -> torch.Tensor:

@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
+from clearbench.config import NonNegativeFloat, settings
 from clearbench.cv.losses import am_softmax_loss, kl_to_reference
 from clearbench.cv.methods.base import CVMethod, UnlearnBatch, reference_embeddings, register
 from clearbench.cv.model import FaceNet
 
 
 @register
-@dataclass
+@settings
 class LLMU(CVMethod):
     """LLMU (Yao et al., 2023): −ε₁·CE(forget) + ε₂·CE(forget → random retain identity)
     + ε₃·KL(π_θ₀ ‖ π_θ) on retain images."""
 
     name = "llmu"
-    forget_weight: float = 0.5
-    random_weight: float = 1.0
-    retain_weight: float = 1.0
+    forget_weight: NonNegativeFloat = 0.5
+    random_weight: NonNegativeFloat = 1.0
+    retain_weight: NonNegativeFloat = 1.0
 
     def loss(self, model: FaceNet, batch: UnlearnBatch, reference: FaceNet,
              step: int) -> torch.Tensor:

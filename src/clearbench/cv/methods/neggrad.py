@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
+from clearbench.config import NonNegativeFloat, settings
 from clearbench.cv.methods.base import CVMethod, UnlearnBatch, ce, register
 from clearbench.cv.model import FaceNet
 
 
 @register
-@dataclass
+@settings
 class NegGrad(CVMethod):
     """Gradient ascent on the forget persons (NegGrad+ with ``retain_weight`` > 0)."""
 
     name = "neggrad"
-    retain_weight: float = 0.0
+    retain_weight: NonNegativeFloat = 0.0
 
     def loss(self, model: FaceNet, batch: UnlearnBatch, reference: FaceNet,
              step: int) -> torch.Tensor:

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
+from clearbench.config import settings
 from clearbench.cv.methods.base import CVMethod, UnlearnBatch, ce, register
 from clearbench.cv.model import FaceNet
 
 
 @register
-@dataclass
+@settings
 class RetainFT(CVMethod):
     """Fine-tune on the retain persons only."""
 

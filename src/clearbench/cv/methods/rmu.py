@@ -2,28 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
+from clearbench.config import NonNegativeFloat, NonNegativeInt, PositiveFloat, settings
 from clearbench.cv.losses import feature_mse
 from clearbench.cv.methods.base import CVMethod, UnlearnBatch, register
 from clearbench.cv.model import FaceNet
 
 
 @register
-@dataclass
+@settings
 class RMU(CVMethod):
     """RMU (Li et al., 2024) at ResNet stage ``stage``: forget features → c·u, retain features
     → θ₀'s."""
 
     name = "rmu"
-    stage: int | None = None
+    stage: NonNegativeInt | None = None
     """Feature map (0 = stem, 1.. = ResNet stages); None: the last but one stage (3 of
     mini's and ResNet-18's 4), deep enough to hold identity, early enough to leave a head."""
-    steering_coeff: float = 6.5
+    steering_coeff: PositiveFloat = 6.5
     """c (WMDP's value)."""
-    retain_weight: float = 100.0
+    retain_weight: NonNegativeFloat = 100.0
     """α. WMDP's 1200 balances a transformer's hidden states; a CNN's post-ReLU features are
     of another scale (our choice)."""
     seed: int = 0

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
+from clearbench.config import settings
 from clearbench.cv.losses import kl_to_reference
 from clearbench.cv.methods.base import (
     Alternating,
@@ -18,7 +17,7 @@ from clearbench.cv.model import FaceNet
 
 
 @register
-@dataclass
+@settings
 class Scrub(Alternating):
     """SCRUB (Kurmanji et al., 2023): max-steps maximise KL(π_θ₀ ‖ π_θ) on forget images,
     min-steps minimise it on retain images plus γ·CE."""

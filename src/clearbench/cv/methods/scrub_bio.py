@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
+from clearbench.config import settings
 from clearbench.cv.losses import am_softmax_loss, cosine_target_loss
 from clearbench.cv.methods.base import Alternating, UnlearnBatch, reference_embeddings, register
 from clearbench.cv.model import FaceNet
 
 
 @register
-@dataclass
+@settings
 class ScrubBio(Alternating):
     """SCRUB for biometrics: max-steps push cos(e(x_f), e₀(x_f)) to −1, min-steps push
     cos(e(x_r), e₀(x_r)) to +1 (plus γ·CE)."""

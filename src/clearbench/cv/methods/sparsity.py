@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
+from clearbench.config import NonNegativeFloat, settings
 from clearbench.cv.losses import l1_norm
 from clearbench.cv.methods.base import CVMethod, UnlearnBatch, ce, register
 from clearbench.cv.model import FaceNet
 
 
 @register
-@dataclass
+@settings
 class Sparsity(CVMethod):
     """ℓ1-sparse unlearning (Jia et al., 2023): CE on retain images + λ·Σ|w| over every
     weight."""
 
     name = "sparsity"
-    l1: float = 5e-5
+    l1: NonNegativeFloat = 5e-5
 
     def loss(self, model: FaceNet, batch: UnlearnBatch, reference: FaceNet,
              step: int) -> torch.Tensor:

@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
+from clearbench.config import NonNegativeFloat, settings
 from clearbench.cv.losses import twins_loss
 from clearbench.cv.methods.base import CVMethod, UnlearnBatch, ce, reference_embeddings, register
 from clearbench.cv.model import FaceNet
 
 
 @register
-@dataclass
+@settings
 class Twins(CVMethod):
     """Regress a forget image's embedding to θ₀'s embedding of its horizontally flipped copy
     (an unseen "twin"), plus CE on retain images."""
 
     name = "twins"
-    retain_weight: float = 1.0
+    retain_weight: NonNegativeFloat = 1.0
 
     def loss(self, model: FaceNet, batch: UnlearnBatch, reference: FaceNet,
              step: int) -> torch.Tensor:

@@ -13,10 +13,11 @@ import itertools
 import json
 import random
 import shutil
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
+from clearbench.config import PositiveInt, settings
 from clearbench.data.loading import DATACARD, folder_hash
 from clearbench.data.prompts import FACE_NAME_PROMPT, caption_prompt
 from clearbench.data.schema import CLEAR_SCHEMAS, FORGET_SPLITS, TOFU_SCHEMAS, DataError
@@ -55,7 +56,7 @@ sets without paraphrases; 3: milder night, lighter dark scenes, smaller tilt).""
 Row = dict[str, Any]
 
 
-@dataclass(frozen=True)
+@settings(frozen=True)
 class SynthConfig:
     """Sizes of a CLEAR-mini data set (every count is a parameter).
 
@@ -66,38 +67,34 @@ class SynthConfig:
     data; they get fewer images and facts, which halves fine-tuning on 2 CPU cores.
     """
 
-    persons: int = 36
+    persons: PositiveInt = 36
     seed: int = 0
-    images_per_person: int = 10
+    images_per_person: PositiveInt = 10
     """Images of each evaluated person (forget10 and ``retain_perturbed``) and holdout person."""
-    qa_per_person: int = 10
+    qa_per_person: PositiveInt = 10
     """Biography facts of each evaluated person."""
-    other_images_per_person: int | None = 3
+    other_images_per_person: PositiveInt | None = 3
     """Images of each other person (None: ``images_per_person``, as on the hub)."""
-    other_qa_per_person: int | None = 3
+    other_qa_per_person: PositiveInt | None = 3
     """Biography facts of each other person (None: ``qa_per_person``, as on the hub)."""
-    answer_wordings: int = 2
+    answer_wordings: PositiveInt = 2
     """Wordings each biography fact is trained in (the paraphrase's wording is never one)."""
-    holdout_persons: int = 4
-    celebrities: int = 24
+    holdout_persons: PositiveInt = 4
+    celebrities: PositiveInt = 24
     """The "real" faces the base model learns before CLEAR: with 24 rather than 12 its vision
     tower tells new faces apart well enough that fine-tuning names every person's face after
     36 epochs (measured: face→name 1.00 vs 0.65–0.83)."""
-    images_per_celebrity: int = 4
-    real_world: int = 40
+    images_per_celebrity: PositiveInt = 4
+    real_world: PositiveInt = 40
     """Shape pictures, one ``real_world`` evaluation question each."""
-    world_facts: int = 30
-    real_authors: int = 12
-    retain_perturbed_persons: int | None = None
+    world_facts: PositiveInt = 30
+    real_authors: PositiveInt = 12
+    retain_perturbed_persons: PositiveInt | None = None
     """Retain persons in ``retain_perturbed``; default: as many as forget10 has (TOFU)."""
-    perturbed: int = 3
+    perturbed: PositiveInt = 3
     """Wrong answers (perturbed captions/names/answers, options) per evaluation row."""
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name != "seed" and value is not None and (not isinstance(value, int) or value < 1):
-                raise DataError(f"SynthConfig.{f.name} must be a positive integer, got {value!r}")
         shots = len(SCENES) * len(LIGHTS) * len(EXPRESSIONS)
         identities = self.persons + self.holdout_persons + self.celebrities + self.real_authors
         options = min(len(SHAPES), len(BACKGROUNDS)) - 1
