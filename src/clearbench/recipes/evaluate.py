@@ -66,7 +66,11 @@ def run_eval(config: EvalConfig) -> dict[str, Any]:
     out = Path(config.out)
     source = data_source(config.data, config.data_revision, config.tofu, config.tofu_revision)
     settings = config.settings()
-    model = model_key(config.model, config.model_revision)  # refuses an unfinished stage
+    try:
+        model = model_key(config.model, config.model_revision)  # refuses an unfinished stage
+    except FileNotFoundError:  # no model: say what is wrong with the data too, all at once
+        preflight(source, config.data_needs())
+        raise
     header = {
         "model": {"path": config.model, "revision": config.model_revision, "key": model,
                   "trained_as": trained_as(config.model)},
