@@ -74,33 +74,22 @@ def test_a_moved_run_redoes_nothing(tiny_run: tuple[Path, Path], tmp_path: Path,
     assert "redoing" not in out and "removing" not in out
 
 
-def test_a_changed_upstream_setting_redoes_everything_below_it(
-    tiny_run: tuple[Path, Path], tmp_path: Path
+@pytest.mark.parametrize(("change", "kept"), [
+    ({"base": {"epochs": 2}}, set()),
+    ({"finetune": {"epochs": 3}}, {"base/base.json"}),
+], ids=["base.epochs", "finetune.epochs"])
+def test_a_changed_setting_redoes_exactly_the_stages_below_it(
+    tiny_run: tuple[Path, Path], tmp_path: Path, change: dict, kept: set[str]
 ) -> None:
     _, run_dir = tiny_run
     copy = tmp_path / "run"
     shutil.copytree(run_dir, copy)
     before = stage_keys(copy)
-    changed = tiny_config(tmp_path, base={"epochs": 2})
-    assert main(["run", "--config", str(changed), "--out", str(copy)]) == 0
+    assert main(["run", "--config", str(tiny_config(tmp_path, **change)), "--out",
+                 str(copy)]) == 0
     after = stage_keys(copy)
     assert after.keys() == before.keys()
-    unchanged = {path for path in after if after[path] == before[path]}
-    assert unchanged == set(), f"stages not redone after base.epochs changed: {unchanged}"
-
-
-def test_a_changed_fine_tune_setting_keeps_the_base(tiny_run: tuple[Path, Path],
-                                                    tmp_path: Path) -> None:
-    _, run_dir = tiny_run
-    copy = tmp_path / "run"
-    shutil.copytree(run_dir, copy)
-    before = stage_keys(copy)
-    changed = tiny_config(tmp_path, finetune={"epochs": 3})
-    assert main(["run", "--config", str(changed), "--out", str(copy)]) == 0
-    after = stage_keys(copy)
-    assert after["base/base.json"] == before["base/base.json"]
-    redone = {path for path in after if after[path] != before[path]}
-    assert redone == set(after) - {"base/base.json"}
+    assert {path for path in after if after[path] == before[path]} == kept
 
 
 def test_data_edited_in_place_is_a_new_identity(tiny_run: tuple[Path, Path],
