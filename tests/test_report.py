@@ -512,26 +512,28 @@ def test_compare_runs(tmp_path: Path):
     set_score(changed, "idk", "lora", "both", "forgetting_progress", None)
     changed["summary"][10] = make_entry("dpo", "lora", "both")
     changed["summary"].pop()  # rmu l1-lora
+    changed["rows"] = [row for entry in changed["summary"] for row in make_rows(entry)]
     text = compare_runs(run_a, write_run(tmp_path / "b", changed))
     assert re.search(r"retain\s+0\.05\s+0\.15\s+\+0\.1\s+\[\+0\.1, \+0\.1\]\s+yes$",
                      line_of(text, "ga/lora/both", "retain"))
     assert re.search(r"forget_knowledge\s+0\.5\s+0\.51\s+\+0\.01\s+\[-0\.0185, \+0\.0385\]\s+no$",
                      line_of(text, "kl/lora/both", "forget_knowledge"))
-    assert re.search(r"forgetting_progress\s+0\.1\s+missing\s+–\s+–\s+–$",
-                     line_of(text, "idk/lora/both", "forgetting_progress"))
-    assert re.search(r"dpo/lora/both\s+status\s+diverged at seed 0, 1\s+ok", text)
-    assert "only in A: forget10 rmu/l1-lora/both" in text
+    assert "forget10 idk/lora/both forgetting_progress: 0.1 → NaN (diverged?)" in text
+    assert "forget10 idk/lora/both seed 1 forgetting_progress: 0.1 → NaN (diverged?)" in text
+    assert "forget10 dpo/lora/both: status diverged at seed 0, 1 → ok" in text
+    assert "forget10 dpo/lora/both seed 0: status diverged → ok" in text
+    assert "dpo/lora/both retain" not in text  # a changed status explains its scores
+    assert "model only in A: forget10 rmu/l1-lora/both" in text
+    assert "row only in A" not in text  # the model's line covers its rows
     assert "95 % CI of Δ" in text and "no differences" not in text
     assert "gd/" not in text  # unchanged models are not listed
 
 
-def test_compare_reports_a_score_missing_in_both_runs(tmp_path: Path):
+def test_compare_a_score_nan_in_both_runs_is_no_difference(tmp_path: Path):
     results = make_results()
     set_score(results, "npo", "lora", "both", "forgetting_progress", None)
     text = compare_runs(write_run(tmp_path / "a", results), write_run(tmp_path / "b", results))
-    assert re.search(r"forgetting_progress\s+missing\s+missing",
-                     line_of(text, "npo/lora/both", "forgetting_progress"))
-    assert "no differences" not in text
+    assert text.endswith("no differences")
 
 
 # --- the HTML page in a real browser -----------------------------------------------------

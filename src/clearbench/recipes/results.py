@@ -171,17 +171,22 @@ def collect(the_plan: Plan) -> dict[str, Any]:
 
 
 def write_results(the_plan: Plan) -> Path:
-    """Write ``results.json`` and the report (skipped when both are up to date)."""
+    """Write ``results.json`` (when it changed) and the report (when it does not show
+    ``results.json``: see :mod:`clearbench.report.manifest`)."""
     from clearbench.report import write_report
+    from clearbench.report.manifest import stale_reason
 
     path = the_plan.run_dir / RESULTS_FILE
     results = collect(the_plan)
-    up_to_date = (path.is_file() and read_json(path, what="results") == results
-                  and (the_plan.run_dir / "report.html").is_file())
-    if up_to_date:
-        print(f"report: {path} and the report are up to date; nothing to do")
-        return path
-    write_json_atomic(path, results)
+    recorded = read_json(path, what="results") if path.is_file() else None
+    if recorded == results:
+        reason = stale_reason(the_plan.run_dir, recorded)
+        if reason is None:
+            print(f"report: {path} and the report are up to date; nothing to do")
+            return path
+        print(f"report: rebuilding the report: {reason}")
+    else:
+        write_json_atomic(path, results)
     for written in write_report(the_plan.run_dir):
         print(f"report: wrote {written}")
     return path

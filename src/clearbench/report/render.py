@@ -1,8 +1,10 @@
 """Write a run's report from ``RUN_DIR/results.json``: ``report.md``, a self-contained
-``report.html`` (plots embedded), ``leaderboard.csv`` and the plots in ``RUN_DIR/plots/``.
+``report.html`` (plots embedded), ``leaderboard.csv`` and the plots in ``RUN_DIR/plots/``, then
+``report.json``, the manifest naming the results they show (:mod:`clearbench.report.manifest`).
 
 The content is built once as a list of blocks, then rendered to Markdown and to HTML. Every file
-is written atomically, so a reader never sees half of one.
+is written atomically, so a reader never sees half of one; the manifest is deleted first and
+written last, so a report interrupted half-way is never taken as complete.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 from clearbench.io import write_text_atomic
 from clearbench.report.findings import Finding, findings, verdict_basis
+from clearbench.report.manifest import forget_manifest, write_manifest
 from clearbench.report.plots import Plot, write_plots
 from clearbench.report.results import (
     forget_splits,
@@ -87,8 +90,10 @@ Block = Heading | Paragraph | TableBlock | FindingList | Plot
 
 
 def write_report(run_dir: Path) -> list[Path]:
-    """Write the report of the run in ``run_dir``; the paths written (plots first)."""
+    """Write the report of the run in ``run_dir``; the paths written (plots first, the
+    manifest last)."""
     results = load_results(run_dir)
+    forget_manifest(run_dir)
     plots = write_plots(results, run_dir / "plots")
     blocks = report_blocks(results, run_dir.name, plots)
     written = [plot.path for split in forget_splits(results) for plot in plots[split]]
@@ -99,7 +104,7 @@ def write_report(run_dir: Path) -> list[Path]:
     ):
         write_text_atomic(run_dir / name, text)
         written.append(run_dir / name)
-    return written
+    return [*written, write_manifest(run_dir, results, written)]
 
 
 def terminal_summary(run_dir: Path) -> str:

@@ -239,18 +239,19 @@ def score_names(entries: list[Entry]) -> list[str]:
 def estimate(entry: Entry | None, name: str) -> Interval:
     """A score's mean and interval as the summary records them (all None when absent)."""
     value = (entry or {}).get("scores", {}).get(name) or {}
-    return Interval(*(_finite(value.get(part)) for part in ("mean", "low", "high")))
+    return Interval(*(finite(value.get(part)) for part in ("mean", "low", "high")))
 
 
 def series(entry: Entry | None, name: str) -> Series | None:
     """A score's point estimate and replicates; None when the entry has no replicates of it."""
     draws = (entry or {}).get("replicates", {}).get(name)
-    if not draws or all(_finite(v) is None for v in draws):
+    if not draws or all(finite(v) is None for v in draws):
         return None
-    return Series(estimate(entry, name).mean, tuple(_finite(v) for v in draws))
+    return Series(estimate(entry, name).mean, tuple(finite(v) for v in draws))
 
 
-def _finite(value: Any) -> float | None:
+def finite(value: Any) -> float | None:
+    """``value`` as a float when it is a finite number; None otherwise (NaN, null, absent)."""
     return float(value) if is_number(value) and math.isfinite(value) else None
 
 
@@ -261,7 +262,7 @@ def combine(fn: Callable[..., float], *operands: Series) -> Series:
     """``fn`` of the operands' points, and of their replicates replicate by replicate (None
     where any operand's is; as many replicates as the shortest operand has)."""
     def apply(values: tuple[float | None, ...]) -> float | None:
-        return None if None in values else _finite(fn(*values))
+        return None if None in values else finite(fn(*values))
 
     point = apply(tuple(s.point for s in operands))
     draws = zip(*(s.replicates for s in operands), strict=False)
@@ -271,7 +272,7 @@ def combine(fn: Callable[..., float], *operands: Series) -> Series:
 def interval_of(values: Series, at: float) -> Interval:
     """The point and the ``at`` percentile interval of the replicates (nulls skipped)."""
     low, high = percentile_interval(values.replicates, at)
-    return Interval(values.point, _finite(low), _finite(high))
+    return Interval(values.point, finite(low), finite(high))
 
 
 # --- formatting shared by tables, findings and compare -----------------------------------
