@@ -72,6 +72,8 @@ def test_a_moved_run_redoes_nothing(tiny_run: tuple[Path, Path], tmp_path: Path,
     assert stage_records(moved) == before
     out = capsys.readouterr().out
     assert "redoing" not in out and "removing" not in out
+    assert "up to date" in out  # results.json names no path of the old place
+    assert (moved / "results.json").read_bytes() == (run_dir / "results.json").read_bytes()
 
 
 @pytest.mark.parametrize(("change", "kept"), [

@@ -62,9 +62,10 @@ def _gate(model_dir: Path) -> dict[str, Any] | None:
     return {"passed": bool(gate["passed"]), "failures": list(gate.get("failures", []))}
 
 
-def result_row(row: ResultRow) -> dict[str, Any]:
+def result_row(row: ResultRow, run_dir: Path) -> dict[str, Any]:
     """One ``results.json`` row from the stage outputs of one model at one seed (its scores
-    other than ``forget_quality_by_task`` are added by :func:`summarise`)."""
+    other than ``forget_quality_by_task`` are added by :func:`summarise`); its model folder
+    relative to the run folder, so that a moved run has the same results."""
     record = read_json(row.record, what="stage record")
     status = record.get("status", "ok")
     scores = tasks = None
@@ -78,7 +79,8 @@ def result_row(row: ResultRow) -> dict[str, Any]:
             "forget_split": row.forget_split, "lora": row.lora, "l1": row.l1,
             "seed": row.seed, "status": status, "scores": scores, "tasks": tasks,
             "cost": _cost(record), "losses": record.get("losses", []),
-            "model": str(row.record.parent), "gate": _gate(row.record.parent)}
+            "model": row.record.parent.relative_to(run_dir).as_posix(),
+            "gate": _gate(row.record.parent)}
 
 
 def _number(value: float) -> float | None:
@@ -151,11 +153,11 @@ def collect(the_plan: Plan) -> dict[str, Any]:
         from clearbench.recipes.pipeline import CV_DIR
 
         cv = read_json(the_plan.run_dir / CV_DIR / CV_RESULTS, what="vision-only results")
-    rows = [result_row(row) for row in the_plan.rows]
+    rows = [result_row(row, the_plan.run_dir) for row in the_plan.rows]
     summary = summarise(the_plan, rows)
     return {
         "schema": SCHEMA,
-        "run": {"config": str(config.path), "data": the_plan.data,
+        "run": {"config": str(config.path), "data": _relative(the_plan.data, the_plan.run_dir),
                 "main_variant": config.main_variant, "variants": variants,
                 "forget_splits": list(config.forget_splits),
                 "modalities": ["both", *config.modality_study],
@@ -168,6 +170,12 @@ def collect(the_plan: Plan) -> dict[str, Any]:
         "summary": summary,
         **({"cv": cv} if cv is not None else {}),
     }
+
+
+def _relative(data: str, run_dir: Path) -> str:
+    """The data's path relative to the run folder when it is inside it (CLEAR-mini)."""
+    return Path(data).relative_to(run_dir).as_posix() if Path(data).is_relative_to(run_dir) \
+        else data
 
 
 def write_results(the_plan: Plan) -> Path:
