@@ -242,14 +242,17 @@ def load_run_config(path: Path) -> RunConfig:
     unlearn = _unknown(_section(raw, "unlearn", "unlearn", found), UNLEARN_KEYS, "unlearn", found)
     methods = unlearn.get("methods", "all")
     methods = tuple(METHODS) if methods == "all" else _names(
-        methods, "unlearn.methods", tuple(METHODS), found)
+        methods, "unlearn.methods", tuple(METHODS), found, empty=False)
     study = _names(unlearn.get("modality_study", []), "unlearn.modality_study",
                    tuple(m for m in MODALITIES if m != "both"), found)
     shared = {k: v for k, v in unlearn.items() if k in UNLEARN_SHARED}
     shared = _given(_typed(UnlearnConfig, shared, "unlearn", found, known=UNLEARN_SHARED), shared)
     variants = {}
-    for name, settings in (_section(unlearn, "variants", "unlearn.variants", found)
-                           or {"full": {}}).items():
+    given_variants = _section(unlearn, "variants", "unlearn.variants", found)
+    if "variants" in unlearn and not given_variants:
+        found.append(Problem("unlearn.variants", "at least one variant (or no key: one "
+                             "full-parameter variant named full)", unlearn["variants"]))
+    for name, settings in (given_variants or {"full": {}}).items():
         key = f"unlearn.variants.{name}"
         settings = dict(_section({name: settings}, name, key, found))
         built = _typed(UnlearnConfig, settings, key, found, known=VARIANT_KEYS, context=shared)
