@@ -147,6 +147,12 @@ def test_eval_refuses_an_unfinished_stage(tiny_run: tuple[Path, Path], tmp_path:
     shutil.copytree(run_dir / "vanilla", unfinished)
     (unfinished / "training.json").unlink()
     (unfinished / STAMP).write_text("some key")
+    damaged = shutil.copytree(run_dir / "vanilla", tmp_path / "damaged")
+    (damaged / "training.json").unlink()  # as an older version left an interrupted stage
+    capsys.readouterr()
+    assert main(["eval", "--model", str(damaged), "--data", str(run_dir / "data"),
+                 "--out", str(tmp_path / "eval"), "--tasks", "forget_qa"]) == 2
+    assert "no record of it finishing" in capsys.readouterr().err
     for model in (unfinished, tmp_path / "vanilla"):
         capsys.readouterr()
         code = main(["eval", "--model", str(model), "--data", str(run_dir / "data"),

@@ -88,6 +88,11 @@ def check_finished_model(folder: Path) -> None:
     if (folder / STAMP).is_file() or folder.name.endswith(".partial"):
         raise ValueError(f"{folder} is an unfinished stage (interrupted?); rerun the command "
                          "that writes it to finish it")
+    if not any((folder / name).is_file() for name in RECORDS) and (
+            (folder / "checkpoint").is_dir() or (folder / "memorisation.json").is_file()):
+        raise ValueError(f"{folder} holds a clearbench stage's files but no record of it "
+                         f"finishing ({', '.join(RECORDS)}): unfinished or damaged; rerun the "
+                         "command that writes it")
     unlearning = folder / "unlearning.json"
     if unlearning.is_file():
         status = read_json(unlearning, what="unlearning record").get("status")
