@@ -506,9 +506,9 @@ cli_case("eval truncated model.safetensors",
          copied("vanilla", "vanilla", lambda d: truncate(d / "model.safetensors")))
 cli_case("eval missing config.json", lambda a, f: eval_args(a, f, str(f / "vanilla")),
          copied("vanilla", "vanilla", lambda d: (d / "config.json").unlink()))
-cli_case("eval corrupt data parquet",
+cli_case("eval corrupt data parquet",  # a config the evaluation reads
          lambda a, f: eval_args(a, f, model(a), str(f / "data")),
-         copied("data", "data", lambda d: truncate(d / "forget10" /
+         copied("data", "data", lambda d: truncate(d / "forget10_perturbed" /
                                                    "train-00000-of-00001.parquet", 200)))
 cli_case("eval data with a null caption",
          lambda a, f: eval_args(a, f, model(a), str(f / "data")),
