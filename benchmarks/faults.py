@@ -463,7 +463,7 @@ def null_caption(folder: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    path = folder / "forget10" / "train-00000-of-00001.parquet"
+    path = folder / "forget10_perturbed" / "train-00000-of-00001.parquet"  # eval reads it
     table = pq.read_table(path)
     captions = table.column("caption").to_pylist()
     captions[0] = None
@@ -729,6 +729,15 @@ def vanilla_redone(redone: set[str], output: str, run: Path) -> str | None:
     return None if "vanilla/training.json" in redone else "vanilla kept (already done)"
 
 
+def data_regenerated(redone: set[str], output: str, run: Path) -> str | None:
+    """The run's CLEAR-mini must be what the generator writes: an edit is undone, and with the
+    same content nothing else is redone (a data *source* edited in place is other data: every
+    stage reading it is redone, tests/faults/test_identity.py)."""
+    if "regenerating" not in output:
+        return "the edit was not noticed"
+    return f"redone: {', '.join(sorted(redone))}" if redone else None
+
+
 def only_unlearning(redone: set[str], output: str, run: Path) -> str | None:
     want = {f"{UNLEARNED}/unlearning.json", f"{UNLEARNED}/eval-forget10/eval.json"}
     return None if redone == want else f"redone: {', '.join(sorted(redone)) or 'nothing'}"
@@ -759,7 +768,7 @@ def report_current(redone: set[str], output: str, run: Path) -> str | None:
 
 rerun_case("rerun unchanged", lambda run, config: None, nothing_redone)
 rerun_case("change base.epochs, rerun", set_base_epochs, all_redone)
-rerun_case("change a caption in RUN/data, rerun", change_caption, vanilla_redone)
+rerun_case("change a caption in RUN/data, rerun", change_caption, data_regenerated)
 rerun_case("change the variant's lr, rerun",
            lambda run, config: config["unlearn"]["variants"]["lora"].update(lr=1e-3),
            only_unlearning)

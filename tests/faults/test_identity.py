@@ -249,3 +249,16 @@ def test_an_interrupted_fine_tune_resumes_after_the_run_moved(
     first.rename(moved)
     record = finetune(config(moved))
     assert record["resumed_from_step"] > 0
+
+
+@pytest.mark.parametrize(("model", "what"), [("base", "a base model"),
+                                             ("gold-forget10", "(a gold model)")])
+def test_unlearning_refuses_a_model_that_is_not_vanilla(tiny_run: tuple[Path, Path],
+                                                        tmp_path: Path, capsys, model: str,
+                                                        what: str) -> None:
+    _, run_dir = tiny_run
+    capsys.readouterr()
+    assert main(["unlearn", "--model", str(run_dir / model), "--data", str(run_dir / "data"),
+                 "--method", "ga", "--out", str(tmp_path / "out")]) == 2
+    assert what in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

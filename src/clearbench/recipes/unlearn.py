@@ -46,7 +46,7 @@ from clearbench.models.lora import (
 )
 from clearbench.models.vlm import VLM
 from clearbench.recipes.finetune import WHERE_OR_HOW
-from clearbench.recipes.stage import StageFolder, data_source, model_key
+from clearbench.recipes.stage import StageFolder, data_source, model_key, trained_as
 from clearbench.training.distributed import process_device, process_state
 from clearbench.training.loop import (
     DivergedError,
@@ -139,6 +139,20 @@ class UnlearnConfig:
                 *view_needs(f"{retain_split}+tofu")]
 
 
+def check_starting_model(model: str) -> None:
+    """Refuse a model whose clearbench record shows it is not a vanilla model: a base model,
+    or a fine-tune that never saw the forget data (a gold model). Models made elsewhere, and
+    unlearned models (sequential unlearning), are taken as they are."""
+    trained = trained_as(model)
+    if trained is None or trained["stage"] == "unlearn" or (
+            trained["stage"] == "finetune" and str(trained["split"]).startswith("full")):
+        return
+    what = "a base model" if trained["stage"] == "base" else \
+        f"a fine-tune on {trained['split']} (a gold model)"
+    raise ValueError(f"--model {model} is {what}; unlearning starts from the vanilla model, "
+                     "fine-tuned on full+tofu")
+
+
 def forget_view(forget_split: str, modality: str) -> str:
     """Spec §2 step 3: both = forgetNN+tofu, visual = forgetNN, text = TOFU forgetNN."""
     return {"both": f"{forget_split}+tofu", "visual": forget_split,
@@ -174,6 +188,7 @@ class Counter:
 def unlearn(config: UnlearnConfig) -> dict[str, Any]:
     """Run (or resume, or skip if done) one unlearning run; return its record."""
     config.validate()
+    check_starting_model(config.model)
     method = build_method(config.method, config.options)
     out = Path(config.out)
     source = data_source(config.data, config.data_revision, config.tofu, config.tofu_revision)
