@@ -262,3 +262,20 @@ def test_unlearning_refuses_a_model_that_is_not_vanilla(tiny_run: tuple[Path, Pa
                  "--method", "ga", "--out", str(tmp_path / "out")]) == 2
     assert what in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_model_whose_files_changed_is_redone(tiny_run: tuple[Path, Path], tmp_path: Path,
+                                               capsys) -> None:
+    """A stage's record carries the hash of the model files it wrote: a deleted or edited file
+    makes the stage redone (not an error at the next stage)."""
+    config, run_dir = tiny_run
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    before = stage_keys(copy)
+    (copy / "vanilla" / "model.safetensors").unlink()
+    capsys.readouterr()
+    assert main(["run", "--config", str(config), "--out", str(copy)]) == 0
+    assert "model files changed since the stage wrote them" in capsys.readouterr().out
+    assert (copy / "vanilla" / "model.safetensors").is_file()
+    # training is deterministic: the same weights again, so nothing below had to be redone
+    assert stage_keys(copy) == before

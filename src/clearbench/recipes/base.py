@@ -25,7 +25,7 @@ from clearbench.data.views import training_examples
 from clearbench.io import stable_hash, write_json_atomic
 from clearbench.models.tiny import ARCHS, TinyVLMConfig, build_tiny_vlm
 from clearbench.recipes.finetune import answer_loss
-from clearbench.recipes.stage import StageFolder, data_source
+from clearbench.recipes.stage import StageFolder, data_source, model_files_hash
 from clearbench.training.loop import TrainSettings, check_finite, remove_checkpoint, train
 
 MARKER = "base.json"
@@ -112,7 +112,7 @@ def build_base(config: BaseConfig) -> dict[str, Any]:
         "losses": result.losses,
         "seconds": result.seconds,
     }
-    write_json_atomic(work / MARKER, record)
+    write_json_atomic(work / MARKER, record | {"model_hash": model_files_hash(work)})
     folder.commit()
     remove_checkpoint(out)
     return record

@@ -37,7 +37,7 @@ from clearbench.models.lora import (
     freeze_vision_tower,
 )
 from clearbench.models.vlm import answer_logits
-from clearbench.recipes.stage import StageFolder, data_source, model_key
+from clearbench.recipes.stage import StageFolder, data_source, model_files_hash, model_key
 from clearbench.training.distributed import process_device, process_state
 from clearbench.training.loop import (
     Replay,
@@ -260,7 +260,7 @@ def finetune(config: FinetuneConfig) -> dict[str, Any]:
         "trainable_parameters": vlm.num_parameters(trainable_only=True),
         "memorisation_gate_passed": gate["passed"],
     }
-    write_json_atomic(work / MARKER, record)
+    write_json_atomic(work / MARKER, record | {"model_hash": model_files_hash(work)})
     folder.commit()
     remove_checkpoint(out)
     state.wait_for_everyone()

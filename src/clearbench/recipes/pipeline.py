@@ -277,8 +277,7 @@ def run_stage(stage: Stage) -> float:
     try:
         stage.action(*stage.args)
     except StaleStage as stale:
-        print(f"{stale.folder}: made with other settings or inputs (or unfinished); removing "
-              "it and redoing the stage")
+        print(f"{stale.folder}: {stale.reason}; removing it and redoing the stage")
         shutil.rmtree(stale.folder)
         stage.action(*stage.args)
     return time.perf_counter() - started

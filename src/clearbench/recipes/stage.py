@@ -60,9 +60,14 @@ def model_key(model: str, revision: str | None = None) -> dict[str, str | None]:
             commit = None
         return {"hub_id": model, "revision": revision, "commit": commit}
     check_finished_model(folder)
-    files = [path for path in folder.iterdir()
+    return {"content_hash": model_files_hash(folder)}
+
+
+def model_files_hash(folder: Path) -> str:
+    """The hash of a model folder's own files (not the records a stage writes beside them)."""
+    files = [path for path in Path(folder).iterdir()
              if path.is_file() and path.name not in NOT_THE_MODEL and not path.name.startswith(".")]
-    return {"content_hash": content_hash(folder, files)}
+    return content_hash(folder, files)
 
 
 def trained_as(model: str) -> dict[str, Any] | None:
@@ -111,11 +116,13 @@ def unfinished_stage(model: str) -> str:
 
 
 class StaleStage(FileExistsError):
-    """A stage folder holding a finished result made with other settings."""
+    """A stage folder holding something other than this stage's finished result: ``reason``
+    says what (a run removes the folder and redoes the stage; a command refuses)."""
 
-    def __init__(self, message: str, folder: Path) -> None:
-        super().__init__(message)
+    def __init__(self, folder: Path, reason: str) -> None:
+        super().__init__(f"{folder}: {reason}; choose another --out or delete it")
         self.folder = folder
+        self.reason = reason
 
 
 def finished(marker: Path, expected_hash: str, *, what: str) -> bool:
@@ -127,11 +134,8 @@ def finished(marker: Path, expected_hash: str, *, what: str) -> bool:
         return False
     recorded = read_json(marker, what=what).get("settings_hash")
     if recorded != expected_hash:
-        raise StaleStage(
-            f"{marker.parent} already holds a {what} made with other settings "
-            f"(hash {recorded}, now {expected_hash}); choose another --out or delete it",
-            marker.parent,
-        )
+        raise StaleStage(marker.parent, f"holds a {what} made with other settings or inputs "
+                                        f"(key {recorded}, now {expected_hash})")
     return True
 
 
@@ -149,12 +153,16 @@ class StageFolder:
         return partial_folder(self.out)
 
     def done(self) -> bool:
-        """True if ``out`` holds this stage finished; StaleStage if it holds something else."""
+        """True if ``out`` holds this stage finished, its model files as the stage wrote them
+        (``model_hash`` of the record); StaleStage if it holds something else."""
         if finished(self.out / self.marker, self.key, what=self.what):
+            written = read_json(self.out / self.marker, what=self.what).get("model_hash")
+            if written is not None and model_files_hash(self.out) != written:
+                raise StaleStage(self.out, "its model files changed since the stage wrote them "
+                                           "(deleted or edited?)")
             return True
         if self.out.exists() and (not self.out.is_dir() or any(self.out.iterdir())):
-            raise StaleStage(f"{self.out} exists but holds no finished {self.what}; delete it "
-                             "or choose another --out", self.out)
+            raise StaleStage(self.out, f"holds no finished {self.what}")
         return False
 
     def begin(self) -> Path:

@@ -46,7 +46,13 @@ from clearbench.models.lora import (
 )
 from clearbench.models.vlm import VLM
 from clearbench.recipes.finetune import WHERE_OR_HOW
-from clearbench.recipes.stage import StageFolder, data_source, model_key, trained_as
+from clearbench.recipes.stage import (
+    StageFolder,
+    data_source,
+    model_files_hash,
+    model_key,
+    trained_as,
+)
 from clearbench.training.distributed import process_device, process_state
 from clearbench.training.loop import (
     DivergedError,
@@ -285,7 +291,8 @@ def unlearn(config: UnlearnConfig) -> dict[str, Any]:
         state.wait_for_everyone()
         return record
     vlm.save(work, merge_lora=True)
-    write_json_atomic(work / MARKER, record | {"status": "ok"})
+    write_json_atomic(work / MARKER,
+                      record | {"status": "ok", "model_hash": model_files_hash(work)})
     folder.commit()
     remove_checkpoint(out)
     state.wait_for_everyone()
