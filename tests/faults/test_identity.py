@@ -279,3 +279,16 @@ def test_a_model_whose_files_changed_is_redone(tiny_run: tuple[Path, Path], tmp_
     assert (copy / "vanilla" / "model.safetensors").is_file()
     # training is deterministic: the same weights again, so nothing below had to be redone
     assert stage_keys(copy) == before
+
+
+def test_a_damaged_result_file_is_redone(tiny_run: tuple[Path, Path], tmp_path: Path,
+                                         capsys) -> None:
+    config, run_dir = tiny_run
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    evaluation = copy / "vanilla" / "eval-forget10" / "eval.json"
+    evaluation.write_text(evaluation.read_text()[:100])
+    capsys.readouterr()
+    assert main(["run", "--config", str(config), "--out", str(copy)]) == 0
+    assert "is not valid JSON" in capsys.readouterr().out
+    assert json.loads(evaluation.read_text())["tasks"]

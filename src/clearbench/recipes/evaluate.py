@@ -87,11 +87,10 @@ def run_eval(config: EvalConfig) -> dict[str, Any]:
                                  header["settings"], config.dtype])
     identity = stable_hash([task_identity, list(config.tasks)])
     eval_file = out / EVAL_FILE
-    if eval_file.is_file():
-        done = read_json(eval_file, what="evaluation")
-        if done.get("identity") == identity:
-            print(f"eval: {eval_file} is already done (identity {identity}); nothing to do")
-            return done
+    done = earlier_result(eval_file, "evaluation")
+    if done is not None and done.get("identity") == identity:
+        print(f"eval: {eval_file} is already done (identity {identity}); nothing to do")
+        return done
 
     preflight(source, config.data_needs())  # bad data fails here, before the model loads
     torch.manual_seed(settings.seed)
@@ -101,7 +100,7 @@ def run_eval(config: EvalConfig) -> dict[str, Any]:
     results = {}
     for name in config.tasks:
         task_file = out / TASKS_DIR / f"{name}.json"
-        stored = read_json(task_file, what="task result") if task_file.is_file() else {}
+        stored = earlier_result(task_file, "task result") or {}
         if stored.get("identity") == task_identity:
             results[name] = stored["result"]
             continue
@@ -119,6 +118,18 @@ def run_eval(config: EvalConfig) -> dict[str, Any]:
         print_summary(payload)
     state.wait_for_everyone()
     return payload
+
+
+def earlier_result(path: Path, what: str) -> dict[str, Any] | None:
+    """The result file an earlier run left at ``path``; None if there is none or it is
+    unreadable (written atomically, so damaged after the fact: it is redone)."""
+    if not path.is_file():
+        return None
+    try:
+        return read_json(path, what=what)
+    except ValueError as err:
+        print(f"{err}; doing it again")
+        return None
 
 
 def print_summary(evaluation: dict[str, Any]) -> None:
@@ -151,11 +162,10 @@ def run_score(eval_path: Path, gold_path: Path, out: Path, *,
         check_gold(gold, gold_path)
     inputs = [evaluation.get("identity"), gold.get("identity")]
     scores_file = Path(out) / SCORES_FILE
-    if scores_file.is_file():
-        done = read_json(scores_file, what="scores")
-        if done.get("inputs") == inputs:
-            print(f"score: {scores_file} is already done; nothing to do")
-            return done
+    done = earlier_result(scores_file, "scores")
+    if done is not None and done.get("inputs") == inputs:
+        print(f"score: {scores_file} is already done; nothing to do")
+        return done
     scores = {"eval": str(eval_path), "gold": str(gold_path), "inputs": inputs,
               **score(evaluation, gold)}
     write_json_atomic(scores_file, scores)
