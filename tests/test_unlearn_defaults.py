@@ -1,0 +1,50 @@
+"""Unlearning defaults of spec §3: the authors' schedule (one warm-up epoch, linear decay)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from clearbench.data.loading import DataSource
+from clearbench.models.tiny import build_tiny_vlm
+from clearbench.recipes.base import corpus
+from clearbench.recipes.unlearn import RECIPES, UnlearnConfig, unlearn
+from clearbench.training import loop
+from conftest import TINY
+
+
+@pytest.fixture(scope="module")
+def vanilla(mini_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("unlearn-defaults") / "vanilla"
+    build_tiny_vlm(TINY, corpus(DataSource.local(mini_data))).save(out)
+    return out
+
+
+def test_every_unlearning_recipe_warms_up_for_one_epoch() -> None:
+    assert {name: recipe.warmup_epochs for name, recipe in RECIPES.items()} == {
+        "paper": 1.0, "mini": 1.0}
+
+
+def test_learning_rates_per_step_are_warm_up_then_linear_decay(
+    vanilla: Path, mini_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    used: list[float] = []  # the rate each optimiser step applies
+    make = loop.get_scheduler
+
+    def recording(name, optimizer, **kwargs):
+        optimizer.register_step_pre_hook(
+            lambda opt, *_: used.append(opt.param_groups[0]["lr"]))
+        return make(name, optimizer, **kwargs)
+
+    monkeypatch.setattr(loop, "get_scheduler", recording)
+    record = unlearn(UnlearnConfig(model=str(vanilla), data=str(mini_data), out=tmp_path / "ga",
+                                   method="ga", recipe="mini"))
+    recipe, settings = RECIPES["mini"], record["train_settings"]
+    per_epoch = math.ceil(record["forget_items"] / recipe.batch_size)
+    warmup, total = per_epoch, round(per_epoch * recipe.epochs)
+    assert settings["schedule"] == "linear" and settings["warmup_steps"] == warmup > 0
+    expected = [recipe.lr * (k / warmup if k < warmup else (total - k) / (total - warmup))
+                for k in range(total)]
+    assert used == pytest.approx(expected)
