@@ -1,4 +1,5 @@
-"""Unlearning defaults of spec §3: the authors' schedule (one warm-up epoch, linear decay)."""
+"""Unlearning defaults of spec §3: the authors' schedule (one warm-up epoch, linear decay) and
+SCRUB's max-then-min phases."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from clearbench.data.loading import DataSource
+from clearbench.methods import build_method
 from clearbench.models.tiny import build_tiny_vlm
 from clearbench.recipes.base import corpus
 from clearbench.recipes.unlearn import RECIPES, UnlearnConfig, unlearn
@@ -48,3 +50,13 @@ def test_learning_rates_per_step_are_warm_up_then_linear_decay(
     expected = [recipe.lr * (k / warmup if k < warmup else (total - k) / (total - warmup))
                 for k in range(total)]
     assert used == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("steps_per_epoch", [3, 2.5])
+def test_scrub_takes_max_steps_only_in_its_first_epochs(steps_per_epoch: float) -> None:
+    scrub = build_method("scrub", {"max_epochs": 2})
+    scrub.prepare(steps_per_epoch)
+    kinds = ["max" if scrub.is_max_step(step) else "min" for step in range(15)]
+    first = math.ceil(2 * steps_per_epoch)  # the first step of epoch 2
+    assert kinds[:first] == ["max", "min"] * (first // 2) + ["max"] * (first % 2)
+    assert kinds[first:] == ["min"] * (15 - first)

@@ -62,6 +62,10 @@ class UnlearningMethod(ABC):
     ) -> torch.Tensor:
         """The loss of one micro-batch of optimiser step ``step`` (counted from 0)."""
 
+    def prepare(self, steps_per_epoch: float) -> None:  # noqa: B027 - optional hook
+        """Before training: optimiser steps per epoch over the forget items, for methods whose
+        loss depends on the epoch (SCRUB's max-steps phase); most methods ignore it."""
+
     def finish(self, negate: Callable[[float], None]) -> None:  # noqa: B027 - optional hook
         """After training. ``negate(s)`` replaces the weights θ by θ₀ − s·(θ − θ₀) (SKU's
         task-vector negation, LoRA-aware); most methods do nothing here."""

@@ -254,6 +254,7 @@ def unlearn(config: UnlearnConfig) -> dict[str, Any]:
                              warmup_steps=round(recipe.warmup_epochs * batches_per_epoch
                                                 / recipe.grad_accum),
                              seed=config.seed, checkpoint_every=config.checkpoint_every)
+    method.prepare(batches_per_epoch / recipe.grad_accum)
     record = {**identity, "settings_hash": stage_hash,
               "read": {"model": config.model, "data": config.data}, "recipe": recipe_name,
               "recipe_settings": asdict(recipe), "train_settings": asdict(settings),
