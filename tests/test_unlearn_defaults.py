@@ -1,5 +1,5 @@
 """Unlearning defaults of spec §3: the authors' schedule (one warm-up epoch, linear decay) and
-SCRUB's max-then-min phases."""
+SCRUB's max-then-min phases, SKU's answers from other forget persons and its weights."""
 
 from __future__ import annotations
 
@@ -8,11 +8,15 @@ from pathlib import Path
 
 import pytest
 
+from clearbench.data.examples import Example
 from clearbench.data.loading import DataSource
+from clearbench.data.synth.generate import synthesize
+from clearbench.data.views import face_name_examples, training_examples
 from clearbench.methods import build_method
+from clearbench.methods.base import FORGET, OTHER_ANSWER
 from clearbench.models.tiny import build_tiny_vlm
 from clearbench.recipes.base import corpus
-from clearbench.recipes.unlearn import RECIPES, UnlearnConfig, unlearn
+from clearbench.recipes.unlearn import RECIPES, UnlearnConfig, paired_items, unlearn
 from clearbench.training import loop
 from conftest import TINY
 
@@ -60,3 +64,34 @@ def test_scrub_takes_max_steps_only_in_its_first_epochs(steps_per_epoch: float) 
     first = math.ceil(2 * steps_per_epoch)  # the first step of epoch 2
     assert kinds[:first] == ["max", "min"] * (first // 2) + ["max"] * (first % 2)
     assert kinds[first:] == ["min"] * (15 - first)
+
+
+def other_persons_answers(example: Example, forget: list[Example]) -> set[str]:
+    return {other.answer for other in forget
+            if other is not example and (not example.person or other.person != example.person)}
+
+
+def test_sku_answers_come_from_other_forget_persons(tmp_path: Path) -> None:
+    data = synthesize(tmp_path / "data", persons=20, images_per_person=2, qa_per_person=2,
+                      other_images_per_person=None, other_qa_per_person=None)
+    source = DataSource.local(data)
+    forget = training_examples(source, "forget10") + face_name_examples(source, "forget10")
+    retain = training_examples(source, "retain90+tofu")
+    assert len({example.person for example in forget}) == 2
+    for item in paired_items(forget, retain, ["I don't know."], seed=0):
+        assert item[OTHER_ANSWER].answer in other_persons_answers(item[FORGET], forget)
+
+
+def test_sku_answers_of_unnamed_rows_are_other_forget_answers_never_retain_ones() -> None:
+    forget = [Example("q", f"forget {i}", id=f"f{i}", person=p)
+              for i, p in enumerate(["Ann", "Ann", "", ""])]
+    retain = [Example("q", f"retain {i}", id=f"r{i}") for i in range(5)]
+    for seed in range(20):
+        for item in paired_items(forget, retain, ["I don't know."], seed):
+            assert item[OTHER_ANSWER].answer in other_persons_answers(item[FORGET], forget)
+
+
+def test_sku_weights_are_the_clear_authors() -> None:
+    options = build_method("sku").options()
+    assert (options["distortion_weight"], options["random_weight"],
+            options["divergence_weight"]) == (2.5, 1.0, 0.5)

@@ -26,8 +26,11 @@ RETAIN = "retain"
 REFUSAL = "refusal"
 """Forget prompts answered with a refusal ("I don't know" style, spec §1.2)."""
 RANDOM_ANSWER = "random_answer"
-"""Forget prompts answered with a random retain answer."""
-BATCH_KINDS = (FORGET, RETAIN, REFUSAL, RANDOM_ANSWER)
+"""Forget prompts answered with a random retain answer (LLMU's random mismatch)."""
+OTHER_ANSWER = "other_answer"
+"""Forget prompts answered with the answer of a forget item about another person (SKU's random
+disassociation)."""
+BATCH_KINDS = (FORGET, RETAIN, REFUSAL, RANDOM_ANSWER, OTHER_ANSWER)
 
 Batch = dict[str, torch.Tensor]
 

@@ -1,10 +1,11 @@
 """Unlearning recipe: make the vanilla model forget a split with one registered method.
 
 Top to bottom: resolve the method and the recipe, build the forget data for the modality (spec
-§2 step 3) and pair each forget item with a random retain item (plus a refusal and a random
-retain answer for the methods that need them), load the vanilla model, add LoRA if asked, set
-up the frozen reference θ₀ only if the method needs it, train with the method's loss (+ λ·ℓ1),
-let the method finish (SKU's negation), save and record status and cost.
+§2 step 3) and pair each forget item with a random retain item (plus a refusal, a random
+retain answer and another forget person's answer for the methods that need them), load the
+vanilla model, add LoRA if asked, set up the frozen reference θ₀ only if the method needs it,
+train with the method's loss (+ λ·ℓ1), let the method finish (SKU's negation), save and
+record status and cost.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from clearbench.data.refusals import load_refusals
 from clearbench.data.views import face_name_examples, split_names, training_examples, view_needs
 from clearbench.io import stable_hash, write_json_atomic
 from clearbench.methods import build_method
-from clearbench.methods.base import FORGET, RANDOM_ANSWER, REFUSAL, RETAIN
+from clearbench.methods.base import FORGET, OTHER_ANSWER, RANDOM_ANSWER, REFUSAL, RETAIN
 from clearbench.methods.losses import l1_norm
 from clearbench.models.loading import DTYPES, count_parameters, load_vlm
 from clearbench.models.lora import (
@@ -153,16 +154,26 @@ def forget_view(forget_split: str, modality: str) -> str:
 def paired_items(
     forget: list[Example], retain: list[Example], refusals: list[str], seed: int
 ) -> list[dict[str, Example]]:
-    """Each forget item with a random retain item, a refusal and a random retain answer."""
+    """Each forget item with a random retain item, a refusal, a random retain answer and the
+    answer of a random forget item about another person."""
     rng = random.Random(seed)
     items = []
     for example in forget:
-        refusal = Example(example.prompt, rng.choice(refusals), example.image, example.id)
-        random_answer = Example(example.prompt, rng.choice(retain).answer, example.image,
-                                example.id)
-        items.append({FORGET: example, RETAIN: rng.choice(retain), REFUSAL: refusal,
-                      RANDOM_ANSWER: random_answer})
+        others = [other for other in forget
+                  if other is not example and not (example.person
+                                                   and other.person == example.person)]
+        # A forget set of one person has no other person: any other forget item will do.
+        others = others or [other for other in forget if other is not example] or [example]
+        items.append({FORGET: example, RETAIN: rng.choice(retain),
+                      REFUSAL: answered(example, rng.choice(refusals)),
+                      RANDOM_ANSWER: answered(example, rng.choice(retain).answer),
+                      OTHER_ANSWER: answered(example, rng.choice(others).answer)})
     return items
+
+
+def answered(example: Example, answer: str) -> Example:
+    """``example``'s prompt and image with another answer."""
+    return replace(example, answer=answer)
 
 
 class Counter:
