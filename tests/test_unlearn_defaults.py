@@ -1,5 +1,6 @@
 """Unlearning defaults of spec §3: the authors' schedule (one warm-up epoch, linear decay) and
-SCRUB's max-then-min phases, SKU's answers from other forget persons and its weights."""
+SCRUB's max-then-min phases, SKU's answers from other forget persons and its weights,
+symmetric forget and retain data."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 from clearbench.data.examples import Example
 from clearbench.data.loading import DataSource
+from clearbench.data.prompts import FACE_NAME_PROMPT
 from clearbench.data.synth.generate import synthesize
 from clearbench.data.views import face_name_examples, training_examples
 from clearbench.methods import build_method
@@ -95,3 +97,18 @@ def test_sku_weights_are_the_clear_authors() -> None:
     options = build_method("sku").options()
     assert (options["distortion_weight"], options["random_weight"],
             options["divergence_weight"]) == (2.5, 1.0, 0.5)
+
+
+@pytest.mark.parametrize("recipe", ["mini", "paper"])
+@pytest.mark.parametrize("modality", ["both", "visual", "text"])
+def test_retain_gets_face_name_rows_iff_forget_does(
+    mini_data: Path, recipe: str, modality: str
+) -> None:
+    config = UnlearnConfig(model="m", data=str(mini_data), method="ga", out=Path("out"),
+                           modality=modality)
+    forget, retain = config.pools(DataSource.local(mini_data), RECIPES[recipe])
+    faces = [sum(e.prompt == FACE_NAME_PROMPT for e in pool) for pool in (forget, retain)]
+    if recipe == "mini" and modality != "text":
+        assert faces == [5, 45]  # every image of the 1 forget and 9 retain persons
+    else:
+        assert faces == [0, 0]

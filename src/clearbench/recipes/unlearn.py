@@ -29,6 +29,7 @@ from clearbench.config import (
     settings,
 )
 from clearbench.data.examples import Example
+from clearbench.data.loading import DataSource
 from clearbench.data.preflight import Need, preflight
 from clearbench.data.refusals import load_refusals
 from clearbench.data.views import face_name_examples, split_names, training_examples, view_needs
@@ -75,7 +76,8 @@ class UnlearnRecipe:
     ``mm/forget.py``)."""
     train_vision_tower: bool
     face_name_rows: bool
-    """Forget the face→name prompt on forget images too (the mini vanilla model learned it)."""
+    """Forget the face→name prompt on forget images too (the mini vanilla model learned it),
+    and retain it on retain images (symmetric data, spec §3)."""
     gradient_checkpointing: bool
     """Recompute activations in the backward pass: less memory, ~30 % more compute."""
 
@@ -136,13 +138,31 @@ class UnlearnConfig:
                      if getattr(self, f.name, None) is not None}
         return name, replace(RECIPES[name], **overrides)
 
+    def face_names(self, recipe: UnlearnRecipe) -> bool:
+        """Whether both pools get face→name rows: the recipe adds them and the forget view has
+        images (every modality but text)."""
+        return recipe.face_name_rows and self.modality != "text"
+
     def data_needs(self, recipe: UnlearnRecipe) -> list[Need]:
-        """Every config the run reads with ``recipe``: the forget view (and its face→name rows)
-        and the retain view."""
+        """Every config the run reads with ``recipe``: the forget and retain views (and their
+        face→name rows)."""
         forget_split, retain_split = split_names(self.forget_split)
-        return [*view_needs(forget_view(forget_split, self.modality),
-                            face_names=recipe.face_name_rows),
-                *view_needs(f"{retain_split}+tofu")]
+        faces = self.face_names(recipe)
+        return [*view_needs(forget_view(forget_split, self.modality), face_names=faces),
+                *view_needs(f"{retain_split}+tofu", face_names=faces)]
+
+    def pools(
+        self, source: DataSource, recipe: UnlearnRecipe
+    ) -> tuple[list[Example], list[Example]]:
+        """The forget and the retain examples, with face→name rows on both sides or neither."""
+        forget_split, retain_split = split_names(self.forget_split)
+        faces = self.face_names(recipe)
+
+        def examples(view: str) -> list[Example]:
+            return training_examples(source, view) + (
+                face_name_examples(source, view) if faces else [])
+
+        return examples(forget_view(forget_split, self.modality)), examples(f"{retain_split}+tofu")
 
 
 def forget_view(forget_split: str, modality: str) -> str:
@@ -211,10 +231,8 @@ def unlearn(config: UnlearnConfig) -> dict[str, Any]:
     recipe_name, recipe = config.resolved_recipe(
         count_parameters(config.model, revision=config.model_revision))
     preflight(source, config.data_needs(recipe))  # bad data fails before the model loads
-    forget_split, retain_split = split_names(config.forget_split)
-    view = forget_view(forget_split, config.modality)
-    forget = training_examples(source, view)
-    retain = training_examples(source, f"{retain_split}+tofu")
+    view = forget_view(config.forget_split, config.modality)
+    forget, retain = config.pools(source, recipe)
 
     started = time.perf_counter()
     state = process_state(config.device)  # data-parallel under a multi-process launch
@@ -224,8 +242,6 @@ def unlearn(config: UnlearnConfig) -> dict[str, Any]:
     work = folder.partial
     vlm = load_vlm(config.model, revision=config.model_revision, dtype=config.dtype,
                    device=process_device(config.device, state))
-    if recipe.face_name_rows:
-        forget += face_name_examples(source, view)
     items = paired_items(forget, retain, load_refusals(), config.seed)
     if not recipe.train_vision_tower:
         freeze_vision_tower(vlm)
@@ -269,7 +285,7 @@ def unlearn(config: UnlearnConfig) -> dict[str, Any]:
     record = {**identity, "settings_hash": stage_hash,
               "read": {"model": config.model, "data": config.data}, "recipe": recipe_name,
               "recipe_settings": asdict(recipe), "train_settings": asdict(settings),
-              "forget_view": view, "forget_items": len(items)}
+              "forget_view": view, "forget_items": len(items), "retain_pool": len(retain)}
     try:
         result = train(vlm.model, items, collate, loss_fn, settings, work,
                        description=f"unlearn {method.name} ({config.modality})",
