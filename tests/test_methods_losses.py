@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from clearbench.methods import METHODS, build_method
-from clearbench.methods.base import FORGET, RANDOM_ANSWER, REFUSAL, RETAIN, ce
+from clearbench.methods.base import FORGET, OTHER_ANSWER, RANDOM_ANSWER, REFUSAL, RETAIN, ce
 from clearbench.methods.losses import (
     answer_kl,
     answer_rows,
@@ -135,7 +135,8 @@ def batches() -> dict[str, dict[str, torch.Tensor]]:
         labels[:, :3] = IGNORE
         return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
 
-    return {FORGET: batch(1), RETAIN: batch(2), REFUSAL: batch(3), RANDOM_ANSWER: batch(4)}
+    return {FORGET: batch(1), RETAIN: batch(2), REFUSAL: batch(3), RANDOM_ANSWER: batch(4),
+            OTHER_ANSWER: batch(5)}
 
 
 def ce_of(model: Fixed, batch: dict[str, torch.Tensor]) -> float:
@@ -160,6 +161,7 @@ def test_every_method_at_the_reference_equals_its_formula() -> None:
     data = batches()
     forget, retain = ce_of(model, data[FORGET]), ce_of(model, data[RETAIN])
     refusal, random_answer = ce_of(model, data[REFUSAL]), ce_of(model, data[RANDOM_ANSWER])
+    other_answer = ce_of(model, data[OTHER_ANSWER])
     log2 = math.log(2)
     expected = {
         "retain_ft": retain,
@@ -170,7 +172,7 @@ def test_every_method_at_the_reference_equals_its_formula() -> None:
         "dpo": (2 / 0.1) * log2 + retain,
         "npo": (2 / 0.1) * log2 + retain,
         "llmu": -0.5 * forget + random_answer,
-        "sku": forget + random_answer,
+        "sku": 2.5 * forget + other_answer,  # − 0.5 · KL(θ₀ ‖ θ₀) = 0
     }
     for name, value in expected.items():
         method = build_method(name)

@@ -20,3 +20,5 @@ class Example:
     answer: str
     image: Image.Image | None = None
     id: str = ""
+    person: str = ""
+    """The person the row is about where the data names one (CLEAR image rows), else ""."""

@@ -39,10 +39,10 @@ def row_example(row: dict[str, Any], example_id: str) -> Example:
     Caption rows get the fixed captioning question of their caption (:func:`caption_prompt`),
     so one image has the same prompt in every config it appears in and in evaluation.
     """
-    image = row.get("image")
+    image, person = row.get("image"), row.get("name") or ""
     if row.get("question"):
-        return Example(row["question"], row["answer"], image, example_id)
-    return Example(caption_prompt(row["caption"]), row["caption"], image, example_id)
+        return Example(row["question"], row["answer"], image, example_id, person)
+    return Example(caption_prompt(row["caption"]), row["caption"], image, example_id, person)
 
 
 def view_needs(name: str, *, face_names: bool = False) -> list[Need]:
@@ -78,6 +78,6 @@ def face_name_examples(source: DataSource, name: str) -> list[Example]:
         return []
     dataset = load_clear(source, name.removesuffix("+tofu")).select_columns(["image", "name"])
     return [
-        Example(FACE_NAME_PROMPT, row["name"], row["image"], f"{name}/face_name/{i}")
+        Example(FACE_NAME_PROMPT, row["name"], row["image"], f"{name}/face_name/{i}", row["name"])
         for i, row in enumerate(dataset)
     ]

@@ -26,8 +26,11 @@ RETAIN = "retain"
 REFUSAL = "refusal"
 """Forget prompts answered with a refusal ("I don't know" style, spec §1.2)."""
 RANDOM_ANSWER = "random_answer"
-"""Forget prompts answered with a random retain answer."""
-BATCH_KINDS = (FORGET, RETAIN, REFUSAL, RANDOM_ANSWER)
+"""Forget prompts answered with a random retain answer (LLMU's random mismatch)."""
+OTHER_ANSWER = "other_answer"
+"""Forget prompts answered with the answer of a forget item about another person (SKU's random
+disassociation)."""
+BATCH_KINDS = (FORGET, RETAIN, REFUSAL, RANDOM_ANSWER, OTHER_ANSWER)
 
 Batch = dict[str, torch.Tensor]
 
@@ -61,6 +64,10 @@ class UnlearningMethod(ABC):
         step: int,
     ) -> torch.Tensor:
         """The loss of one micro-batch of optimiser step ``step`` (counted from 0)."""
+
+    def prepare(self, steps_per_epoch: float) -> None:  # noqa: B027 - optional hook
+        """Before training: optimiser steps per epoch over the forget items, for methods whose
+        loss depends on the epoch (SCRUB's max-steps phase); most methods ignore it."""
 
     def finish(self, negate: Callable[[float], None]) -> None:  # noqa: B027 - optional hook
         """After training. ``negate(s)`` replaces the weights θ by θ₀ − s·(θ − θ₀) (SKU's

@@ -1,10 +1,11 @@
 """Unlearning recipe: make the vanilla model forget a split with one registered method.
 
 Top to bottom: resolve the method and the recipe, build the forget data for the modality (spec
-§2 step 3) and pair each forget item with a random retain item (plus a refusal and a random
-retain answer for the methods that need them), load the vanilla model, add LoRA if asked, set
-up the frozen reference θ₀ only if the method needs it, train with the method's loss (+ λ·ℓ1),
-let the method finish (SKU's negation), save and record status and cost.
+§2 step 3) and pair each forget item with a random retain item (plus a refusal, a random
+retain answer and another forget person's answer for the methods that need them), load the
+vanilla model, add LoRA if asked, set up the frozen reference θ₀ only if the method needs it,
+train with the method's loss (+ λ·ℓ1), let the method finish (SKU's negation), save and
+record status and cost.
 """
 
 from __future__ import annotations
@@ -28,12 +29,13 @@ from clearbench.config import (
     settings,
 )
 from clearbench.data.examples import Example
+from clearbench.data.loading import DataSource
 from clearbench.data.preflight import Need, preflight
 from clearbench.data.refusals import load_refusals
 from clearbench.data.views import face_name_examples, split_names, training_examples, view_needs
 from clearbench.io import stable_hash, write_json_atomic
 from clearbench.methods import build_method
-from clearbench.methods.base import FORGET, RANDOM_ANSWER, REFUSAL, RETAIN
+from clearbench.methods.base import FORGET, OTHER_ANSWER, RANDOM_ANSWER, REFUSAL, RETAIN
 from clearbench.methods.losses import l1_norm
 from clearbench.models.loading import DTYPES, count_parameters, load_vlm
 from clearbench.models.lora import (
@@ -75,21 +77,27 @@ class UnlearnRecipe:
     batch_size: int
     grad_accum: int
     weight_decay: float
+    warmup_epochs: float
+    """Linear warm-up over this many epochs, then linear decay to 0 (the CLEAR authors'
+    ``mm/forget.py``)."""
     train_vision_tower: bool
     face_name_rows: bool
-    """Forget the face→name prompt on forget images too (the mini vanilla model learned it)."""
+    """Forget the face→name prompt on forget images too (the mini vanilla model learned it),
+    and retain it on retain images (symmetric data, spec §3)."""
     gradient_checkpointing: bool
     """Recompute activations in the backward pass: less memory, ~30 % more compute."""
 
 
 RECIPES = {
-    # Spec §2: lr 1e-5, 5 epochs over the forget set. Batch 4 × 4 accumulation is our choice.
+    # Spec §2: lr 1e-5, 5 epochs over the forget set; one warm-up epoch then linear decay as
+    # the authors' mm/forget.py. Batch 4 × 4 accumulation is our choice.
     "paper": UnlearnRecipe(lr=1e-5, epochs=5.0, batch_size=4, grad_accum=4, weight_decay=0.01,
-                           train_vision_tower=False, face_name_rows=False,
+                           warmup_epochs=1.0, train_vision_tower=False, face_name_rows=False,
                            gradient_checkpointing=False),
-    # The tiny mini model: the same 5 epochs at a learning rate large enough to move it.
+    # The tiny mini model: the same 5 epochs and schedule (one warm-up epoch, linear decay) at
+    # a learning rate large enough to move it.
     "mini": UnlearnRecipe(lr=2e-4, epochs=5.0, batch_size=8, grad_accum=1, weight_decay=0.0,
-                          train_vision_tower=True, face_name_rows=True,
+                          warmup_epochs=1.0, train_vision_tower=True, face_name_rows=True,
                           gradient_checkpointing=False),
 }
 
@@ -136,13 +144,31 @@ class UnlearnConfig:
                      if getattr(self, f.name, None) is not None}
         return name, replace(RECIPES[name], **overrides)
 
+    def face_names(self, recipe: UnlearnRecipe) -> bool:
+        """Whether both pools get face→name rows: the recipe adds them and the forget view has
+        images (every modality but text)."""
+        return recipe.face_name_rows and self.modality != "text"
+
     def data_needs(self, recipe: UnlearnRecipe) -> list[Need]:
-        """Every config the run reads with ``recipe``: the forget view (and its face→name rows)
-        and the retain view."""
+        """Every config the run reads with ``recipe``: the forget and retain views (and their
+        face→name rows)."""
         forget_split, retain_split = split_names(self.forget_split)
-        return [*view_needs(forget_view(forget_split, self.modality),
-                            face_names=recipe.face_name_rows),
-                *view_needs(f"{retain_split}+tofu")]
+        faces = self.face_names(recipe)
+        return [*view_needs(forget_view(forget_split, self.modality), face_names=faces),
+                *view_needs(f"{retain_split}+tofu", face_names=faces)]
+
+    def pools(
+        self, source: DataSource, recipe: UnlearnRecipe
+    ) -> tuple[list[Example], list[Example]]:
+        """The forget and the retain examples, with face→name rows on both sides or neither."""
+        forget_split, retain_split = split_names(self.forget_split)
+        faces = self.face_names(recipe)
+
+        def examples(view: str) -> list[Example]:
+            return training_examples(source, view) + (
+                face_name_examples(source, view) if faces else [])
+
+        return examples(forget_view(forget_split, self.modality)), examples(f"{retain_split}+tofu")
 
 
 def check_starting_model(model: str) -> None:
@@ -168,16 +194,26 @@ def forget_view(forget_split: str, modality: str) -> str:
 def paired_items(
     forget: list[Example], retain: list[Example], refusals: list[str], seed: int
 ) -> list[dict[str, Example]]:
-    """Each forget item with a random retain item, a refusal and a random retain answer."""
+    """Each forget item with a random retain item, a refusal, a random retain answer and the
+    answer of a random forget item about another person."""
     rng = random.Random(seed)
     items = []
     for example in forget:
-        refusal = Example(example.prompt, rng.choice(refusals), example.image, example.id)
-        random_answer = Example(example.prompt, rng.choice(retain).answer, example.image,
-                                example.id)
-        items.append({FORGET: example, RETAIN: rng.choice(retain), REFUSAL: refusal,
-                      RANDOM_ANSWER: random_answer})
+        others = [other for other in forget
+                  if other is not example and not (example.person
+                                                   and other.person == example.person)]
+        # A forget set of one person has no other person: any other forget item will do.
+        others = others or [other for other in forget if other is not example] or [example]
+        items.append({FORGET: example, RETAIN: rng.choice(retain),
+                      REFUSAL: answered(example, rng.choice(refusals)),
+                      RANDOM_ANSWER: answered(example, rng.choice(retain).answer),
+                      OTHER_ANSWER: answered(example, rng.choice(others).answer)})
     return items
+
+
+def answered(example: Example, answer: str) -> Example:
+    """``example``'s prompt and image with another answer."""
+    return replace(example, answer=answer)
 
 
 class Counter:
@@ -216,10 +252,8 @@ def unlearn(config: UnlearnConfig) -> dict[str, Any]:
     recipe_name, recipe = config.resolved_recipe(
         count_parameters(config.model, revision=config.model_revision))
     preflight(source, config.data_needs(recipe))  # bad data fails before the model loads
-    forget_split, retain_split = split_names(config.forget_split)
-    view = forget_view(forget_split, config.modality)
-    forget = training_examples(source, view)
-    retain = training_examples(source, f"{retain_split}+tofu")
+    view = forget_view(config.forget_split, config.modality)
+    forget, retain = config.pools(source, recipe)
 
     started = time.perf_counter()
     state = process_state(config.device)  # data-parallel under a multi-process launch
@@ -229,8 +263,6 @@ def unlearn(config: UnlearnConfig) -> dict[str, Any]:
     work = folder.partial
     vlm = load_vlm(config.model, revision=config.model_revision, dtype=config.dtype,
                    device=process_device(config.device, state))
-    if recipe.face_name_rows:
-        forget += face_name_examples(source, view)
     items = paired_items(forget, retain, load_refusals(), config.seed)
     if not recipe.train_vision_tower:
         freeze_vision_tower(vlm)
@@ -262,13 +294,19 @@ def unlearn(config: UnlearnConfig) -> dict[str, Any]:
     def collate(batch_items: list[dict[str, Example]]) -> dict[str, dict[str, torch.Tensor]]:
         return {kind: vlm.encode([item[kind] for item in batch_items]) for kind in method.batches}
 
+    # Steps count global batches: every process takes batch_size items per micro-batch.
+    batches_per_epoch = -(-len(items) // (recipe.batch_size * state.num_processes))
     settings = TrainSettings(epochs=recipe.epochs, batch_size=recipe.batch_size,
                              grad_accum=recipe.grad_accum, lr=recipe.lr,
-                             weight_decay=recipe.weight_decay, schedule="constant",
+                             weight_decay=recipe.weight_decay, schedule="linear",
+                             warmup_steps=round(recipe.warmup_epochs * batches_per_epoch
+                                                / recipe.grad_accum),
                              seed=config.seed, checkpoint_every=config.checkpoint_every)
+    method.prepare(batches_per_epoch / recipe.grad_accum)
     record = {**identity, "settings_hash": stage_hash,
               "read": {"model": config.model, "data": config.data}, "recipe": recipe_name,
-              "recipe_settings": asdict(recipe), "forget_view": view, "forget_items": len(items)}
+              "recipe_settings": asdict(recipe), "train_settings": asdict(settings),
+              "forget_view": view, "forget_items": len(items), "retain_pool": len(retain)}
     try:
         result = train(vlm.model, items, collate, loss_fn, settings, work,
                        description=f"unlearn {method.name} ({config.modality})",
