@@ -85,7 +85,8 @@ def _expected(name: str, model: FaceNet, reference: FaceNet, batch: UnlearnBatch
     l1 = sum(p.abs().sum().item() for p in model.parameters())
     features = model.features(batch.forget, 1)  # RMU's default: the last but one feature map
     direction = torch.rand(features.shape[1], generator=torch.Generator().manual_seed(0))
-    control = 6.5 * direction / direction.norm()  # c·u, u a seeded random unit vector
+    c = 12 * features.norm(dim=1).mean()  # 12 × θ₀'s mean feature-vector norm (θ = θ₀)
+    control = c * direction / direction.norm()  # c·u, u a seeded random unit vector
     rmu = (features - control[None, :, None, None]).pow(2).mean().item()
     flipped = reference(batch.forget.flip(-1))
     twins = (model(batch.forget) - flipped).pow(2).mean().item()
@@ -107,6 +108,7 @@ def _expected(name: str, model: FaceNet, reference: FaceNet, batch: UnlearnBatch
 def test_every_method_loss_at_the_reference(name: str, step: int, setup) -> None:
     model, reference, batch = setup
     method = build_cv_method(name)
+    method.calibrate(reference, batch.forget)
     with torch.no_grad():
         loss = method.loss(model, batch, reference, step).item()
         expected = _expected(name, model, reference, batch, step)

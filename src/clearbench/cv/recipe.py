@@ -238,10 +238,13 @@ def _unlearn(vanilla: FaceNet, faces: FaceData, name: str, options: dict[str, An
              schedule: Schedule, seed: int) -> tuple[FaceNet, dict[str, Any]]:
     method = build_cv_method(name, options)
     model = _copy(vanilla)
-    losses = unlearn(model, method, vanilla, faces.training(faces.forget),
-                     faces.training(faces.retain), schedule, seed, f"cv {name} (seed {seed})")
+    forget = faces.training(faces.forget)
+    calibration = method.calibrate(vanilla, forget.images[:schedule.batch_size])
+    losses = unlearn(model, method, vanilla, forget, faces.training(faces.retain), schedule,
+                     seed, f"cv {name} (seed {seed})")
     finite = bool(np.all(np.isfinite(losses)))
-    return model, {"losses": losses, "options": method.options(), "finite": finite}
+    return model, {"losses": losses, "options": method.options(), "calibration": calibration,
+                   "finite": finite}
 
 
 def _copy(model: FaceNet) -> FaceNet:

@@ -73,6 +73,13 @@ class UnlearningMethod(ABC):
         """After training. ``negate(s)`` replaces the weights θ by θ₀ − s·(θ − θ₀) (SKU's
         task-vector negation, LoRA-aware); most methods do nothing here."""
 
+    def calibrate(
+        self, model: torch.nn.Module, batches: dict[str, Batch], reference: Reference | None
+    ) -> dict[str, float]:
+        """Before training, on the first batch: measure what a default depends on (RMU's
+        steering coefficient); return the measured values for the record (most: none)."""
+        return {}
+
     def options(self) -> dict[str, Any]:
         return dataclasses.asdict(self)  # type: ignore[call-overload]
 

@@ -72,6 +72,15 @@ def masked_mse(hidden: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -
     return (squared * mask).sum() / mask.sum().clamp(min=1)
 
 
+def mean_token_norm(hidden: torch.Tensor, mask: torch.Tensor | None = None) -> float:
+    """Mean L2 norm of the vectors along the last dimension of ``hidden`` (positions where
+    ``mask`` is 1 only, if given)."""
+    norms = hidden.float().norm(dim=-1)
+    if mask is None:
+        return norms.mean().item()
+    return ((norms * mask).sum() / mask.sum().clamp(min=1)).item()
+
+
 def l1_norm(parameters: Iterable[torch.Tensor]) -> torch.Tensor:
     """Σ|w| over every entry of ``parameters`` (a plain sum, no averaging)."""
     sums = [p.abs().sum() for p in parameters]

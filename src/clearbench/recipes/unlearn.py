@@ -308,6 +308,8 @@ def unlearn(config: UnlearnConfig) -> dict[str, Any]:
               "recipe_settings": asdict(recipe), "train_settings": asdict(settings),
               "forget_view": view, "forget_items": len(items), "retain_pool": len(retain)}
     try:
+        # Defaults measured on θ₀ (RMU's steering coefficient), on the first batch of items.
+        calibration = method.calibrate(vlm.model, collate(items[:recipe.batch_size]), reference)
         result = train(vlm.model, items, collate, loss_fn, settings, work,
                        description=f"unlearn {method.name} ({config.modality})",
                        fingerprint=stage_hash)
@@ -317,7 +319,7 @@ def unlearn(config: UnlearnConfig) -> dict[str, Any]:
             "cost": cost(started, diverged.step * settings.grad_accum, forwards, trainable)
             | {"optimiser_steps": diverged.step}}, state)
     method.finish(lambda scale: negate(vlm, config.lora, trainable, initial, scale))
-    record |= {"losses": result.losses,
+    record |= {"losses": result.losses, "method_calibration": calibration,
                "cost": cost(started, result.steps * settings.grad_accum, forwards, trainable)
                | {"optimiser_steps": result.steps, "training_seconds": result.seconds}}
     nonfinite = nonfinite_parameters(vlm.model)

@@ -58,6 +58,11 @@ class CVMethod(ABC):
              step: int) -> torch.Tensor:
         """The loss of optimiser step ``step`` (from 0); ``reference`` is θ₀ in eval mode."""
 
+    def calibrate(self, reference: FaceNet, forget: torch.Tensor) -> dict[str, float]:
+        """Before training, on the first batch of forget images: measure what a default
+        depends on (RMU's steering coefficient); return it for the record (most: none)."""
+        return {}
+
     def options(self) -> dict[str, Any]:
         return dataclasses.asdict(self)  # type: ignore[call-overload]
 

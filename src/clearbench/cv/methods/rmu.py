@@ -1,4 +1,9 @@
-"""RMU (Li et al., 2024, WMDP) at a ResNet stage: forget features → c·u, retain features → θ₀'s."""
+"""RMU (Li et al., 2024, WMDP) at a ResNet stage: forget features → c·u, retain features → θ₀'s.
+
+c follows the VLM track's rule (:mod:`clearbench.methods.rmu`): by default ``steering_scale``
+× the mean L2 norm of θ₀'s feature vectors (one per position, over channels) at the stage on
+the first forget batch.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,12 @@ from clearbench.config import NonNegativeFloat, NonNegativeInt, PositiveFloat, s
 from clearbench.cv.losses import feature_mse
 from clearbench.cv.methods.base import CVMethod, UnlearnBatch, register
 from clearbench.cv.model import FaceNet
+from clearbench.methods.rmu import (
+    STEERING_SCALE,
+    coefficient,
+    control_vector,
+    steering_coefficient,
+)
 
 
 @register
@@ -20,21 +31,37 @@ class RMU(CVMethod):
     stage: NonNegativeInt | None = None
     """Feature map (0 = stem, 1.. = ResNet stages); None: the last but one stage (3 of
     mini's and ResNet-18's 4), deep enough to hold identity, early enough to leave a head."""
-    steering_coeff: PositiveFloat = 6.5
-    """c (WMDP's value)."""
-    retain_weight: NonNegativeFloat = 100.0
-    """α. WMDP's 1200 balances a transformer's hidden states; a CNN's post-ReLU features are
-    of another scale (our choice)."""
+    steering_coeff: PositiveFloat | None = None
+    """c; None: calibrated, ``steering_scale`` × θ₀'s mean feature-vector norm at the stage."""
+    steering_scale: PositiveFloat = STEERING_SCALE
+    """Relative c, used when ``steering_coeff`` is None."""
+    retain_weight: NonNegativeFloat = 1.0
+    """α (the CLEAR authors' value in the VLM track; 100 left forget accuracy at vanilla's)."""
     seed: int = 0
     """Seed of the random direction u."""
 
+    def __post_init__(self) -> None:
+        self.calibrated: float | None = None
+
+    def stage_of(self, model: FaceNet) -> int:
+        """The steered feature map of ``model``."""
+        return model.stages - 2 if self.stage is None else self.stage
+
+    @torch.no_grad()
+    def calibrate(self, reference: FaceNet, forget: torch.Tensor) -> dict[str, float]:
+        if self.steering_coeff is not None:
+            return {}
+        features = reference.features(forget, self.stage_of(reference))
+        self.calibrated = steering_coefficient(features.movedim(1, -1), None,
+                                               self.steering_scale)
+        return {"steering_coeff": self.calibrated}
+
     def loss(self, model: FaceNet, batch: UnlearnBatch, reference: FaceNet,
              step: int) -> torch.Tensor:
-        stage = model.stages - 2 if self.stage is None else self.stage
+        stage = self.stage_of(model)
         features = model.features(batch.forget, stage)
-        generator = torch.Generator().manual_seed(self.seed)
-        direction = torch.rand(features.shape[1], generator=generator)
-        control = self.steering_coeff * direction / direction.norm()
+        c = coefficient(self.steering_coeff, self.calibrated)
+        control = control_vector(features.shape[1], c, self.seed).to(features)
         with torch.no_grad():
             kept = reference.features(batch.retain, stage)
         return feature_mse(features, control) + self.retain_weight * feature_mse(
