@@ -85,7 +85,7 @@ def _expected(name: str, model: FaceNet, reference: FaceNet, batch: UnlearnBatch
     l1 = sum(p.abs().sum().item() for p in model.parameters())
     features = model.features(batch.forget, 1)  # RMU's default: the last but one feature map
     direction = torch.rand(features.shape[1], generator=torch.Generator().manual_seed(0))
-    c = 12 * features.norm(dim=1).mean()  # 12 × θ₀'s mean feature-vector norm (θ = θ₀)
+    c = 12 * features.norm(dim=1).flatten().quantile(0.5)  # 12 × θ₀'s median feature norm
     control = c * direction / direction.norm()  # c·u, u a seeded random unit vector
     rmu = (features - control[None, :, None, None]).pow(2).mean().item()
     flipped = reference(batch.forget.flip(-1))

@@ -19,7 +19,7 @@ from clearbench.data.loading import DataSource
 from clearbench.data.views import training_examples
 from clearbench.methods import build_method
 from clearbench.methods.base import FORGET, RETAIN
-from clearbench.methods.losses import masked_mse, mean_token_norm
+from clearbench.methods.losses import masked_mse, median_token_norm
 from clearbench.methods.rmu import STEERING_SCALE, control_vector, steering_coefficient
 from clearbench.models.layers import layer_output
 from clearbench.models.tiny import build_tiny_vlm
@@ -37,8 +37,8 @@ WMDP = {"steering_coeff": 6.5, "retain_weight": 1200.0}
 def test_the_calibration_rule_on_a_hand_made_tensor() -> None:
     hidden = torch.tensor([[[3.0, 4.0], [0.0, 1.0], [6.0, 8.0]]])  # token norms 5, 1, 10
     mask = torch.tensor([[1, 1, 0]])  # the last token is padding
-    assert mean_token_norm(hidden, mask) == pytest.approx(3.0)
-    assert mean_token_norm(hidden) == pytest.approx(16 / 3)
+    assert median_token_norm(hidden, mask) == pytest.approx(3.0)  # between 1 and 5
+    assert median_token_norm(hidden) == pytest.approx(5.0)
     assert steering_coefficient(hidden, mask) == pytest.approx(STEERING_SCALE * 3.0)
     assert steering_coefficient(hidden, mask, scale=2.0) == pytest.approx(6.0)
 
@@ -88,7 +88,7 @@ def vlm_steering(mini_data: Path, options: dict[str, float]) -> tuple[float, flo
     vlm.model.eval()
     after = forget_hidden()
     drop = 1 - masked_mse(after, target, mask).item() / masked_mse(before, target, mask).item()
-    return drop, mean_token_norm(after - before, mask) / mean_token_norm(before, mask)
+    return drop, median_token_norm(after - before, mask) / median_token_norm(before, mask)
 
 
 def test_rmu_defaults_steer_the_forget_hidden_states_where_wmdps_did_not(

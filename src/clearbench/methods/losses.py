@@ -72,13 +72,14 @@ def masked_mse(hidden: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -
     return (squared * mask).sum() / mask.sum().clamp(min=1)
 
 
-def mean_token_norm(hidden: torch.Tensor, mask: torch.Tensor | None = None) -> float:
-    """Mean L2 norm of the vectors along the last dimension of ``hidden`` (positions where
-    ``mask`` is 1 only, if given)."""
+def median_token_norm(hidden: torch.Tensor, mask: torch.Tensor | None = None) -> float:
+    """Median L2 norm of the vectors along the last dimension of ``hidden`` (positions where
+    ``mask`` is 1 only, if given). The median, not the mean: a few tokens (image tokens, a
+    model's "massive activations") can be 10-100× the others and would dominate a mean."""
     norms = hidden.float().norm(dim=-1)
-    if mask is None:
-        return norms.mean().item()
-    return ((norms * mask).sum() / mask.sum().clamp(min=1)).item()
+    if mask is not None:
+        norms = norms[mask.bool()]
+    return norms.flatten().quantile(0.5).item()
 
 
 def l1_norm(parameters: Iterable[torch.Tensor]) -> torch.Tensor:

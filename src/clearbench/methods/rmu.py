@@ -4,11 +4,11 @@ hidden states where θ₀ had them.
 
 The steering coefficient c must be large against the steered layer's hidden states, whose norm
 depends on the model; by default it is scaled to them (spec §3): c = ``steering_scale`` × the
-mean per-token L2 norm of θ₀'s hidden states at the layer on the first forget batch
-(:func:`steering_coefficient`). The default scale is the CLEAR authors' c = 300 on LLaVA-1.5-7B
-relative to that model's layer-7 norm, *assumed* ≈ 25 (not measured here: Llama-2-7B's
-ordinary tokens are ≈ 20 at early layers, the few massive-activation tokens add a little to the
-mean), so 300 / 25 = 12.
+median per-token L2 norm of θ₀'s hidden states at the layer on the first forget batch
+(:func:`steering_coefficient`; the median, since image tokens are far larger than text tokens:
+on the mini model the mean is 2 774, the median 240). The default scale is the CLEAR authors'
+c = 300 on LLaVA-1.5-7B relative to that model's layer-7 token norm, *assumed* ≈ 25 (not
+measured here: Llama-2-7B's ordinary tokens are ≈ 20 at early layers), so 300 / 25 = 12.
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ from clearbench.methods.base import (
     frozen,
     register,
 )
-from clearbench.methods.losses import masked_mse, mean_token_norm
+from clearbench.methods.losses import masked_mse, median_token_norm
 from clearbench.models.layers import decoder_layers, layer_output
 from clearbench.models.vlm import model_inputs
 
 STEERING_SCALE = 12.0
-"""c relative to the steered layer's mean hidden-state norm (see the module docstring)."""
+"""c relative to the steered layer's median token norm (see the module docstring)."""
 WMDP_LAYER_FRACTION = 7 / 32
 """WMDP steered layer 7 of Zephyr-7B's 32; other depths get the same relative layer."""
 
@@ -51,8 +51,8 @@ def control_vector(hidden_size: int, scale: float, seed: int) -> torch.Tensor:
 def steering_coefficient(
     hidden: torch.Tensor, mask: torch.Tensor | None, scale: float = STEERING_SCALE
 ) -> float:
-    """c = ``scale`` × the mean per-token L2 norm of ``hidden`` (``mask``: the real tokens)."""
-    return scale * mean_token_norm(hidden, mask)
+    """c = ``scale`` × the median per-token L2 norm of ``hidden`` (``mask``: the real tokens)."""
+    return scale * median_token_norm(hidden, mask)
 
 
 def coefficient(explicit: float | None, calibrated: float | None) -> float:
@@ -73,7 +73,7 @@ class RMU(UnlearningMethod):
     layer: NonNegativeInt | None = None
     """Decoder layer ℓ (0-based); None: :func:`default_layer`."""
     steering_coeff: PositiveFloat | None = None
-    """c; None: calibrated, ``steering_scale`` × θ₀'s mean token norm at the layer."""
+    """c; None: calibrated, ``steering_scale`` × θ₀'s median token norm at the layer."""
     steering_scale: PositiveFloat = STEERING_SCALE
     """Relative c, used when ``steering_coeff`` is None."""
     retain_weight: NonNegativeFloat = 1.0

@@ -1,7 +1,7 @@
 """RMU (Li et al., 2024, WMDP) at a ResNet stage: forget features → c·u, retain features → θ₀'s.
 
 c follows the VLM track's rule (:mod:`clearbench.methods.rmu`): by default ``steering_scale``
-× the mean L2 norm of θ₀'s feature vectors (one per position, over channels) at the stage on
+× the median L2 norm of θ₀'s feature vectors (one per position, over channels) at the stage on
 the first forget batch.
 """
 
@@ -32,7 +32,7 @@ class RMU(CVMethod):
     """Feature map (0 = stem, 1.. = ResNet stages); None: the last but one stage (3 of
     mini's and ResNet-18's 4), deep enough to hold identity, early enough to leave a head."""
     steering_coeff: PositiveFloat | None = None
-    """c; None: calibrated, ``steering_scale`` × θ₀'s mean feature-vector norm at the stage."""
+    """c; None: calibrated, ``steering_scale`` × θ₀'s median feature-vector norm at the stage."""
     steering_scale: PositiveFloat = STEERING_SCALE
     """Relative c, used when ``steering_coeff`` is None."""
     retain_weight: NonNegativeFloat = 1.0
