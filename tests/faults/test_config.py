@@ -70,6 +70,7 @@ BAD = [
     ("unlearn.methods", [], "unlearn.methods = []: a list of distinct names"),
     ("unlearn.variants", {}, "unlearn.variants = {}: at least one variant"),
     ("jobs", 0, "jobs = 0: an integer > 0"),
+    ("learning_rate", 1e-3, "learning_rate = 0.001: unknown key; known: base, cv"),
     ("seeds", "three", "seeds = 'three': an integer > 0"),
     ("seeds", 1.5, "seeds = 1.5: an integer > 0"),
     ("dtype", "float8", "dtype = 'float8': one of auto"),

@@ -138,7 +138,7 @@ def _unknown(given: dict[str, Any], known: set[str], key: str, found: Found) -> 
     for name in sorted(set(given) - known, key=str):
         allowed = ("set by the run, not by its config" if name in FIXED_FIELDS
                    else f"unknown key; known: {', '.join(sorted(known))}")
-        found.append(Problem(f"{key}.{name}", allowed, given[name]))
+        found.append(Problem(f"{key}.{name}" if key else str(name), allowed, given[name]))
     return {name: value for name, value in given.items() if name in known}
 
 
