@@ -266,20 +266,39 @@ def add_run_command(sub: argparse._SubParsersAction) -> None:
         "vanilla and gold, unlearn with every method, evaluate, score, report). Finished "
         "stages are skipped, interrupted ones resume, changed ones are redone.",
     )
-    source = run.add_mutually_exclusive_group()
+    _run_arguments(run, default="the embedded configs/mini.yaml")
+    run.set_defaults(handler=run_pipeline)
+
+
+def add_tune_command(sub: argparse._SubParsersAction) -> None:
+    tune = sub.add_parser(
+        "tune",
+        help="choose each method's settings on validation persons (the run's tuning stages)",
+        description="Run only the tuning protocol of a run config (its `tune` section, "
+        "docs/tuning.md): the validation gold model, every method's grid on the validation "
+        "persons (disjoint from the test forget persons) and each method's choice, written to "
+        "RUN_DIR/tune/SPLIT/METHOD-VARIANT/selection.json. `clearbench run` with the same "
+        "config and folder reuses them and unlearns the test split with the chosen settings.",
+    )
+    _run_arguments(tune, default="the embedded configs/tuned.yaml")
+    tune.set_defaults(handler=run_pipeline, tune_only=True)
+
+
+def _run_arguments(parser: argparse.ArgumentParser, default: str) -> None:
+    """The arguments ``run`` and ``tune`` share."""
+    source = parser.add_mutually_exclusive_group()
     source.add_argument("--config", type=Path, default=None,
-                        help="run config (default: the embedded configs/mini.yaml)")
+                        help=f"run config (default: {default})")
     source.add_argument("--preset", choices=list(PRESETS), default=None,
                         help="an embedded config: " + "; ".join(
                             f"{name} ({what})" for name, what in PRESETS.items()))
-    run.add_argument("--out", type=Path, default=None,
-                     help="run folder (default: runs/CONFIG_NAME)")
-    run.add_argument("--jobs", type=int, default=None,
-                     help="stages run at once in worker processes (default: the config's)")
-    run.add_argument("--dry-run", action="store_true",
-                     help="print the plan (stages, data sizes, steps, memory) and stop; "
-                     "loads no weights")
-    run.set_defaults(handler=run_pipeline)
+    parser.add_argument("--out", type=Path, default=None,
+                        help="run folder (default: runs/CONFIG_NAME)")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="stages run at once in worker processes (default: the config's)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the plan (stages, data sizes, steps, memory) and stop; "
+                        "loads no weights")
 
 
 def run_pipeline(args: argparse.Namespace) -> None:
@@ -287,7 +306,8 @@ def run_pipeline(args: argparse.Namespace) -> None:
 
     if args.jobs is not None and args.jobs < 1:
         raise ValueError(f"--jobs must be ≥ 1, got {args.jobs}")
-    run(args.config, args.out, preset=args.preset, dry_run=args.dry_run, jobs=args.jobs)
+    run(args.config, args.out, preset=args.preset, dry_run=args.dry_run, jobs=args.jobs,
+        tune_only=getattr(args, "tune_only", False))
 
 
 def add_report_commands(sub: argparse._SubParsersAction) -> None:
@@ -390,6 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_eval_commands(sub)
     add_unlearn_command(sub)
     add_run_command(sub)
+    add_tune_command(sub)
     add_report_commands(sub)
     add_cv_commands(sub)
     return parser

@@ -53,6 +53,10 @@ class UnlearningMethod(ABC):
     """Which of :data:`BATCH_KINDS` the loss reads."""
     needs_reference: ClassVar[bool] = False
     negates_task_vector: ClassVar[bool] = False
+    tuning: ClassVar[tuple[str, tuple[float, ...]] | None] = None
+    """(option, values): the method's one key coefficient and the values ``clearbench tune``
+    tries besides the learning rate (see :mod:`clearbench.recipes.tune`); None: no such
+    coefficient (GA, Retain FT)."""
     """Whether :meth:`finish` negates θ − θ₀ (the recipe then keeps θ₀'s trainable weights)."""
 
     @abstractmethod

@@ -42,6 +42,8 @@ class DirectPreference(UnlearningMethod):
     name = "dpo"
     batches = (FORGET, REFUSAL, RETAIN)
     needs_reference = True
+    # Tuned: β: how far from θ₀ the preference may move.
+    tuning = ("beta", (0.1, 0.5))
     beta: PositiveFloat = 0.1
     retain_weight: NonNegativeFloat = 1.0
 

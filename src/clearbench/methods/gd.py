@@ -21,6 +21,8 @@ from clearbench.methods.base import (
 class GradientDifference(UnlearningMethod):
     name = "gd"
     batches = (FORGET, RETAIN)
+    # Tuned: α: a heavier retain term keeps more utility.
+    tuning = ("retain_weight", (1.0, 4.0))
     retain_weight: NonNegativeFloat = 1.0
     """α in −CE(D_f) + α·CE(D_r)."""
 

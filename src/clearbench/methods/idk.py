@@ -21,6 +21,8 @@ from clearbench.methods.base import (
 class IDontKnow(UnlearningMethod):
     name = "idk"
     batches = (REFUSAL, RETAIN)
+    # Tuned: α: a lighter retain term lets the refusals take over.
+    tuning = ("retain_weight", (0.25, 1.0))
     retain_weight: NonNegativeFloat = 1.0
     """α in CE(x_f → refusal) + α·CE(D_r)."""
 

@@ -31,6 +31,8 @@ class KLMinimisation(UnlearningMethod):
     name = "kl"
     batches = (FORGET, RETAIN)
     needs_reference = True
+    # Tuned: α: a heavier retain term keeps more utility.
+    tuning = ("retain_weight", (1.0, 4.0))
     retain_weight: NonNegativeFloat = 1.0
     """α in −CE(D_f) + α·KL(π_θ₀ ‖ π_θ) on D_r."""
 

@@ -26,6 +26,8 @@ class LLMU(UnlearningMethod):
     name = "llmu"
     batches = (FORGET, RANDOM_ANSWER, RETAIN)
     needs_reference = True
+    # Tuned: ε₁: the weight of gradient ascent on D_f.
+    tuning = ("forget_weight", (0.5, 2.0))
     forget_weight: NonNegativeFloat = 0.5
     """ε₁ (the LLMU paper's value)."""
     random_weight: NonNegativeFloat = 1.0

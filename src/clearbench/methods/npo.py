@@ -25,6 +25,8 @@ class NegativePreference(UnlearningMethod):
     name = "npo"
     batches = (FORGET, RETAIN)
     needs_reference = True
+    # Tuned: β: how far from θ₀ the preference may move.
+    tuning = ("beta", (0.1, 0.5))
     beta: PositiveFloat = 0.1
     retain_weight: NonNegativeFloat = 1.0
 

@@ -70,6 +70,8 @@ class RMU(UnlearningMethod):
     name = "rmu"
     batches = (FORGET, RETAIN)
     needs_reference = True
+    # Tuned: c (relative): how far the forget activations are pushed.
+    tuning = ("steering_scale", (12.0, 24.0))
     layer: NonNegativeInt | None = None
     """Decoder layer ℓ (0-based); None: :func:`default_layer`."""
     steering_coeff: PositiveFloat | None = None

@@ -35,6 +35,8 @@ class Scrub(UnlearningMethod):
     name = "scrub"
     batches = (FORGET, RETAIN)
     needs_reference = True
+    # Tuned: msteps: how long the max-steps (forgetting) last.
+    tuning = ("max_epochs", (2.0, 4.0))
     max_epochs: NonNegativeFloat = 2.0
     """Epochs with max-steps (the reference's ``msteps``): 2 of the recipes' 5, as the
     reference's large-scale runs (msteps 2 of 3 epochs) leave the last epochs to min-steps."""

@@ -34,6 +34,8 @@ class SKU(UnlearningMethod):
     batches = (FORGET, OTHER_ANSWER, RETAIN)
     needs_reference = True
     negates_task_vector = True
+    # Tuned: s: how far the task vector is negated.
+    tuning = ("negation_scale", (1.0, 2.0))
     # Weights 2.5 / 1 / 0.5: as the CLEAR authors ran SKU (spec §3).
     distortion_weight: NonNegativeFloat = 2.5
     """Weight of guided distortion, CE on D_f."""

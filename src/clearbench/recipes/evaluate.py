@@ -8,6 +8,7 @@ first unfinished task, and a finished ``eval.json`` with the same identity is no
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -93,6 +94,7 @@ def run_eval(config: EvalConfig) -> dict[str, Any]:
         return done
 
     preflight(source, config.data_needs())  # bad data fails here, before the model loads
+    started = time.perf_counter()
     torch.manual_seed(settings.seed)
     state = process_state(config.device)  # rows are shared out under a multi-process launch
     vlm = load_vlm(config.model, revision=config.model_revision, dtype=config.dtype,
@@ -112,7 +114,8 @@ def run_eval(config: EvalConfig) -> dict[str, Any]:
             raise ValueError(f"eval of {config.model} on task {name}: {err}") from None
         if state.is_main_process:
             write_json_atomic(task_file, {"identity": task_identity, "result": results[name]})
-    payload = header | {"identity": identity, "tasks": results}
+    payload = header | {"identity": identity, "seconds": time.perf_counter() - started,
+                        "tasks": results}
     if state.is_main_process:
         write_json_atomic(eval_file, payload)
         print_summary(payload)

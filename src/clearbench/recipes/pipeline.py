@@ -30,7 +30,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from clearbench.cv.data import face_needs
 from clearbench.cv.recipe import CVConfig, run_cv
 from clearbench.data.loading import DATACARD, folder_hash
 from clearbench.data.preflight import Need, preflight
+from clearbench.data.schema import retain_split_of
 from clearbench.data.synth import SynthConfig, synthesize
 from clearbench.data.synth.generate import GENERATOR_VERSION
 from clearbench.io import read_json, write_json_atomic
@@ -57,6 +58,17 @@ from clearbench.recipes.runconfig import (
     unlearn_settings,
 )
 from clearbench.recipes.stage import StaleStage, data_source
+from clearbench.recipes.tune import (
+    SELECTION_FILE,
+    TUNED_SUFFIX,
+    SelectJob,
+    TunedRun,
+    method_grid,
+    select_settings,
+    tuned_variant,
+    tuning_folder,
+    unlearn_tuned,
+)
 from clearbench.recipes.unlearn import MARKER as UNLEARNING_MARKER
 from clearbench.recipes.unlearn import UnlearnConfig, unlearn
 from clearbench.training.distributed import check_device
@@ -186,58 +198,73 @@ def plan(config: RunConfig, run_dir: Path) -> Plan:
                   needs=(synth, base))
 
     def evaluate_and_score(label: str, model_dir: Path, split: str, trained: str,
-                           gold_eval: str) -> tuple[Path, str]:
+                           gold_eval: str) -> tuple[Path, str, str]:
+        """Evaluation and scoring stages of a model: (eval folder, their two stage names)."""
         eval_dir = model_dir / f"eval-{split}"
         evaluation = add(f"evaluate {label}", "eval", evaluate_stage,
                          EvalConfig(model=str(model_dir), out=eval_dir, forget_split=split,
                                     **source, **common, **config.eval),
                          needs=(trained,))
         gold_eval = gold_eval or evaluation
-        add(f"score {label}", "score", score_stage, eval_dir,
-            run_dir / f"gold-{split}" / f"eval-{split}", needs=(evaluation, gold_eval))
-        return eval_dir, evaluation
+        scored = add(f"score {label}", "score", score_stage, eval_dir,
+                     run_dir / f"gold-{split}" / f"eval-{split}", needs=(evaluation, gold_eval))
+        return eval_dir, evaluation, scored
+
+    def gold_stages(split: str, seed_offset: int = 0) -> tuple[Path, str, str]:
+        """Fine-tune, evaluate and score a gold model of ``split`` (reseeded: ``seed_offset``
+        > 0): (eval folder, its evaluation and score stage names)."""
+        suffix = "-reseeded" if seed_offset else ""
+        what = "gold, reseeded" if seed_offset else "gold"
+        gold_dir = run_dir / f"gold-{split}{suffix}"
+        trained = add(f"fine-tune {what} ({split})", "finetune", finetune,
+                      FinetuneConfig(out=gold_dir, split=f"{retain_split_of(split)}+tofu",
+                                     gate_split=split, **{**ft, "seed": seed + seed_offset}),
+                      needs=(synth, base))
+        gold_eval = "" if not seed_offset else f"evaluate gold ({split})"
+        eval_dir, evaluation, scored = evaluate_and_score(f"{what} ({split})", gold_dir, split,
+                                                          trained, gold_eval)
+        rows.append(ResultRow(RESEEDED if seed_offset else "gold", None, None, split, False,
+                              0.0, seed + seed_offset, gold_dir / TRAINING_MARKER, eval_dir))
+        return eval_dir, evaluation, scored
+
+    selections = {}
+    if config.tune is not None:
+        selections = plan_tuning(config, run_dir, add, evaluate_and_score, gold_stages,
+                                 vanilla_dir, vanilla, {**source, **common})
 
     for split in config.forget_splits:
-        retain = "retain" + str(100 - int(split.removeprefix("forget")))
-        gold_dir = run_dir / f"gold-{split}"
-        gold = add(f"fine-tune gold ({split})", "finetune", finetune,
-                   FinetuneConfig(out=gold_dir, split=f"{retain}+tofu", gate_split=split, **ft),
-                   needs=(synth, base))
-        gold_eval_dir, gold_eval = evaluate_and_score(f"gold ({split})", gold_dir, split,
-                                                      gold, "")
-        rows.append(ResultRow("gold", None, None, split, False, 0.0, seed,
-                              gold_dir / TRAINING_MARKER, gold_eval_dir))
-        reseeded_dir = run_dir / f"gold-{split}-reseeded"
-        reseeded = add(f"fine-tune gold, reseeded ({split})", "finetune", finetune,
-                       FinetuneConfig(out=reseeded_dir, split=f"{retain}+tofu", gate_split=split,
-                                      **{**ft, "seed": seed + RESEED_OFFSET}),
-                       needs=(synth, base))
-        eval_dir, _ = evaluate_and_score(f"gold, reseeded ({split})", reseeded_dir, split,
-                                         reseeded, gold_eval)
-        rows.append(ResultRow(RESEEDED, None, None, split, False, 0.0, seed + RESEED_OFFSET,
-                              reseeded_dir / TRAINING_MARKER, eval_dir))
-        eval_dir, _ = evaluate_and_score(f"vanilla ({split})", vanilla_dir, split, vanilla,
-                                         gold_eval)
+        _, gold_eval, _ = gold_stages(split)
+        gold_stages(split, RESEED_OFFSET)
+        eval_dir, _, _ = evaluate_and_score(f"vanilla ({split})", vanilla_dir, split, vanilla,
+                                            gold_eval)
         rows.append(ResultRow("vanilla", None, None, split, False, 0.0, seed,
                               vanilla_dir / TRAINING_MARKER, eval_dir))
         runs = [(variant, "both") for variant in config.variants]
         runs += [(config.main_variant, modality) for modality in config.modality_study]
+        if selections:
+            runs.append((tuned_variant(config.main_variant), "both"))
         for method in config.methods:
             for variant, modality in runs:
-                settings = unlearn_settings(config, variant)
+                tuned = variant.removesuffix(TUNED_SUFFIX) if variant not in config.variants \
+                    else None
+                settings = unlearn_settings(config, tuned or variant)
                 for run_seed in config.unlearning_seeds:
                     out = (run_dir / "unlearn" / split / modality / f"{method}-{variant}"
                            / f"seed{run_seed}")
                     seeded = f", seed {run_seed}" if config.seeds > 1 else ""
                     label = f"{method} ({variant}, {modality}, {split}{seeded})"
-                    unlearned = add(
-                        f"unlearn {label}", "unlearn", unlearn,
-                        UnlearnConfig(model=str(vanilla_dir), method=method, out=out,
-                                      forget_split=split, modality=modality,
-                                      options=config.method_options.get(method, {}),
-                                      **source, **{**common, "seed": run_seed}, **settings),
-                        needs=(vanilla,))
-                    eval_dir, _ = evaluate_and_score(label, out, split, unlearned, gold_eval)
+                    settings_of_run = UnlearnConfig(
+                        model=str(vanilla_dir), method=method, out=out, forget_split=split,
+                        modality=modality, options=config.method_options.get(method, {}),
+                        **source, **{**common, "seed": run_seed}, **settings)
+                    if tuned:  # the settings the tuning chose, read when the stage runs
+                        unlearned = add(f"unlearn {label}", "unlearn", unlearn_tuned,
+                                        settings_of_run, selections[method],
+                                        needs=(vanilla, f"select {method} ({tuned})"))
+                    else:
+                        unlearned = add(f"unlearn {label}", "unlearn", unlearn, settings_of_run,
+                                        needs=(vanilla,))
+                    eval_dir, _, _ = evaluate_and_score(label, out, split, unlearned, gold_eval)
                     rows.append(ResultRow(method, variant, modality, split,
                                           bool(settings.get("lora", False)),
                                           float(settings.get("l1", 0.0)), run_seed,
@@ -249,8 +276,54 @@ def plan(config: RunConfig, run_dir: Path) -> Plan:
             needs=(synth,))
     the_plan = Plan(config, run_dir, data, stages, rows)
     stages.append(Stage("collect results and write the report", "report", report_stage,
-                        (the_plan,), tuple(s.name for s in stages if s.kind in ("score", "cv"))))
+                        (the_plan,),
+                        tuple(s.name for s in stages if s.kind in ("score", "cv", "select"))))
     return the_plan
+
+
+def plan_tuning(config: RunConfig, run_dir: Path, add: Callable[..., str],
+                evaluate_and_score: Callable[..., tuple[Path, str, str]],
+                gold_stages: Callable[[str], tuple[Path, str, str]], vanilla_dir: Path,
+                vanilla: str, shared: dict[str, Any]) -> dict[str, Path]:
+    """The tuning protocol's stages (:mod:`clearbench.recipes.tune`): the validation gold,
+    the vanilla model on the validation split, every method's grid at the main variant and
+    its selection; the path of each method's ``selection.json``."""
+    tune = config.tune
+    split, variant = tune.split, config.main_variant
+    gold_eval_dir, gold_eval, gold_scored = gold_stages(split)
+    vanilla_eval_dir, _, vanilla_scored = evaluate_and_score(
+        f"vanilla ({split})", vanilla_dir, split, vanilla, gold_eval)
+    settings = unlearn_settings(config, variant)
+    seeds = [config.seed + i for i in range(tune.seeds)]
+    selections = {}
+    for method in config.methods:
+        options = config.method_options.get(method, {})
+        folder = tuning_folder(run_dir, split, method, variant)
+        points, scored = [], [gold_scored, vanilla_scored]
+        for point in method_grid(method, tune, options):
+            runs = []
+            for run_seed in seeds:
+                out = folder / point.label / f"seed{run_seed}"
+                seeded = f", seed {run_seed}" if tune.seeds > 1 else ""
+                label = f"{method} ({variant}, {point.label}, {split}{seeded})"
+                unlearned = add(
+                    f"tune {label}", "unlearn", unlearn,
+                    point.applied(UnlearnConfig(
+                        model=str(vanilla_dir), method=method, out=out, forget_split=split,
+                        modality="both", options=options,
+                        **{**shared, "seed": run_seed}, **settings)),
+                    needs=(vanilla,))
+                eval_dir, _, score_name = evaluate_and_score(label, out, split, unlearned,
+                                                             gold_eval)
+                runs.append((out / UNLEARNING_MARKER, eval_dir))
+                scored.append(score_name)
+            points.append(TunedRun(point, tuple(runs)))
+        add(f"select {method} ({variant})", "select", select_settings,
+            SelectJob(method, variant, split, folder, vanilla_eval_dir, gold_eval_dir,
+                      tuple(points), tune.min_utility_ratio),
+            needs=tuple(scored))
+        selections[method] = folder / SELECTION_FILE
+    return selections
 
 
 def check_data(the_plan: Plan, parameters: int) -> dict[Need, datasets.Dataset]:
@@ -432,15 +505,36 @@ def time_spent(stages: list[Stage], seconds: dict[str, float]) -> dict[str, dict
     return spent
 
 
+def tuning_only(the_plan: Plan) -> Plan:
+    """The plan cut to the tuning protocol: each method's selection and the stages it needs
+    (``clearbench tune``); ValueError for a config without a ``tune`` section."""
+    if the_plan.config.tune is None:
+        raise ValueError(f"run config {the_plan.config.path} has no tune section (or it has "
+                         "enabled: false); see docs/tuning.md or `--preset tuned`")
+    by_name = {stage.name: stage for stage in the_plan.stages}
+    wanted = {stage.name for stage in the_plan.stages if stage.kind == "select"}
+    frontier = list(wanted)
+    while frontier:
+        for need in by_name[frontier.pop()].needs:
+            if need not in wanted:
+                wanted.add(need)
+                frontier.append(need)
+    return replace(the_plan, stages=[s for s in the_plan.stages if s.name in wanted], rows=[])
+
+
 def run(config_path: Path | None = None, run_dir: Path | None = None, *,
-        preset: str | None = None, dry_run: bool = False, jobs: int | None = None) -> Plan:
-    """Run (or resume, or only describe with ``dry_run``) the benchmark of a config."""
+        preset: str | None = None, dry_run: bool = False, jobs: int | None = None,
+        tune_only: bool = False) -> Plan:
+    """Run (or resume, or only describe with ``dry_run``) the benchmark of a config; with
+    ``tune_only`` only its tuning protocol (``clearbench tune``)."""
     if config_path is not None and preset is not None:
         raise ValueError("give either --config or --preset, not both")
-    config_path = config_path or embedded_config(preset or "mini")
+    config_path = config_path or embedded_config(preset or ("tuned" if tune_only else "mini"))
     config = load_run_config(config_path)
     run_dir = run_dir or Path("runs") / config_path.stem
     the_plan = plan(config, run_dir)
+    if tune_only:
+        the_plan = tuning_only(the_plan)
     if dry_run:  # writes nothing, so takes no lock; plans for any machine
         print(describe(the_plan, check_run_data(the_plan, dry_run=True)))
         return the_plan
@@ -480,6 +574,11 @@ def execute_plan(the_plan: Plan, jobs: int, config_path: Path) -> None:
     print(f"\nclearbench run finished in {_clock(wall)} ({jobs} at a time); time by stage kind:")
     for kind, entry in spent.items():
         print(f"  {kind:9} {entry['stages']:3d} stages  {entry['seconds']:8.1f} s")
+    if not any(stage.kind == "report" for stage in the_plan.stages):  # clearbench tune
+        from clearbench.recipes.tune import tuning_summary
+
+        print("\n" + tuning_summary(the_plan.config, run_dir))
+        return
     from clearbench.report import terminal_summary
 
     print("\n" + terminal_summary(run_dir))

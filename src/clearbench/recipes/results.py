@@ -11,7 +11,9 @@
   bootstrap interval over persons and seeds (spec §7), plus the bootstrap replicates, on draws
   shared by every model of the forget split, so that differences are paired.
 
-A run with the vision-only track adds ``"cv"``: its ``cv_results.json``.
+A run with the vision-only track adds ``"cv"``: its ``cv_results.json``; a run with a
+``tune`` section adds ``"tuning"``: the tuned variant's name and each method's
+``selection.json`` (grid, validation scores, choice and cost).
 """
 
 from __future__ import annotations
@@ -155,6 +157,14 @@ def collect(the_plan: Plan) -> dict[str, Any]:
         cv = read_json(the_plan.run_dir / CV_DIR / CV_RESULTS, what="vision-only results")
     rows = [result_row(row, the_plan.run_dir) for row in the_plan.rows]
     summary = summarise(the_plan, rows)
+    tuning = {}
+    if config.tune is not None:
+        from clearbench.recipes.tune import read_selections, tuned_variant
+
+        variant = config.main_variant
+        tuning = {"tuned_variant": tuned_variant(variant),
+                  "selections": read_selections(the_plan.run_dir, config.tune.split,
+                                                config.methods, variant)}
     return {
         "schema": SCHEMA,
         "run": {"config": str(config.path), "data": _relative(the_plan.data, the_plan.run_dir),
@@ -168,6 +178,7 @@ def collect(the_plan: Plan) -> dict[str, Any]:
                                         "same draws"}},
         "rows": rows,
         "summary": summary,
+        **({"tuning": tuning} if tuning else {}),
         **({"cv": cv} if cv is not None else {}),
     }
 

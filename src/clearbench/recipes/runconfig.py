@@ -9,7 +9,7 @@ naming the file, the key, the value and what is allowed. The embedded configs li
 
 from __future__ import annotations
 
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -26,11 +26,12 @@ from clearbench.presets import PRESETS
 from clearbench.recipes.base import BaseConfig
 from clearbench.recipes.evaluate import FORGET_SPLITS, EvalConfig
 from clearbench.recipes.finetune import FinetuneConfig
+from clearbench.recipes.tune import TUNED_SUFFIX, TuneConfig, check_grids
 from clearbench.recipes.unlearn import MODALITIES, UnlearnConfig
 from clearbench.training.distributed import check_device
 
 TOP_KEYS = {"seed", "seeds", "data", "base", "model", "model_revision", "finetune",
-            "forget_splits", "unlearn", "eval", "device", "dtype", "jobs", "cv"}
+            "forget_splits", "unlearn", "eval", "device", "dtype", "jobs", "cv", "tune"}
 DATA_KEYS = {"synth", "source", "revision", "tofu", "tofu_revision"}
 UNLEARN_SHARED = {"recipe", "epochs", "batch_size", "lr", "gradient_checkpointing"}
 """UnlearnConfig settings of the ``unlearn`` section, shared by every variant."""
@@ -42,7 +43,7 @@ VARIANT_KEYS = {"lora", "lora_rank", "lora_alpha", "lora_targets", "l1", "lr", "
 # Set by the run itself, never by a config file.
 FIXED_FIELDS = {"model", "data", "out", "seed", "data_revision", "tofu", "tofu_revision",
                 "model_revision", "device", "dtype", "split", "forget_split", "gate_split",
-                "method", "modality", "options", "checkpoint_every", "tasks"}
+                "method", "modality", "options", "checkpoint_every", "tasks", "lr_scale"}
 
 
 def embedded_config(name: str) -> Path:
@@ -88,6 +89,8 @@ class RunConfig:
     jobs: int = 1
     cv: dict[str, Any] | None = None
     """CVConfig settings of the vision-only track; None when the config does not enable it."""
+    tune: TuneConfig | None = None
+    """The tuning protocol (``clearbench tune``); None when the config has no ``tune`` section."""
 
     @property
     def main_variant(self) -> str:
@@ -272,6 +275,7 @@ def load_run_config(path: Path) -> RunConfig:
             found.append(Problem(key, str(err)))
 
     cv = _cv_settings(raw["cv"], found) if "cv" in raw else None
+    tune = _tune_settings(raw["tune"], variants, found) if "tune" in raw else None
     if found:
         raise ConfigError(f"run config {path}", found)
     return RunConfig(
@@ -281,6 +285,7 @@ def load_run_config(path: Path) -> RunConfig:
         model_revision=strings["model_revision"], finetune=finetune, forget_splits=splits,
         methods=methods, variants=variants, modality_study=study, method_options=options,
         unlearn=shared, eval=evaluation, device=device, dtype=dtype, jobs=jobs, cv=cv,
+        tune=tune,
     )
 
 
@@ -299,6 +304,28 @@ def _cv_settings(value: Any, found: Found) -> dict[str, Any] | None:
         except ValueError as err:
             found.append(Problem("cv", str(err)))
     return _given(built, settings) if enabled else None
+
+
+def _tune_settings(value: Any, variants: dict[str, Any], found: Found) -> TuneConfig | None:
+    """The ``tune`` section (None when ``enabled: false``): TuneConfig settings whose grids
+    name registered methods, their axes and values the methods accept."""
+    settings = dict(_section({"tune": value}, "tune", "tune", found))
+    enabled = settings.pop("enabled", True)
+    if not isinstance(enabled, bool):
+        found.append(Problem("tune.enabled", "true or false", enabled))
+    grids = settings.pop("grids", {})
+    built = _typed(TuneConfig, settings, "tune", found)
+    built_grids = _typed(TuneConfig, {"grids": grids}, "tune", found)
+    if built_grids is not None:
+        found.extend(check_grids(built_grids.grids))
+    if built is None or built_grids is None:
+        return None
+    built = replace(built, grids=built_grids.grids)
+    clashes = [name for name in variants if name.endswith(TUNED_SUFFIX)]
+    if clashes:
+        found.append(Problem("unlearn.variants", f"names ending in {TUNED_SUFFIX!r} are the "
+                             "tuned runs' when the config has a tune section", clashes))
+    return built if enabled else None
 
 
 def unlearn_settings(config: RunConfig, variant: str) -> dict[str, Any]:

@@ -120,6 +120,9 @@ class UnlearnConfig:
     """λ of λ·Σ|w| over the LoRA A and B matrices, or over θ − θ₀ without LoRA."""
     recipe: Annotated[str, one_of(("auto", *RECIPES))] = "auto"
     lr: PositiveFloat | None = None
+    lr_scale: PositiveFloat = 1.0
+    """Multiplies the learning rate (``lr`` or the recipe's): the grid axis of ``clearbench
+    tune``, which scales whatever rate a variant runs at."""
     epochs: PositiveFloat | None = None
     batch_size: PositiveInt | None = None
     gradient_checkpointing: bool | None = None
@@ -142,7 +145,8 @@ class UnlearnConfig:
             name = "mini" if n_parameters < SMALL_MODEL_PARAMETERS else "paper"
         overrides = {f.name: getattr(self, f.name) for f in fields(UnlearnRecipe)
                      if getattr(self, f.name, None) is not None}
-        return name, replace(RECIPES[name], **overrides)
+        recipe = replace(RECIPES[name], **overrides)
+        return name, replace(recipe, lr=recipe.lr * self.lr_scale)
 
     def face_names(self, recipe: UnlearnRecipe) -> bool:
         """Whether both pools get face→name rows: the recipe adds them and the forget view has

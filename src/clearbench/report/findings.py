@@ -116,6 +116,20 @@ def findings(results: dict[str, Any]) -> list[Finding]:
     return out
 
 
+def tuned_findings(results: dict[str, Any]) -> list[Finding]:
+    """The per-method findings (collapse; keeps utility but forgets little) judged again at
+    the tuned settings of a run with tuning (none without)."""
+    if "tuning" not in results:
+        return []
+    variant, at = results["tuning"]["tuned_variant"], level(results)
+    out = []
+    for split in forget_splits(results):
+        entries = of_split(results["summary"], split)
+        out += [Finding(split, COLLAPSE_CLAIM, *_collapse(entries, variant, at)),
+                Finding(split, UTILITY_CLAIM, *_utility(entries, variant, at))]
+    return out
+
+
 # --- tests and rules ---------------------------------------------------------------------
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from clearbench.io import write_text_atomic
-from clearbench.report.findings import Finding, findings, verdict_basis
+from clearbench.report.findings import Finding, findings, tuned_findings, verdict_basis
 from clearbench.report.manifest import forget_manifest, write_manifest
 from clearbench.report.plots import Plot, write_plots
 from clearbench.report.results import (
@@ -42,6 +42,8 @@ from clearbench.report.tables import (
     leaderboard_rows,
     main_table,
     modality_table,
+    tuned_table,
+    tuning_table,
 )
 
 FINDINGS_TITLE = "Paper findings (spec §6) on this run"
@@ -163,6 +165,14 @@ def report_blocks(results: dict[str, Any], name: str, plots: dict[str, list[Plot
     blocks += [Heading(2, FINDINGS_TITLE), Paragraph(verdict_basis(level(results)))]
     for split in splits:
         blocks += [Heading(3, split), FindingList([f for f in found if f.forget_split == split])]
+    if "tuning" in results:
+        blocks += [Heading(2, "Tuned settings (chosen on validation persons)"),
+                   TableBlock(tuning_table(results), "tuning-table")]
+        blocks += [TableBlock(tuned_table(results, split)) for split in splits]
+        again = tuned_findings(results)
+        for split in splits:
+            blocks += [Heading(3, f"Findings at the tuned settings, {split}"),
+                       FindingList([f for f in again if f.forget_split == split])]
     if "cv" in results:
         blocks += [Heading(2, "Vision-only track (paper Table 2)"),
                    TableBlock(cv_table(results["cv"]), "cv-table")]

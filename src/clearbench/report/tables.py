@@ -193,8 +193,10 @@ def modality_table(results: dict[str, Any], split: str) -> Table | None:
 def l1_table(results: dict[str, Any], split: str) -> Table | None:
     """K, P, Retain and FQ of each method per variant (both modalities); None with fewer than
     two variants."""
+    tuned = results.get("tuning", {}).get("tuned_variant")
     entries = [e for e in of_split(results["summary"], split)
-               if e["method"] in BASELINES or e.get("modality") == "both"]
+               if e["method"] in BASELINES
+               or (e.get("modality") == "both" and e.get("variant") != tuned)]
     found = variants(entries)
     if len(found) < 2:
         return None
@@ -202,6 +204,53 @@ def l1_table(results: dict[str, Any], split: str) -> Table | None:
               for name, (lora, l1) in found.items()]
     return _grouped_table(f"ℓ1 on the LoRA weights, {split} (both modalities unlearned)",
                           entries, groups, _study_note(results))
+
+
+def tuning_table(results: dict[str, Any]) -> Table:
+    """Each method's tuning on the validation persons: its grid, the chosen point, the
+    validation scores of the chosen and of the default point, and what the grid cost."""
+    body = []
+    for selection in results["tuning"]["selections"]:
+        grid = selection["grid"]
+        chosen = next(p for p in grid if p["label"] == selection["chosen"])
+        cost = selection["cost"]
+        body.append((
+            display_name(selection["method"]), str(len(grid)), selection["chosen"],
+            "yes" if selection["constraint_met"] else "no",
+            *(fmt(point[key]) for point in (grid[0], chosen)
+              for key in ("forgetting_progress", "model_utility")),
+            str(cost["runs"]), f"{cost['seconds']:.0f}",
+            f"{cost['forward_passes']:,}", f"{cost['backward_passes']:,}"))
+    first = results["tuning"]["selections"][0] if results["tuning"]["selections"] else {}
+    rule = first.get("rule", {})
+    return Table(
+        title=f"Tuning on the validation persons ({first.get('split', DASH)})",
+        columns=("Method", "Grid points", "Chosen", "MU floor met", "P (default)",
+                 "MU (default)", "P (chosen)", "MU (chosen)", "Runs", "Seconds",
+                 "Forward passes", "Backward passes"),
+        rows=tuple(body),
+        note="Rule, fixed before any score was seen: maximise min(P, 1) subject to MU ≥ "
+        f"{rule.get('min_utility_ratio', DASH)} × the vanilla model's MU on the validation "
+        "evaluation; ties to the higher MU, then to the default; no point above the floor: the "
+        "highest MU. The validation persons are disjoint from every test forget person and "
+        "have their own gold model. Default: the run's own settings (lr×1, the method's "
+        "option). Scores are means over the tuning seeds, point estimates (no interval: a "
+        "choice, not a result). Cost: every run of the grid, unlearning and evaluation.",
+    )
+
+
+def tuned_table(results: dict[str, Any], split: str) -> Table | None:
+    """K, P, Retain and FQ of each method at its default and at its tuned settings on the test
+    split; None for a run without tuning."""
+    if "tuning" not in results:
+        return None
+    variant, tuned = main_variant(results), results["tuning"]["tuned_variant"]
+    entries = of_split(results["summary"], split)
+    return _grouped_table(
+        f"Default vs tuned settings, {split} (variant {variant}, both modalities unlearned)",
+        entries, [("default", variant, "both"), ("tuned", tuned, "both")],
+        _study_note(results) + " Tuned: each method unlearned the test persons with the "
+        "settings chosen on the validation persons (table above).")
 
 
 def cv_table(cv: dict[str, Any]) -> Table:
