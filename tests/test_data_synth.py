@@ -454,3 +454,22 @@ def test_validation_configs_have_schemas() -> None:
     assert CLEAR_SCHEMAS["forget_val_perturbed"] == CLEAR_SCHEMAS["forget10_perturbed"]
     assert TOFU_SCHEMAS["retain_val"] == TOFU_SCHEMAS["retain90"]
     assert TOFU_SCHEMAS["forget_val_perturbed"] == TOFU_SCHEMAS["forget10_perturbed"]
+
+
+def test_dry_run_estimates_size_the_validation_views() -> None:
+    from types import SimpleNamespace
+
+    from clearbench.recipes.estimate import DataSizes, data_sizes
+
+    cfg = SynthConfig(persons=12, validation_persons=2)
+    sizes = data_sizes(SimpleNamespace(config=SimpleNamespace(synth=cfg)))
+    images, facts = cfg.training_rows("forget_val")
+    assert images == 2 * cfg.images_per_person
+    assert facts == 2 * cfg.qa_per_person * cfg.answer_wordings
+    assert sizes.view("forget_val+tofu") == (images, facts)
+    assert sizes.view("tofu:retain_val") == (0, cfg.training_rows("retain_val")[1])
+    plain = data_sizes(SimpleNamespace(config=SimpleNamespace(synth=SynthConfig(persons=12))))
+    with pytest.raises(DataError, match="'forget_val'"):
+        plain.view("forget_val+tofu")
+    with pytest.raises(DataError, match="'retain_val'"):
+        DataSizes(persons=200, images=3768, qa_per_person=20).view("retain_val+tofu")
