@@ -23,6 +23,18 @@ def mini_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
                       other_qa_per_person=None)
 
 
+VAL_SIZES = {"persons": 12, "images_per_person": 3, "qa_per_person": 3, "real_world": 4}
+"""A small CLEAR-mini with validation persons (:func:`val_data`), also generated without."""
+
+
+@pytest.fixture(scope="session")
+def val_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small CLEAR-mini with 2 validation persons (``forget_val``) beside forget10's 1 and
+    ``retain_perturbed``'s 1, generated once per test session."""
+    return synthesize(tmp_path_factory.mktemp("clear-mini-val") / "data", **VAL_SIZES,
+                      validation_persons=2)
+
+
 @pytest.fixture(scope="session")
 def hub_data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """CLEAR and TOFU snapshot folders in the real hub layout (tests/hub_layout.py), ten

@@ -17,10 +17,13 @@ from clearbench.data.schema import (
     FORGET_SPLITS,
     TEXTS,
     TOFU_CONFIGS,
+    TOFU_SCHEMAS,
+    VALIDATION_CONFIGS,
     DataError,
 )
 from clearbench.data.synth import SynthConfig, synthesize
 from clearbench.data.synth.text import CAPTIONS, SCENES, caption
+from conftest import VAL_SIZES
 
 
 @pytest.fixture(scope="module")
@@ -307,8 +310,166 @@ def test_synthesize_replaces_its_own_folder_but_nothing_else(tmp_path: Path) -> 
         ({"answer_wordings": 3}, "answer_wordings"),
         ({"images_per_person": 33}, "images per identity"),
         ({"persons": 10, "retain_perturbed_persons": 10}, "retain_perturbed_persons"),
+        ({"persons": 10, "validation_persons": 9},
+         r"forget10 persons \(1\) \+ retain_perturbed_persons \(1\) \+ validation_persons "
+         r"\(9\) <= persons \(10\)"),
     ],
 )
 def test_bad_sizes_are_refused(sizes: dict, rule: str) -> None:
     with pytest.raises((DataError, ConfigError), match=rule):
         SynthConfig(**sizes)
+
+
+# Validation persons (forget_val): tuning persons disjoint from the test forget persons.
+
+
+@pytest.fixture(scope="module")
+def val_source(val_data: Path) -> DataSource:
+    return DataSource.local(val_data)
+
+
+@pytest.fixture(scope="module")
+def val_card(val_data: Path) -> dict:
+    return json.loads((val_data / "datacard.json").read_text())
+
+
+def _texts(dataset: datasets.Dataset) -> list[str]:
+    """Every text of a config (list columns flattened), the name column included."""
+    return [text for column in dataset.column_names if column != "image"
+            for value in dataset[column] if value is not None
+            for text in (value if isinstance(value, list) else [value])]
+
+
+def test_validation_persons_are_disjoint_from_the_test_persons(val_source: DataSource,
+                                                                val_card: dict) -> None:
+    persons = val_card["persons"]
+    validation, forget10 = set(persons["forget_val"]), set(persons["forget10"])
+    assert len(validation) == 2
+    assert not validation & forget10 and not validation & set(persons["retain_perturbed"])
+    everyone = _persons(load_clear(val_source, "full"))
+    assert everyone == set(persons["fictitious"])
+    assert _persons(load_clear(val_source, "forget_val")) == validation
+    assert _persons(load_clear(val_source, "forget_val_perturbed")) == validation
+    assert _persons(load_clear(val_source, "retain_val")) == everyone - forget10 - validation
+    # a gold model of the validation split trains with the retain_perturbed persons, as a
+    # gold model of forget10 does
+    assert set(persons["retain_perturbed"]) <= _persons(load_clear(val_source, "retain_val"))
+    # no test forget person in any validation config, not even as a wrong name
+    for dataset, configs in (("clear", load_clear), ("tofu", load_tofu)):
+        for config in VALIDATION_CONFIGS[dataset]:
+            texts = _texts(configs(val_source, config))
+            assert texts and not any(p in t for p in forget10 for t in texts), config
+
+
+def test_validation_text_rows_belong_to_their_persons(val_source: DataSource,
+                                                      val_card: dict) -> None:
+    cfg = SynthConfig(**val_card["arguments"])
+    validation = val_card["persons"]["forget_val"]
+    retain = set(val_card["persons"]["fictitious"]) - set(val_card["persons"]["forget10"])
+    retain -= set(validation)
+
+    def about(question: str, persons: set[str] | list[str]) -> list[str]:
+        return [p for p in persons if p in question]
+
+    for config, persons, per_person in (
+        ("forget_val", validation, cfg.qa_per_person * cfg.answer_wordings),
+        ("forget_val_perturbed", validation, cfg.qa_per_person),
+    ):
+        questions = load_tofu(val_source, config)["question"]
+        assert len(questions) == len(persons) * per_person
+        # in blocks per person, in the data card's order (as qa_authors reads them)
+        assert [about(q, persons) for q in questions] == [
+            [p] for p in persons for _ in range(per_person)], config
+    questions = load_tofu(val_source, "retain_val")["question"]
+    assert all(len(about(q, retain)) == 1 for q in questions)
+    assert len(questions) == cfg.training_rows("retain_val")[1]
+    mixed = load_clear(val_source, "retain_val+tofu")
+    assert len(mixed) == sum(cfg.training_rows("retain_val"))
+
+
+def test_validation_persons_are_evaluated_persons(val_source: DataSource,
+                                                  val_card: dict) -> None:
+    cfg = SynthConfig(**val_card["arguments"])
+    persons = val_card["persons"]
+    assert set(persons["evaluated"]) == (set(persons["forget10"]) | set(persons["retain_perturbed"])
+                                         | set(persons["forget_val"]))
+    images = load_clear(val_source, "forget_val")["name"]
+    assert all(images.count(p) == cfg.images_per_person for p in persons["forget_val"])
+    assert len(load_tofu(val_source, "forget_val_perturbed")) == 2 * cfg.qa_per_person
+    # the eval columns, of the faces and of the QA
+    assert set(load_clear(val_source, "forget_val_perturbed").column_names) >= {
+        c.name for c in CLEAR_SCHEMAS["forget_val_perturbed"]} >= {
+        "paraphrased_caption", "perturbed_captions", "perturbed_names"}
+    assert set(load_tofu(val_source, "forget_val_perturbed").column_names) >= {
+        "paraphrased_answer", "perturbed_answer"}
+    # one held-out caption wording per group, the third for the validation persons, and
+    # wrong names from the group (topped up from persons outside forget10)
+    rows = load_clear(val_source, "forget_val_perturbed")
+    for row in rows:
+        assert _wording(row["paraphrased_caption"], row["name"]) == 2
+        assert set(persons["forget_val"]) - {row["name"]} <= set(row["perturbed_names"])
+    # the sizes alone give every split's rows (estimates), the validation splits included
+    for split in ("full", *FORGET_SPLITS, *FORGET_SPLITS.values(), "forget_val", "retain_val"):
+        assert cfg.training_rows(split) == (val_card["rows"]["clear"][split],
+                                            val_card["rows"]["tofu"][split]), split
+    for kind, loader in (("clear", load_clear), ("tofu", load_tofu)):
+        assert val_card["rows"][kind] == {c: len(loader(val_source, c))
+                                          for c in val_card["rows"][kind]}
+    assert val_card["content_hash"] == folder_hash(Path(val_source.clear))
+
+
+def test_validation_persons_leave_the_test_splits_unchanged(tmp_path: Path,
+                                                           val_card: dict) -> None:
+    plain = synthesize(tmp_path / "plain", **VAL_SIZES)
+    persons = json.loads((plain / "datacard.json").read_text())["persons"]
+    for split in ("fictitious", *FORGET_SPLITS, "retain_perturbed", "holdout"):
+        assert persons[split] == val_card["persons"][split], split
+
+
+def test_no_validation_persons_no_validation_configs(tmp_path: Path) -> None:
+    """validation_persons = 0 writes what the generator wrote before the option: the same
+    files whether the argument is given or not, and no validation config (checked by hand
+    against the generator before the option: same content hashes)."""
+    absent = synthesize(tmp_path / "absent", **VAL_SIZES)
+    zero = synthesize(tmp_path / "zero", **VAL_SIZES, validation_persons=0)
+    assert _files(absent) == _files(zero)
+    card = json.loads((zero / "datacard.json").read_text())
+    assert card["content_hash"] == folder_hash(absent)
+    assert "forget_val" not in card["persons"]
+    validation = {*VALIDATION_CONFIGS["clear"], *VALIDATION_CONFIGS["tofu"]}
+    assert not validation & (set(card["rows"]["clear"]) | set(card["rows"]["tofu"]))
+    assert not any((zero / c).exists() or (zero / "tofu" / c).exists() for c in validation)
+    assert "_val" not in (zero / "README.md").read_text() + (zero / "tofu/README.md").read_text()
+    assert set(card["rows"]["clear"]) == set(CLEAR_CONFIGS)
+    assert set(card["rows"]["tofu"]) == set(TOFU_CONFIGS)
+    with pytest.raises(DataError, match="forget_val"):
+        SynthConfig(**card["arguments"]).training_rows("forget_val")
+
+
+def test_validation_configs_have_schemas() -> None:
+    assert set(VALIDATION_CONFIGS["clear"]) <= set(CLEAR_SCHEMAS) - set(CLEAR_CONFIGS)
+    assert set(VALIDATION_CONFIGS["tofu"]) <= set(TOFU_SCHEMAS) - set(TOFU_CONFIGS)
+    assert CLEAR_SCHEMAS["forget_val"] == CLEAR_SCHEMAS["forget10"]
+    assert CLEAR_SCHEMAS["retain_val+tofu"] == CLEAR_SCHEMAS["retain90+tofu"]
+    assert CLEAR_SCHEMAS["forget_val_perturbed"] == CLEAR_SCHEMAS["forget10_perturbed"]
+    assert TOFU_SCHEMAS["retain_val"] == TOFU_SCHEMAS["retain90"]
+    assert TOFU_SCHEMAS["forget_val_perturbed"] == TOFU_SCHEMAS["forget10_perturbed"]
+
+
+def test_dry_run_estimates_size_the_validation_views() -> None:
+    from types import SimpleNamespace
+
+    from clearbench.recipes.estimate import DataSizes, data_sizes
+
+    cfg = SynthConfig(persons=12, validation_persons=2)
+    sizes = data_sizes(SimpleNamespace(config=SimpleNamespace(synth=cfg)))
+    images, facts = cfg.training_rows("forget_val")
+    assert images == 2 * cfg.images_per_person
+    assert facts == 2 * cfg.qa_per_person * cfg.answer_wordings
+    assert sizes.view("forget_val+tofu") == (images, facts)
+    assert sizes.view("tofu:retain_val") == (0, cfg.training_rows("retain_val")[1])
+    plain = data_sizes(SimpleNamespace(config=SimpleNamespace(synth=SynthConfig(persons=12))))
+    with pytest.raises(DataError, match="'forget_val'"):
+        plain.view("forget_val+tofu")
+    with pytest.raises(DataError, match="'retain_val'"):
+        DataSizes(persons=200, images=3768, qa_per_person=20).view("retain_val+tofu")

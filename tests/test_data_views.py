@@ -7,15 +7,18 @@ from pathlib import Path
 import pytest
 
 from clearbench.data.loading import DataSource, load_clear, load_tofu
+from clearbench.data.preflight import Need
 from clearbench.data.prompts import CAPTION_PROMPTS, FACE_NAME_PROMPT, caption_prompt
 from clearbench.data.refusals import load_refusals
-from clearbench.data.schema import DataError
+from clearbench.data.schema import DataError, retain_split_of
 from clearbench.data.views import (
     TRAINING_VIEWS,
     face_name_examples,
     split_names,
     training_examples,
+    view_needs,
 )
+from clearbench.recipes.unlearn import RECIPES, UnlearnConfig
 
 
 def test_caption_prompt_is_fixed_per_key_and_spread_over_prompts() -> None:
@@ -31,6 +34,22 @@ def test_split_names() -> None:
     assert split_names("forget01") == ("forget01", "retain99")
     with pytest.raises(DataError, match=r"forget20.*forget05"):
         split_names("forget20")
+    assert split_names("forget_val") == ("forget_val", "retain_val")
+
+
+@pytest.mark.parametrize(("split", "retain"), [
+    ("forget01", "retain99"), ("forget05", "retain95"), ("forget10", "retain90"),
+    ("forget_val", "retain_val"),
+])
+def test_retain_split_of(split: str, retain: str) -> None:
+    assert retain_split_of(split) == retain
+
+
+@pytest.mark.parametrize("split", ["forget20", "retain90", "retain_val", "val", ""])
+def test_retain_split_of_names_the_split_and_the_valid_ones(split: str) -> None:
+    with pytest.raises(DataError, match=rf"{split!r}; valid: forget01, forget05, forget10, "
+                                        "forget_val"):
+        retain_split_of(split)
 
 
 @pytest.fixture(scope="module")
@@ -96,3 +115,31 @@ def test_face_name_examples_name_every_image_of_the_view(source: DataSource) -> 
     assert face_name_examples(source, "pretrain") == []
     with pytest.raises(DataError, match="unknown training data"):
         face_name_examples(source, "everything")
+
+
+def test_validation_views(val_data: Path) -> None:
+    source = DataSource.local(val_data)
+    for view in ("forget_val+tofu", "forget_val", "tofu:forget_val", "retain_val+tofu",
+                 "retain_val", "tofu:retain_val"):
+        assert view in TRAINING_VIEWS
+    mixed = training_examples(source, "forget_val+tofu")
+    assert len(mixed) == len(load_clear(source, "forget_val+tofu"))
+    assert len(training_examples(source, "tofu:forget_val")) == len(load_tofu(source, "forget_val"))
+    validation = set(load_clear(source, "forget_val")["name"])
+    assert {e.person for e in face_name_examples(source, "forget_val+tofu")} == validation
+    assert view_needs("tofu:retain_val") == [Need("tofu", "retain_val")]
+
+
+@pytest.mark.parametrize(("modality", "forget"), [
+    ("both", "forget_val+tofu"), ("visual", "forget_val"), ("text", "tofu:forget_val"),
+])
+def test_unlearning_a_validation_split_reads_its_views(val_data: Path, modality: str,
+                                                        forget: str) -> None:
+    config = UnlearnConfig(model="m", data=str(val_data), method="ga", out=Path("out"),
+                           forget_split="forget_val", modality=modality)
+    config.validate()
+    needs = {need.config for need in config.data_needs(RECIPES["mini"])}
+    assert {forget.removeprefix("tofu:"), "retain_val+tofu"} <= needs
+    forget_pool, retain_pool = config.pools(DataSource.local(val_data), RECIPES["paper"])
+    assert len(forget_pool) == len(training_examples(DataSource.local(val_data), forget))
+    assert all(e.id.startswith("retain_val+tofu/") for e in retain_pool)

@@ -16,8 +16,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from clearbench.cli import main
+from clearbench.config import ConfigError
 from clearbench.data.examples import Example
 from clearbench.data.loading import DataSource
+from clearbench.data.preflight import Need
 from clearbench.data.views import training_examples
 from clearbench.evaluation.reference import NaiveVLM
 from clearbench.evaluation.tasks import TASKS, TASKS_BY_NAME, TaskRow
@@ -25,7 +27,8 @@ from clearbench.models.loading import load_vlm
 from clearbench.models.tiny import build_tiny_vlm
 from clearbench.models.vlm import VLM
 from clearbench.recipes.base import corpus
-from clearbench.recipes.evaluate import EVAL_FILE, TASKS_DIR, EvalConfig, run_eval
+from clearbench.recipes.evaluate import EVAL_FILE, TASKS_DIR, EvalConfig, check_gold, run_eval
+from clearbench.recipes.finetune import FinetuneConfig
 from conftest import TINY
 
 ROW_NUMBERS = ("rougeL_recall", "loss_target", "loss_paraphrased", "prob", "truth_ratio_raw")
@@ -295,3 +298,63 @@ def test_a_retrained_model_is_evaluated_again(
     save_file(tensors, weights, metadata={"format": "pt"})
     evaluate(model, mini_data, tmp_path / "out", tasks=("forget_qa",))
     assert "already done" not in capsys.readouterr().out
+
+
+# The validation split (forget_val): evaluated like a forget split, on its own configs.
+
+
+def test_forget_val_tasks_read_forget_val_perturbed(val_data: Path, tmp_path: Path) -> None:
+    config = EvalConfig(model="m", data=str(val_data), out=tmp_path, forget_split="forget_val")
+    needs = set(config.data_needs())
+    assert {Need("clear", "forget_val_perturbed"), Need("tofu", "forget_val_perturbed"),
+            Need("clear", "retain_perturbed"), Need("tofu", "retain_perturbed")} <= needs
+    assert not any("forget10" in need.config for need in needs)
+    source = DataSource.local(val_data)
+    card = json.loads((val_data / "datacard.json").read_text())
+    validation = card["persons"]["forget_val"]
+    qa = TASKS_BY_NAME["forget_qa"].rows(source, "forget_val")
+    assert {row.unit for row in qa} == set(validation)  # the data card's persons, per block
+    assert all(row.unit in row.prompt for row in qa)
+    faces = TASKS_BY_NAME["forget_face_name"].rows(source, "forget_val")
+    assert {row.target for row in faces} == set(validation)
+    assert all(r.id.startswith("clear/forget_val_perturbed/") for r in faces)
+    retain = TASKS_BY_NAME["retain_captions"].rows(source, "forget_val")
+    assert {row.unit for row in retain} == set(card["persons"]["retain_perturbed"])
+    gate = FinetuneConfig(model="m", data=str(val_data), out=tmp_path, split="retain_val+tofu",
+                          gate_split="forget_val")
+    assert Need("tofu", "forget_val_perturbed") in gate.data_needs(
+        gate.resolved_recipe(1)[1])
+    with pytest.raises(ConfigError, match="forget20"):
+        EvalConfig(model="m", data=str(val_data), out=tmp_path, forget_split="forget20")
+
+
+def test_run_eval_on_forget_val(val_data: Path, tmp_path: Path) -> None:
+    source = DataSource.local(val_data)
+    build_tiny_vlm(TINY, corpus(source)).save(tmp_path / "model")
+    payload = run_eval(EvalConfig(model=str(tmp_path / "model"), data=str(val_data),
+                                  out=tmp_path / "eval", forget_split="forget_val",
+                                  tasks=("forget_qa", "forget_captions", "retain_qa"),
+                                  limit=2, max_new_tokens=4))
+    assert payload["forget_split"] == "forget_val"
+    assert [r["id"] for r in payload["tasks"]["forget_qa"]["rows"]] == [
+        "tofu/forget_val_perturbed/0", "tofu/forget_val_perturbed/1"]
+    assert payload["tasks"]["forget_captions"]["rows"][0]["id"].startswith(
+        "clear/forget_val_perturbed/")
+    assert payload["tasks"]["retain_qa"]["rows"][0]["id"].startswith("tofu/retain_perturbed/")
+
+
+@pytest.mark.parametrize(("split", "trained", "ok"), [
+    ("forget_val", "retain_val+tofu", True),
+    ("forget_val", "retain90+tofu", False),
+    ("forget10", "retain_val+tofu", False),
+    ("forget10", "retain90+tofu", True),
+])
+def test_a_gold_model_of_forget_val_is_fine_tuned_on_retain_val(split: str, trained: str,
+                                                                 ok: bool) -> None:
+    gold = {"forget_split": split, "model": {"trained_as": {"stage": "finetune",
+                                                           "split": trained}}}
+    if ok:
+        check_gold(gold, Path("gold"))
+    else:
+        with pytest.raises(ValueError, match=f"not a gold model of {split}"):
+            check_gold(gold, Path("gold"))

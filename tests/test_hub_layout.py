@@ -15,11 +15,15 @@ from huggingface_hub import HfApi, constants
 
 from clearbench.cli import main
 from clearbench.data.loading import DataSource, load_clear, load_tofu
+from clearbench.data.preflight import preflight
 from clearbench.data.schema import CLEAR_CONFIGS, MINI_ONLY_CONFIGS, TOFU_CONFIGS, DataError
 from clearbench.evaluation.tasks import TASKS, TASKS_BY_NAME
 from clearbench.models.tiny import build_tiny_vlm
 from clearbench.recipes.base import corpus
+from clearbench.recipes.evaluate import EvalConfig
 from clearbench.recipes.stage import data_source
+from clearbench.recipes.unlearn import RECIPES as UNLEARN_RECIPES
+from clearbench.recipes.unlearn import UnlearnConfig
 from conftest import TINY
 from hub_layout import IMAGES, PERSONS, SHA
 
@@ -99,6 +103,30 @@ def broken_copy(hub_data: dict[str, Path], tmp_path: Path) -> Path:
     readme.write_text(readme.read_text().replace("config_name: retain_perturbed",
                                                  "config_name: retain_perturbed_v0"))
     return clear
+
+
+def test_the_hub_layout_has_no_validation_split(hub_data: dict[str, Path],
+                                                 tmp_path: Path) -> None:
+    """therem/CLEAR has no forget_val: asking for it names the missing configs."""
+    source = data_source(str(hub_data["clear"]), tofu=str(hub_data["tofu"]))
+    with pytest.raises(DataError, match=r"config 'forget_val': \S+README.md lists no such "
+                                        "config"):
+        load_clear(source, "forget_val")
+    with pytest.raises(DataError, match=r"TOFU .* config 'forget_val': .*lists no such config "
+                                        r".*only CLEAR-mini generated with validation_persons"):
+        load_tofu(source, "forget_val")
+    evaluation = EvalConfig(model="m", data=str(hub_data["clear"]), out=tmp_path,
+                            forget_split="forget_val")
+    with pytest.raises(DataError) as caught:
+        preflight(source, evaluation.data_needs())
+    assert "config 'forget_val_perturbed'" in str(caught.value)
+    assert "config 'retain_perturbed'" not in str(caught.value)
+    unlearning = UnlearnConfig(model="m", data=str(hub_data["clear"]), method="ga", out=tmp_path,
+                               forget_split="forget_val")
+    with pytest.raises(DataError) as caught:
+        preflight(source, unlearning.data_needs(UNLEARN_RECIPES["paper"]))
+    assert {"config 'forget_val+tofu'", "config 'retain_val+tofu'"} <= set(
+        re.findall(r"config '[\w+]+'", str(caught.value)))
 
 
 @pytest.mark.parametrize("command", ["eval", "run"])

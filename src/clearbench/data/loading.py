@@ -35,6 +35,7 @@ from clearbench.data.schema import (
     IMAGE,
     TEXTS,
     TOFU_SCHEMAS,
+    VALIDATION_CONFIGS,
     Column,
     DataError,
     check_columns,
@@ -270,6 +271,9 @@ def _patterns(folder: Path, config: str, label: str) -> list[str]:
     if config not in listed:
         cause = ("wrong revision? another revision of the data set may have it" if listed
                  else "not a hub snapshot, or a partial download without its README.md")
+        if config in (*VALIDATION_CONFIGS["clear"], *VALIDATION_CONFIGS["tofu"]):
+            cause = ("a validation config: only CLEAR-mini generated with validation_persons "
+                     "> 0 has them; therem/CLEAR and locuslab/TOFU have no validation split")
         raise DataError(
             f"{label}: {readme} lists no such config (it lists: {', '.join(listed) or 'none'}; "
             f"{cause})"

@@ -52,7 +52,25 @@ FORGET_SPLITS: dict[str, str] = {
     "forget05": "retain95",
     "forget10": "retain90",
 }
-"""Each forget split and the retain split that is its complement."""
+"""Each *test* forget split and the retain split that is its complement."""
+VALIDATION_SPLITS: dict[str, str] = {"forget_val": "retain_val"}
+"""The validation forget split (persons to tune hyper-parameters on, disjoint from forget10)
+and its retain split: every fictitious person but forget10's and the validation persons, so a
+gold model of the validation split never saw a test forget person either. Only CLEAR-mini
+with ``validation_persons`` has them (docs/architecture.md, "Validation persons")."""
+EVALUATED_SPLITS: tuple[str, ...] = (*FORGET_SPLITS, *VALIDATION_SPLITS)
+"""The forget splits a model can be evaluated (and unlearned) on: the test splits and
+``forget_val``."""
+
+
+def retain_split_of(split: str) -> str:
+    """The retain split of a forget split: ``forget10`` → ``retain90``, ``forget_val`` →
+    ``retain_val``."""
+    splits = FORGET_SPLITS | VALIDATION_SPLITS
+    if split not in splits:
+        raise DataError(f"unknown forget split {split!r}; valid: {', '.join(splits)}")
+    return splits[split]
+
 
 _OPTIONAL_IMAGE = Column("image", IMAGE, nullable=True)
 _FACES = _columns("image", "caption", "name")
@@ -77,6 +95,7 @@ _QA_OPTIONS = _columns(
 )
 """TOFU's real-authors and world-facts sets: the hub files have no paraphrase (spec §4)."""
 _SPLITS = ("full", *FORGET_SPLITS, *FORGET_SPLITS.values())
+_VALIDATION = (*VALIDATION_SPLITS, *VALIDATION_SPLITS.values())
 
 CLEAR_SCHEMAS: dict[str, tuple[Column, ...]] = {
     **{name: _FACES for name in _SPLITS},
@@ -88,6 +107,10 @@ CLEAR_SCHEMAS: dict[str, tuple[Column, ...]] = {
     # CLEAR-mini only:
     "holdout": _FACES,
     "pretrain": _columns(_OPTIONAL_IMAGE, "question", "answer"),
+    # CLEAR-mini with validation persons only:
+    **{name: _FACES for name in _VALIDATION},
+    **{f"{name}+tofu": _MIXED for name in _VALIDATION},
+    **{f"{name}_perturbed": _FACES_EVAL for name in VALIDATION_SPLITS},
 }
 TOFU_SCHEMAS: dict[str, tuple[Column, ...]] = {
     **{name: _QA for name in _SPLITS},
@@ -95,10 +118,23 @@ TOFU_SCHEMAS: dict[str, tuple[Column, ...]] = {
     "retain_perturbed": _QA_EVAL,
     "real_authors_perturbed": _QA_OPTIONS,
     "world_facts_perturbed": _QA_OPTIONS,
+    **{name: _QA for name in _VALIDATION},
+    **{f"{name}_perturbed": _QA_EVAL for name in VALIDATION_SPLITS},
 }
-CLEAR_CONFIGS: tuple[str, ...] = tuple(CLEAR_SCHEMAS)
-"""Every CLEAR config, CLEAR-mini's included (see :data:`MINI_ONLY_CONFIGS`)."""
-TOFU_CONFIGS: tuple[str, ...] = tuple(TOFU_SCHEMAS)
+VALIDATION_CONFIGS: dict[str, tuple[str, ...]] = {
+    "clear": ("forget_val", "retain_val", "forget_val+tofu", "retain_val+tofu",
+              "forget_val_perturbed"),
+    "tofu": ("forget_val", "retain_val", "forget_val_perturbed"),
+}
+"""The CLEAR and TOFU configs of :data:`VALIDATION_SPLITS`: optional, only CLEAR-mini
+generated with validation persons has them."""
+CLEAR_CONFIGS: tuple[str, ...] = tuple(c for c in CLEAR_SCHEMAS
+                                       if c not in VALIDATION_CONFIGS["clear"])
+"""Every CLEAR config, CLEAR-mini's included (see :data:`MINI_ONLY_CONFIGS`), but the optional
+validation configs (:data:`VALIDATION_CONFIGS`)."""
+TOFU_CONFIGS: tuple[str, ...] = tuple(c for c in TOFU_SCHEMAS
+                                      if c not in VALIDATION_CONFIGS["tofu"])
+"""Every TOFU config but the optional validation configs."""
 MINI_ONLY_CONFIGS: tuple[str, ...] = ("holdout", "pretrain")
 """Configs that only CLEAR-mini has, not the hub's ``therem/CLEAR``."""
 

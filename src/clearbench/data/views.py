@@ -8,9 +8,10 @@ from clearbench.data.examples import Example
 from clearbench.data.loading import DataSource, load_clear, load_tofu
 from clearbench.data.preflight import Need
 from clearbench.data.prompts import FACE_NAME_PROMPT, caption_prompt
-from clearbench.data.schema import FORGET_SPLITS, DataError
+from clearbench.data.schema import FORGET_SPLITS, VALIDATION_SPLITS, DataError, retain_split_of
 
-_SPLITS = ("full", *FORGET_SPLITS, *FORGET_SPLITS.values())
+_SPLITS = ("full", *FORGET_SPLITS, *FORGET_SPLITS.values(), *VALIDATION_SPLITS,
+           *VALIDATION_SPLITS.values())
 TRAINING_VIEWS: tuple[str, ...] = (
     *(f"{split}+tofu" for split in _SPLITS),
     *_SPLITS,
@@ -18,14 +19,14 @@ TRAINING_VIEWS: tuple[str, ...] = (
     "pretrain",
 )
 """Names :func:`training_examples` accepts: ``X+tofu`` (images and text QA), ``X`` (CLEAR
-images only), ``tofu:X`` (TOFU text only) and CLEAR-mini's ``pretrain``."""
+images only), ``tofu:X`` (TOFU text only) and CLEAR-mini's ``pretrain``; X is ``full``, a
+forget or retain split, or a validation one (``forget_val``, ``retain_val``)."""
 
 
 def split_names(split: str) -> tuple[str, str]:
-    """The forget split and its retain complement, e.g. ``forget10`` → (forget10, retain90)."""
-    if split not in FORGET_SPLITS:
-        raise DataError(f"unknown forget split {split!r}; valid: {', '.join(FORGET_SPLITS)}")
-    return split, FORGET_SPLITS[split]
+    """The forget split and its retain complement, e.g. ``forget10`` → (forget10, retain90),
+    ``forget_val`` → (forget_val, retain_val)."""
+    return split, retain_split_of(split)
 
 
 def _check_view(name: str) -> None:

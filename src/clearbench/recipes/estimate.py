@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from clearbench.data.preflight import Need
-from clearbench.data.schema import FORGET_SPLITS
+from clearbench.data.schema import FORGET_SPLITS, VALIDATION_SPLITS, DataError
 from clearbench.methods import build_method
 
 if TYPE_CHECKING:
@@ -112,8 +112,9 @@ class DataSizes:
     qa_per_person: int
     """QA rows (of ``full+tofu``) per person: facts times their wordings."""
     splits: dict[str, tuple[int, int]] | None = None
-    """(image rows, QA rows) of ``full``, ``forgetNN`` and ``retainNN`` where they are known
-    exactly (CLEAR-mini, whose persons have unequal sizes); else proportional to persons."""
+    """(image rows, QA rows) of ``full``, ``forgetNN`` and ``retainNN`` (and ``forget_val``,
+    ``retain_val``) where they are known exactly (CLEAR-mini, whose persons have unequal
+    sizes); else proportional to persons."""
     views: dict[str, tuple[int, int]] | None = None
     """(image rows, QA rows) of training views counted in the data (they take precedence)."""
 
@@ -126,7 +127,12 @@ class DataSizes:
             return self.views[name]
         base = name.removeprefix("tofu:").removesuffix("+tofu")
         if self.splits is not None:
+            if base not in self.splits:
+                raise DataError(f"no sizes of split {base!r}: the data have no such split")
             images, qa = self.splits[base]
+        elif base in (*VALIDATION_SPLITS, *VALIDATION_SPLITS.values()):
+            raise DataError(f"no sizes of split {base!r} without its data (only CLEAR-mini "
+                            "with validation persons has it)")
         else:
             persons = self.persons
             if base.startswith("forget"):
@@ -147,7 +153,9 @@ def data_sizes(the_plan: Plan, loaded: dict[Need, datasets.Dataset] | None = Non
     config = the_plan.config
     if config.synth is not None:
         synth = config.synth
-        splits = ("full", *FORGET_SPLITS, *FORGET_SPLITS.values())
+        splits = ["full", *FORGET_SPLITS, *FORGET_SPLITS.values()]
+        if synth.validation_persons:
+            splits += [*VALIDATION_SPLITS, *VALIDATION_SPLITS.values()]
         rows = {split: synth.training_rows(split) for split in splits}
         return DataSizes(synth.persons, rows["full"][0], round(rows["full"][1] / synth.persons),
                          rows)

@@ -16,6 +16,7 @@ import torch
 
 from clearbench.config import PositiveInt, one_of, settings
 from clearbench.data.preflight import Need, preflight
+from clearbench.data.schema import EVALUATED_SPLITS, retain_split_of
 from clearbench.evaluation.evaluate import EvalSettings, evaluate_task
 from clearbench.evaluation.scoring import check_eval, score
 from clearbench.evaluation.tasks import TASKS, TASKS_BY_NAME
@@ -28,6 +29,7 @@ EVAL_FILE = "eval.json"
 SCORES_FILE = "scores.json"
 TASKS_DIR = "tasks"
 FORGET_SPLITS = ("forget01", "forget05", "forget10")
+"""The test forget splits (a run config's ``forget_splits``)."""
 
 
 @settings(frozen=True)
@@ -35,7 +37,7 @@ class EvalConfig:
     model: str
     data: str
     out: Path
-    forget_split: Annotated[str, one_of(FORGET_SPLITS)] = "forget10"
+    forget_split: Annotated[str, one_of(EVALUATED_SPLITS)] = "forget10"
     tasks: tuple[Annotated[str, one_of(TASKS_BY_NAME)], ...] = tuple(task.name for task in TASKS)
     batch_size: PositiveInt = 32
     max_new_tokens: PositiveInt = 32
@@ -181,9 +183,9 @@ def run_score(eval_path: Path, gold_path: Path, out: Path, *,
 
 def check_gold(gold: dict[str, Any], where: Path) -> None:
     """ValueError unless ``gold`` evaluates a model fine-tuned on the retain split that
-    matches its forget split (``forget10`` → ``retain90``)."""
+    matches its forget split (``forget10`` → ``retain90``, ``forget_val`` → ``retain_val``)."""
     split = gold["forget_split"]
-    retain = "retain" + str(100 - int(split.removeprefix("forget")))
+    retain = retain_split_of(split)
     trained = gold["model"].get("trained_as") or {}
     if trained.get("stage") != "finetune" or not str(trained.get("split")).startswith(retain):
         made = (f"a {trained['stage']} stage on {trained.get('split') or trained.get('method')}"

@@ -24,7 +24,7 @@ from clearbench.config import (
 )
 from clearbench.data.loading import DataSource
 from clearbench.data.preflight import Need, preflight
-from clearbench.data.schema import FORGET_SPLITS
+from clearbench.data.schema import EVALUATED_SPLITS
 from clearbench.data.views import face_name_examples, training_examples, view_needs
 from clearbench.evaluation.gate import GATE_TASKS, memorisation_report
 from clearbench.evaluation.tasks import TASKS_BY_NAME
@@ -140,7 +140,7 @@ class FinetuneConfig:
     model_revision: str | None = None
     dtype: Annotated[str, one_of(DTYPES)] = "auto"
     device: str = "cpu"
-    gate_split: Annotated[str, one_of(FORGET_SPLITS)] = "forget10"
+    gate_split: Annotated[str, one_of(EVALUATED_SPLITS)] = "forget10"
     gate_role: Annotated[str, one_of(("vanilla", "gold"))] | None = None
     """``vanilla`` or ``gold``; by default ``gold`` for a ``retain*`` split."""
     checkpoint_every: NonNegativeInt = 0

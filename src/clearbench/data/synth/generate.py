@@ -17,10 +17,17 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from clearbench.config import PositiveInt, settings
+from clearbench.config import NonNegativeInt, PositiveInt, settings
 from clearbench.data.loading import DATACARD, folder_hash
 from clearbench.data.prompts import FACE_NAME_PROMPT, caption_prompt
-from clearbench.data.schema import CLEAR_SCHEMAS, FORGET_SPLITS, TOFU_SCHEMAS, DataError
+from clearbench.data.schema import (
+    CLEAR_SCHEMAS,
+    FORGET_SPLITS,
+    TOFU_SCHEMAS,
+    VALIDATION_CONFIGS,
+    VALIDATION_SPLITS,
+    DataError,
+)
 from clearbench.data.synth import vocab
 from clearbench.data.synth.faces import Look, distinct_looks, random_shot, render
 from clearbench.data.synth.layout import png, write_configs
@@ -93,6 +100,10 @@ class SynthConfig:
     """Retain persons in ``retain_perturbed``; default: as many as forget10 has (TOFU)."""
     perturbed: PositiveInt = 3
     """Wrong answers (perturbed captions/names/answers, options) per evaluation row."""
+    validation_persons: NonNegativeInt = 0
+    """Validation persons (``forget_val``) for ``clearbench tune``, which tunes hyper-parameters
+    on persons disjoint from the test forget persons; evaluated persons, with forget10's sizes.
+    0: no validation configs (and every other config as without this option)."""
 
     def __post_init__(self) -> None:
         shots = len(SCENES) * len(LIGHTS) * len(EXPRESSIONS)
@@ -129,8 +140,10 @@ class SynthConfig:
                 "enough book titles",
             ),
             (
-                self.forget_counts()["forget10"] + self.retain_persons() <= self.persons,
-                "forget10 persons + retain_perturbed_persons <= persons",
+                self.evaluated_persons() <= self.persons,
+                f"forget10 persons ({self.forget_counts()['forget10']}) + "
+                f"retain_perturbed_persons ({self.retain_persons()}) + validation_persons "
+                f"({self.validation_persons}) <= persons ({self.persons})",
             ),
         ]
         failed = [rule for ok, rule in checks if not ok]
@@ -142,11 +155,16 @@ class SynthConfig:
         return {s: max(1, round(int(s[-2:]) / 100 * self.persons)) for s in FORGET_SPLITS}
 
     def training_rows(self, split: str) -> tuple[int, int]:
-        """(image rows, QA rows) of a training split (``full``, ``forgetNN``, ``retainNN``),
-        from the sizes alone: forget persons are evaluated persons (forget10 is)."""
-        counts = self.forget_counts()
+        """(image rows, QA rows) of a training split (``full``, ``forgetNN``, ``retainNN``,
+        with validation persons ``forget_val`` and ``retain_val``), from the sizes alone:
+        forget and validation persons are evaluated persons (forget10 is)."""
+        if split in (*VALIDATION_SPLITS, *VALIDATION_SPLITS.values()) \
+                and not self.validation_persons:
+            raise DataError(f"no {split!r} without validation persons (validation_persons = 0)")
+        counts = self.forget_counts() | {"forget_val": self.validation_persons}
         forget = {retain: counts[forget] for forget, retain in FORGET_SPLITS.items()}
-        evaluated = counts["forget10"] + self.retain_persons()
+        forget["retain_val"] = counts["forget10"] + self.validation_persons
+        evaluated = self.evaluated_persons()
         big, small = self.sizes(True), self.sizes(False)
         full = tuple(evaluated * b + (self.persons - evaluated) * s
                      for b, s in zip(big, small, strict=True))
@@ -170,6 +188,11 @@ class SynthConfig:
         if self.retain_perturbed_persons is not None:
             return self.retain_perturbed_persons
         return self.forget_counts()["forget10"]
+
+    def evaluated_persons(self) -> int:
+        """Persons with evaluation rows: forget10's, ``retain_perturbed``'s and the validation
+        persons."""
+        return self.forget_counts()["forget10"] + self.retain_persons() + self.validation_persons
 
 
 def synthesize(out: Path | str, config: SynthConfig | None = None, /, **sizes: int) -> Path:
@@ -214,9 +237,12 @@ TOFU_README = (
 
 def _write(root: Path, config: SynthConfig) -> None:
     clear, tofu, persons = _tables(config)
+    skipped = () if config.validation_persons else (*VALIDATION_CONFIGS["clear"],
+                                                     *VALIDATION_CONFIGS["tofu"])
     rows = {
-        "clear": write_configs(root, clear, CLEAR_SCHEMAS, CLEAR_README),
-        "tofu": write_configs(root / "tofu", tofu, TOFU_SCHEMAS, TOFU_README),
+        "clear": write_configs(root, clear, _without(CLEAR_SCHEMAS, skipped), CLEAR_README),
+        "tofu": write_configs(root / "tofu", tofu, _without(TOFU_SCHEMAS, skipped),
+                              TOFU_README),
     }
     card = {
         "generator": "clearbench.data.synth",
@@ -230,6 +256,10 @@ def _write(root: Path, config: SynthConfig) -> None:
     (root / DATACARD).write_text(json.dumps(card, indent=2) + "\n")
 
 
+def _without(schemas: dict[str, Any], configs: tuple[str, ...]) -> dict[str, Any]:
+    return {name: columns for name, columns in schemas.items() if name not in configs}
+
+
 def _wordings_card(config: SynthConfig) -> dict[str, Any]:
     """What the data card says about which wordings are trained and which are held out."""
     return {
@@ -238,12 +268,13 @@ def _wordings_card(config: SynthConfig) -> dict[str, Any]:
             "trained": "each image has one caption; a person's images take the caption "
                        "wordings in turn, all but one",
             "held_out": "one wording per evaluation group (forget10: the first, "
-                        "retain_perturbed: the second): its members' paraphrased and perturbed "
-                        "captions, never trained with any member; other persons hold out "
-                        f"wording (person index mod {len(CAPTIONS)})",
+                        "retain_perturbed: the second, forget_val if any: the third): its "
+                        "members' paraphrased and perturbed captions, never trained with any "
+                        "member; other persons hold out wording (person index mod "
+                        f"{len(CAPTIONS)})",
             "perturbed": "the held-out wording with the name of another person of the same "
-                         "evaluation group (forget10 or retain_perturbed; perturbed_names), the "
-                         "picture's scene kept",
+                         "evaluation group (forget10, retain_perturbed or forget_val; "
+                         "perturbed_names), the picture's scene kept",
         },
         "biography": {
             "wordings": {kind: [[w.question, w.answer] for w in wordings]
@@ -284,7 +315,8 @@ def _tables(config: SynthConfig) -> tuple[dict[str, list[Row]], dict[str, list[R
                 for row in _photos(config, name, look_of[name], count, wrong, held)]
 
     members = _splits(config, people)
-    groups = [members["forget10"], members["retain_perturbed"]]
+    groups = [members[split] for split in ("forget10", "retain_perturbed", "forget_val")
+              if split in members]
     evaluated = [any(p in group for group in groups) for p in people]
     order = look_order([p for p, e in zip(people, evaluated, strict=True) if e], people,
                        holdout, celebrities)
@@ -308,7 +340,7 @@ def _tables(config: SynthConfig) -> tuple[dict[str, list[Row]], dict[str, list[R
         clear[f"{split}+tofu"] = [{**r, "question": "", "answer": ""} for r in images] + [
             {**r, "image": None, "caption": ""} for r in training
         ]
-        if split in FORGET_SPLITS:
+        if split in FORGET_SPLITS or split in VALIDATION_SPLITS:
             clear[f"{split}_perturbed"], tofu[f"{split}_perturbed"] = images, evaluation
 
     celebrity_photos = photos([(c, config.images_per_celebrity, celebrities, i)
@@ -340,7 +372,8 @@ def _tables(config: SynthConfig) -> tuple[dict[str, list[Row]], dict[str, list[R
     ]
     persons = {
         "fictitious": people,
-        **{split: members[split] for split in (*FORGET_SPLITS, "retain_perturbed")},
+        **{split: members[split] for split in (*FORGET_SPLITS, "retain_perturbed",
+                                                 *VALIDATION_SPLITS) if split in members},
         "holdout": holdout,
         "celebrities": celebrities,
         "real_authors": authors,
@@ -357,14 +390,23 @@ def _names(rng: random.Random, n: int) -> list[str]:
 
 
 def _splits(config: SynthConfig, people: list[str]) -> dict[str, list[str]]:
-    """Persons of ``full``, the nested forget splits, their retain complements and
-    ``retain_perturbed``, each in the order of ``people``."""
+    """Persons of ``full``, the nested forget splits, their retain complements,
+    ``retain_perturbed`` and, with validation persons, ``forget_val`` and ``retain_val``, each
+    in the order of ``people``.
+
+    The split order puts forget10's persons first, then ``retain_perturbed``'s, then the
+    validation persons: adding validation persons changes neither of the others.
+    """
     order = _rng(config, "splits").sample(people, len(people))
     counts = config.forget_counts()
     chosen = {split: set(order[:k]) for split, k in counts.items()}
     chosen |= {retain: set(people) - chosen[forget] for forget, retain in FORGET_SPLITS.items()}
     first = counts["forget10"]
-    chosen["retain_perturbed"] = set(order[first : first + config.retain_persons()])
+    last = first + config.retain_persons()
+    chosen["retain_perturbed"] = set(order[first:last])
+    if config.validation_persons:
+        chosen["forget_val"] = set(order[last : last + config.validation_persons])
+        chosen["retain_val"] = set(people) - chosen["forget10"] - chosen["forget_val"]
     return {"full": list(people)} | {
         split: [p for p in people if p in group] for split, group in chosen.items()
     }
@@ -380,9 +422,9 @@ def look_order(evaluated: list[str], people: list[str], holdout: list[str],
 
 def _held_caption(person: str, index: int, groups: list[list[str]]) -> int:
     """The caption wording held out as ``person``'s paraphrase: one per evaluation group
-    (forget10: the first, ``retain_perturbed``: the second), shared by its members, so that a
-    perturbation (another member's name) is as new in that wording as the true name; the other
-    persons take the wordings in turn.
+    (forget10: the first, ``retain_perturbed``: the second, ``forget_val``: the third), shared
+    by its members, so that a perturbation (another member's name) is as new in that wording as
+    the true name; the other persons take the wordings in turn.
 
     A wording held out per person would teach the model which wordings go with which person,
     and the perturbations would win on the wording alone (measured on CLEAR-mini: the vanilla
@@ -396,12 +438,16 @@ def _held_caption(person: str, index: int, groups: list[list[str]]) -> int:
 
 def _peers(person: str, groups: list[list[str]], people: list[str], k: int) -> list[str]:
     """The persons whose names are ``person``'s wrong names: the others of its evaluation
-    group (forget10 or ``retain_perturbed``), so that a model that never saw the group tells
-    none of them from the true name, topped up from everyone else when the group has fewer
-    than ``k`` others."""
+    group (forget10, ``retain_perturbed`` or ``forget_val``), so that a model that never saw
+    the group tells none of them from the true name, topped up from everyone else when the
+    group has fewer than ``k`` others; a validation person's never from forget10 (a test
+    forget person's name appears in no validation config)."""
     group = next((g for g in groups if person in g), people)
     others = [p for p in group if p != person]
-    return others + [p for p in people if p not in group][: max(0, k - len(others))]
+    # groups: forget10, retain_perturbed and, with validation persons, forget_val
+    test = groups[0] if len(groups) > 2 and group is groups[2] else []
+    return others + [p for p in people if p not in group and p not in test][
+        : max(0, k - len(others))]
 
 
 def _photos(
