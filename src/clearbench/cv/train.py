@@ -65,7 +65,9 @@ def unlearn(model: FaceNet, method: CVMethod, reference: FaceNet, forget: Faces,
     losses: list[float] = []
     step = 0
     model.train()
-    total = schedule.epochs * math.ceil(len(forget) / schedule.batch_size)
+    steps_per_epoch = math.ceil(len(forget) / schedule.batch_size)
+    method.prepare(steps_per_epoch)
+    total = schedule.epochs * steps_per_epoch
     with tqdm(total=total, desc=description, leave=False) as bar:
         for _ in range(schedule.epochs):
             order = torch.randperm(len(forget), generator=generator)

@@ -12,6 +12,7 @@ stage.
 from __future__ import annotations
 
 import dataclasses
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -58,6 +59,10 @@ class CVMethod(ABC):
              step: int) -> torch.Tensor:
         """The loss of optimiser step ``step`` (from 0); ``reference`` is θ₀ in eval mode."""
 
+    def prepare(self, steps_per_epoch: int) -> None:  # noqa: B027 - optional hook
+        """Before training: optimiser steps per epoch over the forget images, for methods
+        whose loss depends on the epoch (SCRUB's max-steps phase); most methods ignore it."""
+
     def calibrate(self, reference: FaceNet, forget: torch.Tensor) -> dict[str, float]:
         """Before training, on the first batch of forget images: measure what a default
         depends on (RMU's steering coefficient); return it for the record (most: none)."""
@@ -98,13 +103,27 @@ def build_cv_method(name: str, options: dict[str, Any] | None = None) -> CVMetho
 
 @settings
 class Alternating(CVMethod):
-    """SCRUB's schedule, shared by ``scrub`` and ``scrub_bio``: ``max_steps`` forget steps,
-    then ``min_steps`` retain steps."""
+    """SCRUB's schedule (Kurmanji et al., 2023), shared by ``scrub`` and ``scrub_bio``: during
+    the first ``max_epochs`` epochs (the reference code's ``msteps``), cycles of ``max_steps``
+    forget steps then ``min_steps`` retain steps; min-steps alone afterwards, which restore
+    utility. An epoch is one pass over the forget images; the loop says how many steps that
+    is through :meth:`prepare`."""
 
+    max_epochs: NonNegativeFloat = 6.0
+    """Epochs with max-steps: 6 of the track's 20 unlearning epochs (``unlearn_epochs``), the
+    share of the reference's image-classifier runs (small-scale: msteps 3 of 10 epochs)."""
     max_steps: PositiveInt = 1
+    """Max-steps at the start of each cycle of ``max_steps + min_steps`` optimiser steps."""
     min_steps: NonNegativeInt = 1
     gamma: NonNegativeFloat = 0.99
     """γ of the retain CE in the min-steps (the SCRUB paper's value)."""
+    steps_per_epoch = math.inf
+    """Set by :meth:`prepare`; without it every step lies in the first epoch."""
+
+    def prepare(self, steps_per_epoch: int) -> None:
+        self.steps_per_epoch = steps_per_epoch
 
     def is_max_step(self, step: int) -> bool:
+        if step // self.steps_per_epoch >= self.max_epochs:
+            return False
         return step % (self.max_steps + self.min_steps) < self.max_steps

@@ -1,4 +1,4 @@
-"""SCRUB_bio (docs/cv.md, Methods): SCRUB's alternation on embedding cosines to θ₀'s."""
+"""SCRUB_bio (docs/cv.md, Methods): SCRUB's schedule on embedding cosines to θ₀'s."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from clearbench.cv.model import FaceNet
 @register
 @settings
 class ScrubBio(Alternating):
-    """SCRUB for biometrics: max-steps push cos(e(x_f), e₀(x_f)) to −1, min-steps push
-    cos(e(x_r), e₀(x_r)) to +1 (plus γ·CE)."""
+    """SCRUB for biometrics on :class:`Alternating`'s schedule (max-steps only in the first
+    ``max_epochs`` epochs): max-steps push cos(e(x_f), e₀(x_f)) to −1 (loss 1 + cos), min-steps
+    push cos(e(x_r), e₀(x_r)) to +1 (loss 1 − cos, weight 1) plus γ·CE; no temperature."""
 
     name = "scrub_bio"
 
