@@ -32,12 +32,19 @@ def test_max_steps_only_in_the_first_max_epochs(name: str) -> None:
     assert kinds(cycles, 7) == ["max", "max", "min", "max", "min", "min", "min"]
 
 
-@pytest.mark.parametrize("name", SCRUBS)
-def test_default_max_epochs_is_a_share_of_the_tracks_epochs(name: str) -> None:
-    method = build_cv_method(name)
+def test_scrub_defaults_to_max_steps_in_a_share_of_the_tracks_epochs() -> None:
+    method = build_cv_method("scrub")
     assert method.options()["max_epochs"] == 6.0  # recorded with the method's options
     method.prepare(2)
     assert kinds(method, 14) == ["max", "min"] * 6 + ["min"] * 2
+
+
+def test_scrub_bio_defaults_to_alternating_through_the_tracks_epochs() -> None:
+    method = build_cv_method("scrub_bio")
+    assert method.options()["max_epochs"] == 20.0
+    method.prepare(2)
+    assert kinds(method, 40) == ["max", "min"] * 20
+    assert kinds(method, 42)[40:] == ["min", "min"]
 
 
 def test_the_unlearning_loop_tells_the_method_its_steps_per_epoch() -> None:

@@ -30,7 +30,8 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from clearbench.config import PositiveFloat, PositiveInt, Problem, settings
+from clearbench.config import PositiveFloat, PositiveInt, Problem, one_of, settings
+from clearbench.data.schema import VALIDATION_SPLITS
 from clearbench.evaluation.aggregates import forgetting_progress
 from clearbench.evaluation.selection import Candidate, choose
 from clearbench.io import read_json, write_json_atomic
@@ -49,7 +50,7 @@ RATE_AXES = ("lr_scale", "epochs")
 class TuneConfig:
     """The ``tune:`` section of a run config."""
 
-    split: str = "forget_val"
+    split: Annotated[str, one_of(VALIDATION_SPLITS)] = "forget_val"
     """The data's validation split (its persons are disjoint from the test forget persons)."""
     lr_scales: tuple[PositiveFloat, ...] = (0.5, 1.0, 2.0)
     """Multiples of the main variant's learning rate (1.0 is the default rate)."""
