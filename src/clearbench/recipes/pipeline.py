@@ -210,9 +210,11 @@ def plan(config: RunConfig, run_dir: Path) -> Plan:
                      run_dir / f"gold-{split}" / f"eval-{split}", needs=(evaluation, gold_eval))
         return eval_dir, evaluation, scored
 
-    def gold_stages(split: str, seed_offset: int = 0) -> tuple[Path, str, str]:
+    def gold_stages(split: str, seed_offset: int = 0, *,
+                    result: bool = True) -> tuple[Path, str, str]:
         """Fine-tune, evaluate and score a gold model of ``split`` (reseeded: ``seed_offset``
-        > 0): (eval folder, its evaluation and score stage names)."""
+        > 0), a row of the results with ``result``: (eval folder, its evaluation and score
+        stage names)."""
         suffix = "-reseeded" if seed_offset else ""
         what = "gold, reseeded" if seed_offset else "gold"
         gold_dir = run_dir / f"gold-{split}{suffix}"
@@ -223,8 +225,10 @@ def plan(config: RunConfig, run_dir: Path) -> Plan:
         gold_eval = "" if not seed_offset else f"evaluate gold ({split})"
         eval_dir, evaluation, scored = evaluate_and_score(f"{what} ({split})", gold_dir, split,
                                                           trained, gold_eval)
-        rows.append(ResultRow(RESEEDED if seed_offset else "gold", None, None, split, False,
-                              0.0, seed + seed_offset, gold_dir / TRAINING_MARKER, eval_dir))
+        if result:
+            rows.append(ResultRow(RESEEDED if seed_offset else "gold", None, None, split,
+                                  False, 0.0, seed + seed_offset, gold_dir / TRAINING_MARKER,
+                                  eval_dir))
         return eval_dir, evaluation, scored
 
     selections = {}
@@ -283,14 +287,14 @@ def plan(config: RunConfig, run_dir: Path) -> Plan:
 
 def plan_tuning(config: RunConfig, run_dir: Path, add: Callable[..., str],
                 evaluate_and_score: Callable[..., tuple[Path, str, str]],
-                gold_stages: Callable[[str], tuple[Path, str, str]], vanilla_dir: Path,
+                gold_stages: Callable[..., tuple[Path, str, str]], vanilla_dir: Path,
                 vanilla: str, shared: dict[str, Any]) -> dict[str, Path]:
     """The tuning protocol's stages (:mod:`clearbench.recipes.tune`): the validation gold,
     the vanilla model on the validation split, every method's grid at the main variant and
     its selection; the path of each method's ``selection.json``."""
     tune = config.tune
     split, variant = tune.split, config.main_variant
-    gold_eval_dir, gold_eval, gold_scored = gold_stages(split)
+    gold_eval_dir, gold_eval, gold_scored = gold_stages(split, result=False)
     vanilla_eval_dir, _, vanilla_scored = evaluate_and_score(
         f"vanilla ({split})", vanilla_dir, split, vanilla, gold_eval)
     settings = unlearn_settings(config, variant)
