@@ -1,6 +1,7 @@
 """`clearbench run` targets: the default run ≤ 10 min wall on 2 cores with peak RSS ≤ 6 GB; the
-smoke preset ≤ 90 s; `paper-tables` (the default plus the ℓ1 variant and the modality study)
-has no target.
+smoke preset ≤ 90 s (it runs the tuning protocol too; the issue's target: 2 min);
+`paper-tables` (the default plus the ℓ1 variant and the modality study) and `tuned` (the
+default plus the tuning protocol) have no target.
 
 Runs ``clearbench run`` as a child process (in a scratch run folder unless ``--out``; a folder
 that already holds finished stages measures a resumed run), samples the resident memory of
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import psutil
 
-TARGETS = {"mini": 600.0, "smoke": 90.0, "paper-tables": None}
+TARGETS = {"mini": 600.0, "smoke": 90.0, "paper-tables": None, "tuned": None}
 PEAK_RSS_TARGET_GB = 6.0
 
 
