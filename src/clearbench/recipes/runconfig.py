@@ -314,8 +314,9 @@ def _tune_settings(value: Any, variants: dict[str, Any], found: Found) -> TuneCo
     if not isinstance(enabled, bool):
         found.append(Problem("tune.enabled", "true or false", enabled))
     grids = settings.pop("grids", {})
-    built = _typed(TuneConfig, settings, "tune", found)
-    built_grids = _typed(TuneConfig, {"grids": grids}, "tune", found)
+    every = {f.name for f in fields(TuneConfig)}
+    built = _typed(TuneConfig, settings, "tune", found, known=every - {"grids"})
+    built_grids = _typed(TuneConfig, {"grids": grids}, "tune", found, known={"grids"})
     if built_grids is not None:
         found.extend(check_grids(built_grids.grids))
     if built is None or built_grids is None:
