@@ -149,3 +149,29 @@ def test_selection_stage_applies_the_rule_and_records_scores_and_cost(tmp_path: 
                                  "forward_passes": 120, "backward_passes": 40}
     written = json.loads((tmp_path / "select" / "selection.json").read_text())
     assert written == selection
+
+
+def test_tune_plans_the_protocol_and_nothing_of_the_test_split(tmp_path: Path) -> None:
+    from clearbench.recipes.pipeline import plan, tuning_only
+
+    config = load_run_config(embedded_config("smoke"))
+    full = plan(config, tmp_path / "run")
+    tuned_rows = [row for row in full.rows if row.variant == "lora-tuned"]
+    assert len(tuned_rows) == len(config.methods) * config.seeds
+    the_plan = tuning_only(full)
+    names = [stage.name for stage in the_plan.stages]
+    assert [n for n in names if n.startswith("select ")] == [
+        f"select {method} (lora)" for method in config.methods]
+    assert "fine-tune gold (forget_val)" in names and "fine-tune vanilla" in names
+    assert not [n for n in names if "forget10" in n or n.startswith("collect")]
+    assert the_plan.rows == []
+    # each tuned run of the full plan waits for its method's selection
+    tuned = [s for s in full.stages if s.kind == "unlearn" and "lora-tuned" in s.name]
+    assert all(f"select {s.name.split()[1]} (lora)" in s.needs for s in tuned)
+
+
+def test_tune_without_a_tune_section_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    from clearbench.cli import main
+
+    assert main(["tune", "--preset", "mini", "--dry-run"]) == 2
+    assert "has no tune section" in capsys.readouterr().err

@@ -38,6 +38,9 @@ def add_data_commands(sub: argparse._SubParsersAction) -> None:
     synth.add_argument("--out", type=Path, required=True, help="folder to write")
     synth.add_argument("--persons", type=int, default=None, help="fictitious persons (default 30)")
     synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    synth.add_argument("--validation-persons", type=int, default=0,
+                       help="persons of the forget_val split for `clearbench tune` (default 0: "
+                       "none)")
     synth.set_defaults(handler=run_synth)
 
 
@@ -45,7 +48,8 @@ def run_synth(args: argparse.Namespace) -> None:
     from clearbench.data.synth import SynthConfig, synthesize
 
     sizes = {} if args.persons is None else {"persons": args.persons}
-    synthesize(args.out, SynthConfig(seed=args.seed, **sizes))
+    synthesize(args.out, SynthConfig(seed=args.seed, validation_persons=args.validation_persons,
+                                     **sizes))
 
 
 def add_base_command(sub: argparse._SubParsersAction) -> None:
@@ -137,7 +141,7 @@ def add_eval_commands(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--model", required=True, help="hub id or local model folder")
     ev.add_argument("--data", required=True, help="hub id (e.g. therem/CLEAR) or local folder")
     ev.add_argument("--forget-split", default="forget10",
-                    choices=["forget01", "forget05", "forget10"])
+                    choices=["forget01", "forget05", "forget10", "forget_val"])
     ev.add_argument("--out", type=Path, required=True, help="folder for eval.json")
     ev.add_argument("--tasks", nargs="+", default=None, metavar="TASK",
                     help="evaluate only these tasks (default: all ten)")
@@ -204,7 +208,7 @@ def add_unlearn_command(sub: argparse._SubParsersAction) -> None:
     un.add_argument("--method", required=True,
                     help="retain_ft, ga, gd, kl, idk, dpo, npo, scrub, llmu, rmu or sku")
     un.add_argument("--forget-split", default="forget10",
-                    choices=["forget01", "forget05", "forget10"])
+                    choices=["forget01", "forget05", "forget10", "forget_val"])
     un.add_argument("--modality", default="both", choices=["both", "visual", "text"])
     un.add_argument("--out", type=Path, required=True, help="model folder to write")
     un.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
