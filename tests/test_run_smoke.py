@@ -36,15 +36,26 @@ def test_results_hold_every_model_and_seed_of_the_run(smoke_run: Path) -> None:
     seeds = config.unlearning_seeds
     assert results["schema"] == 2 and results["run"]["seeds"] == seeds == [0, 1]
     rows, summary = results["rows"], results["summary"]
-    assert len(rows) == 3 + 4 * len(METHODS) * len(seeds)
-    assert len(summary) == 3 + 4 * len(METHODS)
+    # per method: lora, l1-lora, lora-tuned (both modalities), lora on text, lora on visual
+    assert len(rows) == 3 + 5 * len(METHODS) * len(seeds)
+    assert len(summary) == 3 + 5 * len(METHODS)
     keys = {(r["method"], r["variant"], r["modality"], r["seed"]) for r in rows}
     assert {("vanilla", None, None, 0), ("gold", None, None, 0),
             ("gold_reseeded", None, None, 1)} <= keys
     for method in METHODS:
         for seed in seeds:
             assert {(method, "lora", "both", seed), (method, "l1-lora", "both", seed),
-                    (method, "lora", "text", seed), (method, "lora", "visual", seed)} <= keys
+                    (method, "lora-tuned", "both", seed), (method, "lora", "text", seed),
+                    (method, "lora", "visual", seed)} <= keys
+    # the tuning protocol's choices, one per method, each from its two-point grid
+    tuning = results["tuning"]
+    assert tuning["tuned_variant"] == "lora-tuned"
+    assert [s["method"] for s in tuning["selections"]] == list(METHODS)
+    for selection in tuning["selections"]:
+        assert [p["label"] for p in selection["grid"]] == ["lr×1", "lr×2"]
+        assert selection["chosen"] in ("lr×1", "lr×2") and selection["split"] == "forget_val"
+        assert selection["cost"]["runs"] == 2 and selection["cost"]["seconds"] > 0
+    assert "forget_val" not in {r["forget_split"] for r in rows}
     for row in rows:
         assert set(row) >= {"method", "modality", "forget_split", "lora", "l1", "seed",
                             "status", "scores", "cost"}
