@@ -123,10 +123,12 @@ def test_changed_method_setting_redoes_only_that_method(smoke_run: Path, tmp_pat
     assert main(["run", "--config", str(config), "--out", str(smoke_run)]) == 0
     after = outputs(smoke_run)
     changed = {name for name in after if after[name] != before.get(name)}
-    unlearned = {name.split("/")[3].removesuffix("-lora").removesuffix("-l1")
-                 for name in changed if name.startswith("unlearn/")}
-    assert unlearned == {"npo"}
-    assert sum(name.endswith("unlearning.json") for name in changed) == 4 * 2  # × 2 seeds
+    # unlearn/SPLIT/MODALITY/METHOD-VARIANT/... and tune/SPLIT/METHOD-VARIANT/POINT/...
+    unlearned = {name.split("/")[{"unlearn": 3, "tune": 2}[name.split("/")[0]]].split("-")[0]
+                 for name in changed if name.startswith(("unlearn/", "tune/"))}
+    assert unlearned == {"npo"}  # its test runs and its grid on the validation persons
+    # lora, l1-lora, lora-tuned, text, visual × 2 seeds, and the grid's 2 points
+    assert sum(name.endswith("unlearning.json") for name in changed) == 5 * 2 + 2
     assert not any(name.startswith(("vanilla/", "gold-", "base/")) for name in changed)
     assert "results.json" in changed
 

@@ -112,3 +112,28 @@ def test_retain_gets_face_name_rows_iff_forget_does(
         assert faces == [5, 45]  # every image of the 1 forget and 9 retain persons
     else:
         assert faces == [0, 0]
+
+
+def test_scrub_max_steps_have_no_gradient_at_the_vanilla_model(mini_data: Path) -> None:
+    """Why SCRUB's default is a no-op (as the paper's SCRUB row, equal to vanilla's): its
+    max-step loss −KL(π_θ₀ ‖ π_θ) is at its stationary point when θ = θ₀, so the max-steps
+    only move once the min-steps have moved θ; gradient ascent has a gradient there."""
+    import torch
+
+    from clearbench.methods.base import RETAIN
+    from clearbench.training.reference import reference_for
+
+    source = DataSource.local(mini_data)
+    vlm = build_tiny_vlm(TINY, corpus(source))
+    batches = {FORGET: vlm.encode(training_examples(source, "forget10+tofu")[:4]),
+               RETAIN: vlm.encode(training_examples(source, "retain90+tofu")[:4])}
+    reference = reference_for(vlm.model)
+
+    def gradient_norm(method: str) -> float:
+        vlm.model.zero_grad()
+        build_method(method, {}).loss(vlm.model, batches, reference, 0).backward()
+        return torch.sqrt(sum((p.grad ** 2).sum() for p in vlm.model.parameters()
+                              if p.grad is not None)).item()
+
+    assert gradient_norm("scrub") < 1e-6  # step 0 is a max-step
+    assert gradient_norm("ga") > 1e-2
