@@ -10,7 +10,6 @@ shows that the check finds them.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
