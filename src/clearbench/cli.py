@@ -193,6 +193,44 @@ def run_score(args: argparse.Namespace) -> None:
     run_score(args.eval, args.gold, args.out, unverified_gold=args.unverified_gold)
 
 
+def add_audit_command(sub: argparse._SubParsersAction) -> None:
+    au = sub.add_parser(
+        "audit",
+        help="membership audit (MUSE PrivLeak): forget persons vs persons never trained on",
+        description="Membership inference of the forget persons (members) against CLEAR-mini's "
+        "holdout persons (non-members) on image-conditioned captions, with the LOSS, zlib, "
+        "Min-K %, Min-K %++ and gold-reference attacks, for the model and for the gold model: "
+        "each attack's AUC and PrivLeak = (AUC_model - AUC_gold) / AUC_gold with person-"
+        "bootstrap intervals; writes OUT/audit.json (docs/audits.md).",
+    )
+    au.add_argument("--model", required=True, help="model folder (or hub id) to audit")
+    au.add_argument("--gold", required=True, help="the gold model of --forget-split")
+    au.add_argument("--data", required=True, help="CLEAR-mini folder (it needs `holdout`)")
+    au.add_argument("--forget-split", default="forget10",
+                    choices=["forget01", "forget05", "forget10", "forget_val"])
+    au.add_argument("--out", type=Path, required=True, help="folder for audit.json")
+    au.add_argument("--k", type=float, default=None,
+                    help="Min-K %% fraction of lowest tokens (default 0.2)")
+    au.add_argument("--batch-size", type=int, default=None, help="rows per forward pass")
+    au.add_argument("--replicates", type=int, default=None,
+                    help="person-bootstrap replicates (default 1000)")
+    au.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    au.add_argument("--data-revision", help="pin the hub data set to a commit/tag")
+    au.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    au.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
+    au.set_defaults(handler=run_audit)
+
+
+def run_audit(args: argparse.Namespace) -> None:
+    from clearbench.recipes.audit import AuditConfig, run_audit
+    from clearbench.training.distributed import check_device
+
+    check_device(args.device)
+    options = {k: v for k, v in vars(args).items()
+               if k not in ("command", "handler") and v is not None}
+    run_audit(AuditConfig(**options))
+
+
 def add_unlearn_command(sub: argparse._SubParsersAction) -> None:
     un = sub.add_parser(
         "unlearn",
@@ -412,6 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_base_command(sub)
     add_finetune_command(sub)
     add_eval_commands(sub)
+    add_audit_command(sub)
     add_unlearn_command(sub)
     add_run_command(sub)
     add_tune_command(sub)

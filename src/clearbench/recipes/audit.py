@@ -1,0 +1,165 @@
+"""``clearbench audit``: does the model still know the forget persons? (issue 20, item 1).
+
+Membership inference, MUSE's privacy leakage (docs/audits.md), top to bottom: read the
+members (the forget persons' captioned images, CLEAR config ``forgetNN``) and the non-members
+(CLEAR-mini's ``holdout`` persons, never trained on by any model), each as its fixed
+captioning prompt + image → caption; score every caption's tokens with the model and with the
+gold model; compute every attack's per-example scores (higher = member), each model's AUC, and
+PrivLeak = (AUC_model − AUC_gold) / AUC_gold with person-bootstrap intervals; write
+``OUT/audit.json``. A finished ``audit.json`` of the same models, data and settings is not
+redone.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+from clearbench.config import PositiveInt, Share, one_of, settings
+from clearbench.data.examples import Example
+from clearbench.data.preflight import Need, preflight
+from clearbench.data.schema import EVALUATED_SPLITS
+from clearbench.data.views import row_example
+from clearbench.evaluation.membership import (
+    ATTACKS,
+    MIN_K,
+    TokenScores,
+    attack_scores,
+    privleak_interval,
+)
+from clearbench.evaluation.membership_scores import token_scores
+from clearbench.evaluation.statistics import LEVEL, REPLICATES
+from clearbench.io import stable_hash, write_json_atomic
+from clearbench.models.loading import DTYPES, load_vlm
+from clearbench.recipes.evaluate import earlier_result
+from clearbench.recipes.stage import data_source, model_key, trained_as
+
+AUDIT_FILE = "audit.json"
+SCHEMA = 1
+NONMEMBERS = "holdout"
+"""The CLEAR-mini config of persons no model was trained on (the hub data set has none)."""
+NO_HOLDOUT = ("the membership audit's non-members: persons no model was trained on; only "
+              "CLEAR-mini has them (config `holdout`), therem/CLEAR has none, and real data "
+              "needs held-out persons and a gold model trained without them (docs/audits.md)")
+
+
+@settings(frozen=True)
+class AuditConfig:
+    model: str
+    gold: str
+    data: str
+    out: Path
+    forget_split: Annotated[str, one_of(EVALUATED_SPLITS)] = "forget10"
+    k: Annotated[float, Share] = MIN_K
+    """Min-K % and Min-K %++: the fraction of lowest-scoring tokens averaged."""
+    batch_size: PositiveInt = 16
+    replicates: PositiveInt = REPLICATES
+    seed: int = 0
+    """Seed of the person bootstrap."""
+    data_revision: str | None = None
+    dtype: Annotated[str, one_of(DTYPES)] = "auto"
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.k == 0:
+            raise ValueError("audit: k must be in (0, 1], got 0")
+
+    def data_needs(self) -> list[Need]:
+        return [Need("clear", self.forget_split),
+                Need("clear", NONMEMBERS, why=NO_HOLDOUT)]
+
+
+def _examples(dataset: Any, config: str) -> list[Example]:
+    """Caption rows as prompt + image → caption (the fixed captioning question of each row)."""
+    return [row_example(row, f"{config}/{i}") for i, row in enumerate(dataset)]
+
+
+def _describe(path: str, key: dict[str, Any]) -> dict[str, Any]:
+    return {"path": path, "key": key, "trained_as": trained_as(path)}
+
+
+def run_audit(config: AuditConfig) -> dict[str, Any]:
+    """Membership audit of ``config.model`` against ``config.gold``; writes OUT/audit.json."""
+    out = Path(config.out)
+    source = data_source(config.data, config.data_revision)
+    keys = {"model": model_key(config.model), "gold": model_key(config.gold)}
+    setting = {"k": config.k, "batch_size": config.batch_size, "replicates": config.replicates,
+               "seed": config.seed, "level": LEVEL, "dtype": config.dtype}
+    header = {
+        "schema": SCHEMA,
+        "audit": "membership",
+        "model": _describe(config.model, keys["model"]),
+        "gold": _describe(config.gold, keys["gold"]),
+        "data": {"source": source.clear, "fingerprint": source.fingerprint()["clear"]},
+        "forget_split": config.forget_split,
+        "settings": setting,
+    }
+    identity = stable_hash([keys, header["data"]["fingerprint"], config.forget_split, setting])
+    audit_file = out / AUDIT_FILE
+    done = earlier_result(audit_file, "audit")
+    if done is not None and done.get("identity") == identity:
+        print(f"audit: {audit_file} is already done (identity {identity}); nothing to do")
+        return done
+
+    loaded = preflight(source, config.data_needs())  # bad data fails before any model loads
+    started = time.perf_counter()
+    members = _examples(loaded[Need("clear", config.forget_split)], config.forget_split)
+    nonmembers = _examples(loaded[Need("clear", NONMEMBERS)], NONMEMBERS)
+    examples = members + nonmembers
+    scored: dict[str, list[TokenScores]] = {}
+    for name, path in (("gold", config.gold), ("model", config.model)):
+        vlm = load_vlm(path, dtype=config.dtype, device=config.device)
+        scored[name] = token_scores(vlm, examples, batch_size=config.batch_size)
+        del vlm
+    gold_scores = scored["gold"]
+    per_model = {
+        name: [attack_scores(s, example.answer, g, config.k)
+               for s, example, g in zip(scored[name], examples, gold_scores, strict=True)]
+        for name in ("model", "gold")
+    }
+    split = len(members)
+    persons = {"members": [e.person for e in members],
+               "nonmembers": [e.person for e in nonmembers]}
+
+    def groups(name: str, attack: str) -> dict[str, list[float]]:
+        values = [row[attack] for row in per_model[name]]
+        return {"members": values[:split], "nonmembers": values[split:]}
+
+    attacks = {
+        attack: privleak_interval(groups("model", attack), groups("gold", attack),
+                                  persons["members"], persons["nonmembers"],
+                                  replicates=config.replicates, seed=config.seed).as_dict()
+        for attack in ATTACKS
+    }
+    payload = header | {
+        "identity": identity,
+        "compared": {
+            "members": {"config": config.forget_split, "rows": len(members),
+                        "persons": sorted(set(persons["members"]))},
+            "nonmembers": {"config": NONMEMBERS, "rows": len(nonmembers),
+                           "persons": sorted(set(persons["nonmembers"]))},
+            "text": "caption, conditioned on the image and its fixed captioning question",
+            "convention": "higher score = more likely a member; AUC of members vs "
+                          "non-members; PrivLeak = (AUC_model - AUC_gold) / AUC_gold",
+        },
+        "seconds": time.perf_counter() - started,
+        "attacks": attacks,
+        "rows": [
+            {"id": example.id, "person": example.person, "member": i < split,
+             "model": per_model["model"][i], "gold": per_model["gold"][i]}
+            for i, example in enumerate(examples)
+        ],
+    }
+    write_json_atomic(audit_file, payload)
+    print_summary(payload)
+    return payload
+
+
+def print_summary(audit: dict[str, Any]) -> None:
+    print(f"{'attack':16} {'AUC model':>10} {'AUC gold':>9} {'PrivLeak':>9}  95 % interval")
+    for name, result in audit["attacks"].items():
+        leak = result["privleak"]
+        print(f"{name:16} {result['auc_model']['mean']:10.3f} {result['auc_gold']['mean']:9.3f}"
+              f" {leak['mean']:+9.3f}  [{leak['low']:+.3f}, {leak['high']:+.3f}]")
+

@@ -1,0 +1,139 @@
+"""``clearbench audit`` (issue 20, item 1): token scores of a tiny model and the membership audit
+end to end on CLEAR-mini."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from clearbench.cli import main
+from clearbench.data.loading import DataSource, load_clear
+from clearbench.data.views import training_examples
+from clearbench.evaluation.membership import ATTACKS
+from clearbench.evaluation.membership_scores import token_scores
+from clearbench.models.loading import load_vlm
+from clearbench.models.tiny import build_tiny_vlm
+from clearbench.recipes.base import corpus
+from conftest import TINY
+
+
+@pytest.fixture(scope="module")
+def untrained(mini_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("audit") / "untrained"
+    build_tiny_vlm(TINY, corpus(DataSource.local(mini_data))).save(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def memorised(untrained: Path, mini_data: Path) -> Path:
+    """The untrained model fine-tuned on the forget persons' captions only (a few seconds)."""
+    vlm = load_vlm(untrained)
+    forget = training_examples(DataSource.local(mini_data), "forget10")
+    optimizer = torch.optim.AdamW(vlm.model.parameters(), lr=3e-3)
+    vlm.model.train()
+    batch = vlm.encode(forget)
+    for _ in range(40):
+        vlm.model(**batch).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    out = untrained.with_name("memorised")
+    vlm.save(out)
+    return out
+
+
+def test_token_scores_are_the_evaluations_likelihoods_batched_or_not(
+    memorised: Path, mini_data: Path
+) -> None:
+    vlm = load_vlm(memorised)
+    examples = training_examples(DataSource.local(mini_data), "forget10")[:3] + [
+        row for row in training_examples(DataSource.local(mini_data), "retain90")[:2]]
+    vlm.model.train()
+    scores = token_scores(vlm, examples, batch_size=2)
+    assert vlm.model.training  # the mode it had
+    nlls = vlm.answer_nlls(examples, [[e.answer] for e in examples])
+    for s, [(nll, count)] in zip(scores, nlls, strict=True):
+        assert len(s.log_probs) == len(s.mean) == len(s.std) == count
+        assert -np.mean(s.log_probs) == pytest.approx(nll, abs=1e-4)
+        assert all(m <= 0 for m in s.mean) and all(sd >= 0 for sd in s.std)
+    one = token_scores(vlm, examples, batch_size=len(examples))
+    for a, b in zip(scores, one, strict=True):
+        np.testing.assert_allclose(a.log_probs, b.log_probs, atol=1e-5)
+        np.testing.assert_allclose(a.std, b.std, atol=1e-5)
+
+
+def test_token_scores_moments_are_under_the_next_token_distribution(memorised: Path,
+                                                                     mini_data: Path) -> None:
+    vlm = load_vlm(memorised)
+    example = training_examples(DataSource.local(mini_data), "forget10")[0]
+    [scores] = token_scores(vlm, [example])
+    batch = vlm.encode([example])
+    with torch.no_grad():
+        logits = vlm.model(**batch).logits[0, :-1]
+    at = batch["labels"][0, 1:] != -100
+    log_p = logits[at].log_softmax(-1).double()
+    p = log_p.exp()
+    mean = (p * log_p).sum(-1)
+    std = ((p * (log_p - mean[:, None]) ** 2).sum(-1)).sqrt()
+    np.testing.assert_allclose(scores.mean, mean.numpy(), atol=1e-4)
+    np.testing.assert_allclose(scores.std, std.numpy(), atol=1e-4)
+
+
+def audit(model: Path, gold: Path, data: Path, out: Path) -> dict:
+    assert main(["audit", "--model", str(model), "--gold", str(gold), "--data", str(data),
+                 "--out", str(out), "--replicates", "200"]) == 0
+    return json.loads((out / "audit.json").read_text())
+
+
+def test_audit_of_a_model_against_itself_leaks_nothing(
+    untrained: Path, mini_data: Path, tmp_path: Path
+) -> None:
+    started = time.perf_counter()
+    result = audit(untrained, untrained, mini_data, tmp_path)
+    seconds = time.perf_counter() - started
+    assert seconds < 30
+    assert list(result["attacks"]) == list(ATTACKS)
+    for attack in result["attacks"].values():
+        assert 0 <= attack["auc_model"]["mean"] <= 1
+        assert attack["auc_model"] == attack["auc_gold"]
+        assert attack["privleak"] == {"mean": 0.0, "low": 0.0, "high": 0.0}
+    assert result["attacks"]["reference"]["auc_gold"]["mean"] == 0.5
+    compared = result["compared"]
+    assert compared["members"]["config"] == "forget10"
+    assert compared["nonmembers"]["config"] == "holdout"
+    holdout = set(load_clear(DataSource.local(mini_data), "holdout")["name"])
+    assert set(compared["nonmembers"]["persons"]) == holdout
+    assert not holdout & set(compared["members"]["persons"])
+    rows = result["rows"]
+    assert len(rows) == compared["members"]["rows"] + compared["nonmembers"]["rows"]
+    assert all(set(row["model"]) == set(ATTACKS) for row in rows)
+    # a rerun of the same models, data and settings is not redone
+    stamp = (tmp_path / "audit.json").stat().st_mtime_ns
+    audit(untrained, untrained, mini_data, tmp_path)
+    assert (tmp_path / "audit.json").stat().st_mtime_ns == stamp
+
+
+def test_a_model_that_memorised_the_forget_persons_leaks(
+    memorised: Path, untrained: Path, mini_data: Path, tmp_path: Path
+) -> None:
+    result = audit(memorised, untrained, mini_data, tmp_path)
+    loss = result["attacks"]["loss"]
+    assert loss["auc_model"]["mean"] > loss["auc_gold"]["mean"]
+    assert loss["privleak"]["mean"] > 0
+    assert result["attacks"]["reference"]["privleak"]["mean"] > 0
+
+
+def test_audit_without_holdout_persons_names_the_config(
+    untrained: Path, hub_data: dict[str, Path], tmp_path: Path, capsys
+) -> None:
+    capsys.readouterr()
+    assert main(["audit", "--model", str(untrained), "--gold", str(untrained),
+                 "--data", str(hub_data["clear"]), "--out", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert "config 'holdout'" in error and "persons no model was trained on" in error
+    assert "docs/audits.md" in error
+    assert not (tmp_path / "audit.json").exists()
