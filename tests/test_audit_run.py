@@ -137,3 +137,17 @@ def test_audit_without_holdout_persons_names_the_config(
     assert "config 'holdout'" in error and "persons no model was trained on" in error
     assert "docs/audits.md" in error
     assert not (tmp_path / "audit.json").exists()
+
+
+def test_audit_help_and_bad_settings_fail_before_any_model_loads(
+    untrained: Path, mini_data: Path, tmp_path: Path, capsys
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["audit", "--help"])
+    assert info.value.code == 0 and "usage: clearbench audit" in capsys.readouterr().out
+    for option, value in (("k", "1.5"), ("k", "0.0"), ("replicates", "0")):
+        assert main(["audit", "--model", str(untrained), "--gold", str(untrained),
+                     "--data", str(mini_data), "--out", str(tmp_path), f"--{option}",
+                     value]) == 2
+        assert f"{option} = {value}" in capsys.readouterr().err
+    assert not (tmp_path / "audit.json").exists()

@@ -16,7 +16,9 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
-from clearbench.config import PositiveInt, Share, one_of, settings
+from pydantic import Field
+
+from clearbench.config import PositiveInt, one_of, settings
 from clearbench.data.examples import Example
 from clearbench.data.preflight import Need, preflight
 from clearbench.data.schema import EVALUATED_SPLITS
@@ -51,7 +53,7 @@ class AuditConfig:
     data: str
     out: Path
     forget_split: Annotated[str, one_of(EVALUATED_SPLITS)] = "forget10"
-    k: Annotated[float, Share] = MIN_K
+    k: Annotated[float, Field(gt=0, le=1)] = MIN_K
     """Min-K % and Min-K %++: the fraction of lowest-scoring tokens averaged."""
     batch_size: PositiveInt = 16
     replicates: PositiveInt = REPLICATES
@@ -60,10 +62,6 @@ class AuditConfig:
     data_revision: str | None = None
     dtype: Annotated[str, one_of(DTYPES)] = "auto"
     device: str = "cpu"
-
-    def __post_init__(self) -> None:
-        if self.k == 0:
-            raise ValueError("audit: k must be in (0, 1], got 0")
 
     def data_needs(self) -> list[Need]:
         return [Need("clear", self.forget_split),
