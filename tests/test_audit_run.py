@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -50,8 +51,8 @@ def test_token_scores_are_the_evaluations_likelihoods_batched_or_not(
     memorised: Path, mini_data: Path
 ) -> None:
     vlm = load_vlm(memorised)
-    examples = training_examples(DataSource.local(mini_data), "forget10")[:3] + [
-        row for row in training_examples(DataSource.local(mini_data), "retain90")[:2]]
+    source = DataSource.local(mini_data)
+    examples = training_examples(source, "forget10")[:3] + training_examples(source, "retain90")[:2]
     vlm.model.train()
     scores = token_scores(vlm, examples, batch_size=2)
     assert vlm.model.training  # the mode it had
@@ -151,3 +152,16 @@ def test_audit_help_and_bad_settings_fail_before_any_model_loads(
                      value]) == 2
         assert f"{option} = {value}" in capsys.readouterr().err
     assert not (tmp_path / "audit.json").exists()
+
+
+def test_token_scores_of_a_qwen2_vl_model_match_its_evaluation_likelihoods(
+    mini_data: Path,
+) -> None:
+    source = DataSource.local(mini_data)
+    vlm = build_tiny_vlm(replace(TINY, arch="qwen2_vl"), corpus(source))
+    examples = training_examples(source, "forget10")[:2] + training_examples(source, "retain90")[:2]
+    scores = token_scores(vlm, examples, batch_size=3)
+    nlls = vlm.answer_nlls(examples, [[e.answer] for e in examples])
+    for s, [(nll, count)] in zip(scores, nlls, strict=True):
+        assert len(s.log_probs) == count
+        assert -np.mean(s.log_probs) == pytest.approx(nll, abs=1e-4)
