@@ -172,9 +172,11 @@ class Audit:
     auc_gold: Estimate
     privleak: Estimate
 
-    def as_dict(self) -> dict[str, dict[str, float]]:
-        return {"auc_model": self.auc_model.as_dict(), "auc_gold": self.auc_gold.as_dict(),
-                "privleak": self.privleak.as_dict()}
+    def as_dict(self) -> dict[str, dict[str, float | None]]:
+        """JSON-ready: an undefined value (PrivLeak where gold's AUC is 0) is None."""
+        return {name: {part: None if math.isnan(value) else value
+                       for part, value in getattr(self, name).as_dict().items()}
+                for name in ("auc_model", "auc_gold", "privleak")}
 
 
 def privleak_interval(
@@ -195,6 +197,34 @@ def privleak_interval(
     drawn person as often as it was drawn; the model and gold are scored on the same draws,
     so PrivLeak's replicates are paired. Points are on every row once.
     """
+    return audit_of([privleak_draws(model, gold, member_persons, nonmember_persons,
+                                    replicates=replicates, seed=seed)], level)
+
+
+def audit_of(draws: Sequence[np.ndarray], level: float = LEVEL) -> Audit:
+    """The :class:`Audit` of one model's :func:`privleak_draws`, or of several seeds' (drawn
+    with the same bootstrap seed, so on the same persons): each replicate's mean over them."""
+    model_aucs, gold_aucs = np.mean(np.stack(draws), axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):  # undefined where gold's AUC is 0
+        leaks = np.where(gold_aucs > 0, (model_aucs - gold_aucs) / gold_aucs, np.nan)
+    return Audit(
+        interval(float(model_aucs[0]), model_aucs[1:], level),
+        interval(float(gold_aucs[0]), gold_aucs[1:], level),
+        interval(float(leaks[0]), leaks[1:], level),
+    )
+
+
+def privleak_draws(
+    model: Mapping[str, Sequence[float]],
+    gold: Mapping[str, Sequence[float]],
+    member_persons: Sequence[str],
+    nonmember_persons: Sequence[str],
+    *,
+    replicates: int = REPLICATES,
+    seed: int = 0,
+) -> np.ndarray:
+    """``(2, replicates + 1)``: the AUCs of the model and of gold on the point (column 0) and
+    on each person-bootstrap replicate (see :func:`privleak_interval`)."""
     rng = np.random.default_rng(seed)
     rows = {"members": member_persons, "nonmembers": nonmember_persons}
     for name, scores in (("model", model), ("gold", gold)):
@@ -210,11 +240,4 @@ def privleak_interval(
         wins = _wins(scores["members"], scores["nonmembers"])
         return np.einsum("bi,ij,bj->b", w, wins, v) / norm
 
-    model_aucs, gold_aucs = aucs(model), aucs(gold)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        leaks = np.where(gold_aucs > 0, (model_aucs - gold_aucs) / gold_aucs, np.nan)
-    return Audit(
-        interval(float(model_aucs[0]), model_aucs[1:], level),
-        interval(float(gold_aucs[0]), gold_aucs[1:], level),
-        interval(privleak(float(model_aucs[0]), float(gold_aucs[0])), leaks[1:], level),
-    )
+    return np.stack([aucs(model), aucs(gold)])

@@ -28,6 +28,7 @@ from clearbench.evaluation.membership import (
     MIN_K,
     TokenScores,
     attack_scores,
+    privleak_draws,
     privleak_interval,
 )
 from clearbench.evaluation.membership_scores import token_scores
@@ -156,8 +157,31 @@ def run_audit(config: AuditConfig) -> dict[str, Any]:
 
 def print_summary(audit: dict[str, Any]) -> None:
     print(f"{'attack':16} {'AUC model':>10} {'AUC gold':>9} {'PrivLeak':>9}  95 % interval")
+    def number(value: float | None, form: str) -> str:
+        return "–" if value is None else format(value, form)
+
     for name, result in audit["attacks"].items():
         leak = result["privleak"]
-        print(f"{name:16} {result['auc_model']['mean']:10.3f} {result['auc_gold']['mean']:9.3f}"
-              f" {leak['mean']:+9.3f}  [{leak['low']:+.3f}, {leak['high']:+.3f}]")
+        print(f"{name:16} {number(result['auc_model']['mean'], '10.3f')} "
+              f"{number(result['auc_gold']['mean'], '9.3f')} {number(leak['mean'], '+9.3f')}  "
+              f"[{number(leak['low'], '+.3f')}, {number(leak['high'], '+.3f')}]")
 
+
+
+def attack_draws(audit: dict[str, Any], replicates: int, seed: int) -> dict[str, Any]:
+    """Per attack, the AUCs of the model and of gold on the point and on each person-bootstrap
+    replicate (:func:`~clearbench.evaluation.membership.privleak_draws`), from the per-example
+    scores of an ``audit.json``; the same ``seed`` draws the same persons for every model."""
+    rows = audit["rows"]
+    members = [row for row in rows if row["member"]]
+    nonmembers = [row for row in rows if not row["member"]]
+
+    def groups(name: str, attack: str) -> dict[str, list[float]]:
+        return {"members": [row[name][attack] for row in members],
+                "nonmembers": [row[name][attack] for row in nonmembers]}
+
+    return {attack: privleak_draws(groups("model", attack), groups("gold", attack),
+                                   [row["person"] for row in members],
+                                   [row["person"] for row in nonmembers],
+                                   replicates=replicates, seed=seed)
+            for attack in ATTACKS}

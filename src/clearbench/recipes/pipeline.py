@@ -45,6 +45,7 @@ from clearbench.data.synth import SynthConfig, synthesize
 from clearbench.data.synth.generate import GENERATOR_VERSION
 from clearbench.io import read_json, write_json_atomic
 from clearbench.models.loading import count_parameters
+from clearbench.recipes.audit import AuditConfig, run_audit
 from clearbench.recipes.base import BaseConfig, build_base
 from clearbench.recipes.estimate import describe, model_shape
 from clearbench.recipes.evaluate import EVAL_FILE, EvalConfig, run_eval, run_score
@@ -147,6 +148,13 @@ def evaluate_stage(config: EvalConfig) -> None:
     run_eval(config)
 
 
+def audit_stage(config: AuditConfig) -> None:
+    if not unlearned_ok(Path(config.model)):
+        print(f"audit: {config.model} diverged; nothing to audit")
+        return
+    run_audit(config)
+
+
 def score_stage(eval_dir: Path, gold_dir: Path) -> None:
     if not (eval_dir / EVAL_FILE).is_file():
         print(f"score: {eval_dir} has no evaluation (diverged run); nothing to score")
@@ -198,8 +206,9 @@ def plan(config: RunConfig, run_dir: Path) -> Plan:
                   needs=(synth, base))
 
     def evaluate_and_score(label: str, model_dir: Path, split: str, trained: str,
-                           gold_eval: str) -> tuple[Path, str, str]:
-        """Evaluation and scoring stages of a model: (eval folder, their two stage names)."""
+                           gold_eval: str, *, audit: bool = False) -> tuple[Path, str, str]:
+        """Evaluation and scoring stages of a model, and its membership audit with ``audit``
+        when the config enables audits: (eval folder, the evaluation's and score's names)."""
         eval_dir = model_dir / f"eval-{split}"
         evaluation = add(f"evaluate {label}", "eval", evaluate_stage,
                          EvalConfig(model=str(model_dir), out=eval_dir, forget_split=split,
@@ -208,6 +217,13 @@ def plan(config: RunConfig, run_dir: Path) -> Plan:
         gold_eval = gold_eval or evaluation
         scored = add(f"score {label}", "score", score_stage, eval_dir,
                      run_dir / f"gold-{split}" / f"eval-{split}", needs=(evaluation, gold_eval))
+        if audit and config.audit is not None:
+            add(f"audit {label}", "audit", audit_stage,
+                AuditConfig(model=str(model_dir), gold=str(run_dir / f"gold-{split}"),
+                            data=data, out=model_dir / f"audit-{split}", forget_split=split,
+                            seed=seed, data_revision=config.data_revision, dtype=config.dtype,
+                            device=config.device, **config.audit),
+                needs=(trained, f"fine-tune gold ({split})"))
         return eval_dir, evaluation, scored
 
     def gold_stages(split: str, seed_offset: int = 0, *,
@@ -224,7 +240,7 @@ def plan(config: RunConfig, run_dir: Path) -> Plan:
                       needs=(synth, base))
         gold_eval = "" if not seed_offset else f"evaluate gold ({split})"
         eval_dir, evaluation, scored = evaluate_and_score(f"{what} ({split})", gold_dir, split,
-                                                          trained, gold_eval)
+                                                          trained, gold_eval, audit=result)
         if result:
             rows.append(ResultRow(RESEEDED if seed_offset else "gold", None, None, split,
                                   False, 0.0, seed + seed_offset, gold_dir / TRAINING_MARKER,
@@ -240,7 +256,7 @@ def plan(config: RunConfig, run_dir: Path) -> Plan:
         _, gold_eval, _ = gold_stages(split)
         gold_stages(split, RESEED_OFFSET)
         eval_dir, _, _ = evaluate_and_score(f"vanilla ({split})", vanilla_dir, split, vanilla,
-                                            gold_eval)
+                                            gold_eval, audit=True)
         rows.append(ResultRow("vanilla", None, None, split, False, 0.0, seed,
                               vanilla_dir / TRAINING_MARKER, eval_dir))
         runs = [(variant, "both") for variant in config.variants]
@@ -268,7 +284,11 @@ def plan(config: RunConfig, run_dir: Path) -> Plan:
                     else:
                         unlearned = add(f"unlearn {label}", "unlearn", unlearn, settings_of_run,
                                         needs=(vanilla,))
-                    eval_dir, _, _ = evaluate_and_score(label, out, split, unlearned, gold_eval)
+                    # audits: the main table's models (and the tuned ones), not the studies
+                    main = modality == "both" and (variant == config.main_variant or
+                                                   tuned is not None)
+                    eval_dir, _, _ = evaluate_and_score(label, out, split, unlearned, gold_eval,
+                                                        audit=main)
                     rows.append(ResultRow(method, variant, modality, split,
                                           bool(settings.get("lora", False)),
                                           float(settings.get("l1", 0.0)), run_seed,
@@ -281,7 +301,8 @@ def plan(config: RunConfig, run_dir: Path) -> Plan:
     the_plan = Plan(config, run_dir, data, stages, rows)
     stages.append(Stage("collect results and write the report", "report", report_stage,
                         (the_plan,),
-                        tuple(s.name for s in stages if s.kind in ("score", "cv", "select"))))
+                        tuple(s.name for s in stages
+                              if s.kind in ("score", "cv", "select", "audit"))))
     return the_plan
 
 
@@ -341,7 +362,7 @@ def check_data(the_plan: Plan, parameters: int) -> dict[Need, datasets.Dataset]:
         settings = stage.args[0] if stage.args else None
         if stage.kind in ("finetune", "unlearn"):
             needs += settings.data_needs(settings.resolved_recipe(parameters)[1])
-        elif stage.kind in ("base", "eval"):
+        elif stage.kind in ("base", "eval", "audit"):
             needs += settings.data_needs()
         elif stage.kind == "cv":
             needs += face_needs(source, settings.forget_split)

@@ -11,7 +11,9 @@
   bootstrap interval over persons and seeds (spec §7), plus the bootstrap replicates, on draws
   shared by every model of the forget split, so that differences are paired.
 
-A run with the vision-only track adds ``"cv"``: its ``cv_results.json``; a run with a
+A run with membership audits adds ``"audit"`` to every row (its ``audit.json``'s attacks) and
+summary entry (over the seeds); with the vision-only track it adds ``"cv"``: its
+``cv_results.json``; a run with a
 ``tune`` section adds ``"tuning"``: the tuned variant's name and each method's
 ``selection.json`` (grid, validation scores, choice and cost).
 """
@@ -25,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from clearbench.evaluation.membership import audit_of
 from clearbench.evaluation.statistics import (
     LEVEL,
     REPLICATES,
@@ -33,6 +36,7 @@ from clearbench.evaluation.statistics import (
     score_replicates,
 )
 from clearbench.io import read_json, write_json_atomic
+from clearbench.recipes.audit import AUDIT_FILE, attack_draws
 from clearbench.recipes.evaluate import EVAL_FILE, SCORES_FILE
 from clearbench.recipes.finetune import GATE_FILE
 from clearbench.recipes.runconfig import unlearn_settings
@@ -77,12 +81,37 @@ def result_row(row: ResultRow, run_dir: Path) -> dict[str, Any]:
         evaluation = read_json(row.eval_dir / EVAL_FILE, what="evaluation")
         tasks = {name: {key: task.get(key) for key in TASK_KEYS}
                  for name, task in evaluation["tasks"].items()}
+    audit = _audit(row)
     return {"method": row.method, "variant": row.variant, "modality": row.modality,
             "forget_split": row.forget_split, "lora": row.lora, "l1": row.l1,
             "seed": row.seed, "status": status, "scores": scores, "tasks": tasks,
             "cost": _cost(record), "losses": record.get("losses", []),
             "model": row.record.parent.relative_to(run_dir).as_posix(),
-            "gate": _gate(row.record.parent)}
+            "gate": _gate(row.record.parent),
+            **({"audit": audit["attacks"]} if audit is not None else {})}
+
+
+def _audit(row: ResultRow) -> dict[str, Any] | None:
+    """The membership audit of a row's model (``audit.json``), if the run audited it."""
+    path = row.record.parent / f"audit-{row.forget_split}" / AUDIT_FILE
+    return read_json(path, what="membership audit") if path.is_file() else None
+
+
+def summarise_audits(the_plan: Plan, summary: list[dict[str, Any]]) -> None:
+    """Per model, every attack's AUCs and PrivLeak over its seeds: each person-bootstrap
+    replicate (the same persons drawn for every model and seed) averaged over the seeds."""
+    by_model: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for row in the_plan.rows:
+        audit = _audit(row)
+        if audit is not None:
+            key = (row.method, row.variant, row.modality, row.forget_split)
+            by_model[key].append(attack_draws(audit, REPLICATES, the_plan.config.seed))
+    for entry in summary:
+        draws = by_model.get((entry["method"], entry["variant"], entry["modality"],
+                              entry["forget_split"]))
+        if draws:
+            entry["audit"] = {attack: audit_of([d[attack] for d in draws]).as_dict()
+                              for attack in draws[0]}
 
 
 def _number(value: float) -> float | None:
@@ -157,6 +186,8 @@ def collect(the_plan: Plan) -> dict[str, Any]:
         cv = read_json(the_plan.run_dir / CV_DIR / CV_RESULTS, what="vision-only results")
     rows = [result_row(row, the_plan.run_dir) for row in the_plan.rows]
     summary = summarise(the_plan, rows)
+    if config.audit is not None:
+        summarise_audits(the_plan, summary)
     tuning = {}
     if config.tune is not None:
         from clearbench.recipes.tune import read_selections, tuned_variant

@@ -23,6 +23,7 @@ from clearbench.methods import METHODS, build_method
 from clearbench.models.loading import DTYPES
 from clearbench.models.tiny import TinyVLMConfig
 from clearbench.presets import PRESETS
+from clearbench.recipes.audit import AuditConfig
 from clearbench.recipes.base import BaseConfig
 from clearbench.recipes.evaluate import FORGET_SPLITS, EvalConfig
 from clearbench.recipes.finetune import FinetuneConfig
@@ -31,7 +32,8 @@ from clearbench.recipes.unlearn import MODALITIES, UnlearnConfig
 from clearbench.training.distributed import check_device
 
 TOP_KEYS = {"seed", "seeds", "data", "base", "model", "model_revision", "finetune",
-            "forget_splits", "unlearn", "eval", "device", "dtype", "jobs", "cv", "tune"}
+            "forget_splits", "unlearn", "eval", "device", "dtype", "jobs", "cv", "tune",
+            "audit"}
 DATA_KEYS = {"synth", "source", "revision", "tofu", "tofu_revision"}
 UNLEARN_SHARED = {"recipe", "epochs", "batch_size", "lr", "gradient_checkpointing"}
 """UnlearnConfig settings of the ``unlearn`` section, shared by every variant."""
@@ -91,6 +93,9 @@ class RunConfig:
     """CVConfig settings of the vision-only track; None when the config does not enable it."""
     tune: TuneConfig | None = None
     """The tuning protocol (``clearbench tune``); None when the config has no ``tune`` section."""
+    audit: dict[str, Any] | None = None
+    """AuditConfig settings of the membership audit of every model (``clearbench audit``);
+    None when the config does not enable it."""
 
     @property
     def main_variant(self) -> str:
@@ -276,6 +281,7 @@ def load_run_config(path: Path) -> RunConfig:
 
     cv = _cv_settings(raw["cv"], found) if "cv" in raw else None
     tune = _tune_settings(raw["tune"], variants, found) if "tune" in raw else None
+    audit = _audit_settings(raw["audit"], found) if "audit" in raw else None
     if found:
         raise ConfigError(f"run config {path}", found)
     return RunConfig(
@@ -285,7 +291,7 @@ def load_run_config(path: Path) -> RunConfig:
         model_revision=strings["model_revision"], finetune=finetune, forget_splits=splits,
         methods=methods, variants=variants, modality_study=study, method_options=options,
         unlearn=shared, eval=evaluation, device=device, dtype=dtype, jobs=jobs, cv=cv,
-        tune=tune,
+        tune=tune, audit=audit,
     )
 
 
@@ -303,6 +309,20 @@ def _cv_settings(value: Any, found: Found) -> dict[str, Any] | None:
             built.network_config(1)
         except ValueError as err:
             found.append(Problem("cv", str(err)))
+    return _given(built, settings) if enabled else None
+
+
+AUDIT_KEYS = {"k", "batch_size", "replicates"}
+"""AuditConfig settings an ``audit`` section may set (the run sets models, data and seed)."""
+
+
+def _audit_settings(value: Any, found: Found) -> dict[str, Any] | None:
+    """The coerced settings of an ``audit`` section (None when ``enabled: false``)."""
+    settings = dict(_section({"audit": value}, "audit", "audit", found))
+    enabled = settings.pop("enabled", True)
+    if not isinstance(enabled, bool):
+        found.append(Problem("audit.enabled", "true or false", enabled))
+    built = _typed(AuditConfig, settings, "audit", found, known=AUDIT_KEYS)
     return _given(built, settings) if enabled else None
 
 

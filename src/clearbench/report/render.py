@@ -33,6 +33,7 @@ from clearbench.report.tables import (
     LEADERBOARD_IDENTITY,
     LEADERBOARD_NOTE,
     Table,
+    audit_table,
     authors_table,
     cost_table,
     cv_table,
@@ -165,6 +166,10 @@ def report_blocks(results: dict[str, Any], name: str, plots: dict[str, list[Plot
     blocks += [Heading(2, FINDINGS_TITLE), Paragraph(verdict_basis(level(results)))]
     for split in splits:
         blocks += [Heading(3, split), FindingList([f for f in found if f.forget_split == split])]
+    audits = [table for table in (audit_table(results, split) for split in splits) if table]
+    if audits:
+        blocks += [Heading(2, "Audits: does the model really forget?")]
+        blocks += [TableBlock(table) for table in audits]
     if "tuning" in results:
         blocks += [Heading(2, "Tuned settings (chosen on validation persons)"),
                    TableBlock(tuning_table(results), "tuning-table")]

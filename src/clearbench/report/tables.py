@@ -253,6 +253,42 @@ def tuned_table(results: dict[str, Any], split: str) -> Table | None:
         "settings chosen on the validation persons (table above).")
 
 
+AUDIT_ATTACKS = (("loss", "LOSS"), ("zlib", "zlib"), ("min_k", "Min-K %"),
+                 ("min_k_plus_plus", "Min-K %++"), ("reference", "Reference (gold)"))
+
+
+def audit_table(results: dict[str, Any], split: str) -> Table | None:
+    """PrivLeak of every audited model of the main table (and the tuned runs) per attack, with
+    its interval; None for a run without audits."""
+    entries = [e for e in of_split(results["summary"], split) if "audit" in e]
+    if not entries:
+        return None
+    variant = main_variant(results)
+    tuned = results.get("tuning", {}).get("tuned_variant")
+    order = [*BASELINES, *methods(entries)]
+    entries.sort(key=lambda e: (order.index(e["method"]) if e["method"] in order else len(order),
+                                e.get("variant") == tuned))
+    body = tuple(
+        (display_name(e["method"]) + (" (tuned)" if e.get("variant") == tuned else ""),
+         fmt(e["audit"]["loss"]["auc_model"]["mean"]),
+         *(fmt_interval(Interval(**e["audit"][attack]["privleak"])) for attack, _ in AUDIT_ATTACKS))
+        for e in entries)
+    return Table(
+        title=f"Audit: privacy leakage (MUSE PrivLeak), {split} (variant {variant}, both "
+        "modalities)",
+        columns=("Method", "AUC (LOSS)", *(f"PrivLeak {name}" for _, name in AUDIT_ATTACKS)),
+        rows=body,
+        note="Membership inference of the forget persons' captions (members) against the "
+        "holdout persons' (never trained on), each conditioned on its image: AUC of each attack "
+        "(higher score = member), PrivLeak = (AUC_model − AUC_gold) / AUC_gold: 0 = as gold, "
+        "> 0 the model still tells the forget persons apart (remembers), < 0 over-unlearned. "
+        "Gold against itself is 0 by definition; the reseeded gold is the noise floor. Mean "
+        f"over the seeds [{level(results) * 100:g} % interval: person bootstrap, members and "
+        "non-members resampled separately, the same draws for every model and seed]. "
+        "docs/audits.md.",
+    )
+
+
 def cv_table(cv: dict[str, Any]) -> Table:
     """The vision-only track's results (``cv_results.json``) like the paper's Table 2."""
     settings = cv.get("settings", {})
