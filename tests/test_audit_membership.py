@@ -145,3 +145,26 @@ def test_gold_as_its_own_reference_gives_chance() -> None:
     zeros = {"members": [0.0] * 12, "nonmembers": [0.0] * 9}
     audit = privleak_interval(zeros, zeros, MEMBERS, NONMEMBERS, replicates=20)
     assert audit.auc_gold.mean == 0.5 and math.isclose(audit.privleak.mean, 0.0)
+
+
+def test_seeds_are_averaged_replicate_by_replicate_on_the_same_persons() -> None:
+    from clearbench.evaluation.membership import audit_of, privleak_draws
+
+    persons = (["a", "a", "b"], ["x", "y", "y"])
+    gold = {"members": [0.1, 0.2, 0.3], "nonmembers": [0.2, 0.1, 0.3]}
+    first = privleak_draws({"members": [1.0, 2.0, 0.5], "nonmembers": [0.0, 1.5, 0.2]}, gold,
+                           *persons, replicates=50, seed=3)
+    second = privleak_draws({"members": [0.3, 0.1, 0.9], "nonmembers": [0.4, 0.2, 0.0]}, gold,
+                            *persons, replicates=50, seed=3)
+    assert audit_of([first, first]) == audit_of([first])
+    both = audit_of([first, second])
+    assert both.auc_model.mean == pytest.approx((first[0, 0] + second[0, 0]) / 2)
+    assert both.auc_gold.mean == pytest.approx(first[1, 0])  # gold is the same in both
+    assert both.privleak.mean == pytest.approx((both.auc_model.mean - first[1, 0]) / first[1, 0])
+
+
+def test_an_undefined_privleak_is_none_in_json() -> None:
+    from clearbench.evaluation.membership import audit_of
+
+    draws = np.array([[0.5, 0.4, 0.6], [0.0, 0.0, 0.0]])  # gold's AUC 0: PrivLeak undefined
+    assert audit_of([draws]).as_dict()["privleak"] == {"mean": None, "low": None, "high": None}

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from clearbench.cli import main
+from clearbench.config import ConfigError
 from clearbench.data.loading import DataSource, load_clear
 from clearbench.data.views import training_examples
 from clearbench.evaluation.membership import ATTACKS
@@ -20,6 +21,7 @@ from clearbench.evaluation.membership_scores import token_scores
 from clearbench.models.loading import load_vlm
 from clearbench.models.tiny import build_tiny_vlm
 from clearbench.recipes.base import corpus
+from clearbench.recipes.runconfig import embedded_config, load_run_config
 from conftest import TINY
 
 
@@ -165,3 +167,17 @@ def test_token_scores_of_a_qwen2_vl_model_match_its_evaluation_likelihoods(
     for s, [(nll, count)] in zip(scores, nlls, strict=True):
         assert len(s.log_probs) == count
         assert -np.mean(s.log_probs) == pytest.approx(nll, abs=1e-4)
+
+
+def test_audit_section_is_read_and_checked(tmp_path: Path) -> None:
+    text = embedded_config("smoke").read_text().replace("audit:\n  replicates: 100\n", "")
+    path = tmp_path / "run.yaml"
+    path.write_text(text + "\naudit: {k: 0.5, replicates: 10}\n")
+    assert load_run_config(path).audit == {"k": 0.5, "replicates": 10}
+    path.write_text(text + "\naudit: {enabled: false}\n")
+    assert load_run_config(path).audit is None
+    path.write_text(text + "\naudit: {k: 2, model: runs/x}\n")
+    with pytest.raises(ConfigError) as error:
+        load_run_config(path)
+    assert "audit.k = 2" in str(error.value)
+    assert "audit.model = 'runs/x': set by the run, not by its config" in str(error.value)

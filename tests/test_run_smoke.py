@@ -56,6 +56,13 @@ def test_results_hold_every_model_and_seed_of_the_run(smoke_run: Path) -> None:
         assert selection["chosen"] in ("lr×1", "lr×2") and selection["split"] == "forget_val"
         assert selection["cost"]["runs"] == 2 and selection["cost"]["seconds"] > 0
     assert "forget_val" not in {r["forget_split"] for r in rows}
+    # membership audits: every model of the main table (and the tuned runs), not the studies
+    audited = {(r["method"], r["variant"], r["modality"]) for r in rows if "audit" in r}
+    assert audited == {(m, v, "both") for m in METHODS for v in ("lora", "lora-tuned")} | {
+        ("vanilla", None, None), ("gold", None, None), ("gold_reseeded", None, None)}
+    gold_audit = next(e for e in summary if e["method"] == "gold")["audit"]
+    assert {a: gold_audit[a]["privleak"]["mean"] for a in gold_audit} == dict.fromkeys(
+        ("loss", "zlib", "min_k", "min_k_plus_plus", "reference"), 0.0)  # gold is the reference
     for row in rows:
         assert set(row) >= {"method", "modality", "forget_split", "lora", "l1", "seed",
                             "status", "scores", "cost"}
@@ -90,7 +97,8 @@ def test_results_hold_every_model_and_seed_of_the_run(smoke_run: Path) -> None:
     assert all(r["cost"]["optimiser_steps"] > 0 for r in rows if r["method"] in METHODS)
     for name in ("report.html", "report.md", "leaderboard.csv", "timing.json"):
         assert (smoke_run / name).is_file(), name
-    assert "gold (reseeded)" in (smoke_run / "report.md").read_text()
+    report = (smoke_run / "report.md").read_text()
+    assert "gold (reseeded)" in report and "Audit: privacy leakage (MUSE PrivLeak)" in report
 
 
 def test_rerun_redoes_nothing(smoke_run: Path, capsys) -> None:

@@ -175,3 +175,4 @@ def test_tune_without_a_tune_section_says_so(capsys: pytest.CaptureFixture[str])
 
     assert main(["tune", "--preset", "mini", "--dry-run"]) == 2
     assert "has no tune section" in capsys.readouterr().err
+
