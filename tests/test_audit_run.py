@@ -181,3 +181,26 @@ def test_audit_section_is_read_and_checked(tmp_path: Path) -> None:
         load_run_config(path)
     assert "audit.k = 2" in str(error.value)
     assert "audit.model = 'runs/x': set by the run, not by its config" in str(error.value)
+
+
+def test_the_report_table_shows_each_audited_model_once_with_its_privleak() -> None:
+    from clearbench.report.tables import audit_table
+
+    def audited(method: str, variant: str | None, leak: float) -> dict:
+        estimate = {"mean": leak, "low": leak - 0.1, "high": leak + 0.1}
+        attacks = {a: {"auc_model": {"mean": 0.9, "low": 0.8, "high": 1.0},
+                       "auc_gold": {"mean": 0.5, "low": 0.4, "high": 0.6},
+                       "privleak": estimate} for a in ATTACKS}
+        return {"method": method, "variant": variant, "modality": variant and "both",
+                "forget_split": "forget10", "status": "ok", "scores": {}, "audit": attacks}
+
+    summary = [audited("ga", "lora", 0.25), audited("vanilla", None, 0.8),
+               audited("gold", None, 0.0)]
+    table = audit_table({"run": {"main_variant": "lora"}, "summary": summary}, "forget10")
+    assert [row[0] for row in table.rows] == ["vanilla", "gold", "ga"]  # no "(tuned)" here
+    assert table.rows[2][2] == "0.250 [0.150, 0.350]"
+    tuned = {"run": {"main_variant": "lora"}, "tuning": {"tuned_variant": "lora-tuned"},
+             "summary": [*summary, audited("ga", "lora-tuned", 0.1)]}
+    assert [row[0] for row in audit_table(tuned, "forget10").rows][-2:] == ["ga", "ga (tuned)"]
+    unaudited = [{k: v for k, v in entry.items() if k != "audit"} for entry in summary]
+    assert audit_table({"run": {}, "summary": unaudited}, "forget10") is None

@@ -266,10 +266,13 @@ def audit_table(results: dict[str, Any], split: str) -> Table | None:
     variant = main_variant(results)
     tuned = results.get("tuning", {}).get("tuned_variant")
     order = [*BASELINES, *methods(entries)]
+    def is_tuned(entry: Entry) -> bool:
+        return tuned is not None and entry.get("variant") == tuned
+
     entries.sort(key=lambda e: (order.index(e["method"]) if e["method"] in order else len(order),
-                                e.get("variant") == tuned))
+                                is_tuned(e)))
     body = tuple(
-        (display_name(e["method"]) + (" (tuned)" if e.get("variant") == tuned else ""),
+        (display_name(e["method"]) + (" (tuned)" if is_tuned(e) else ""),
          fmt(e["audit"]["loss"]["auc_model"]["mean"]),
          *(fmt_interval(Interval(**e["audit"][attack]["privleak"])) for attack, _ in AUDIT_ATTACKS))
         for e in entries)
