@@ -14,17 +14,24 @@ from clearbench.evaluation.membership import (
     TokenScores,
     attack_scores,
     auc,
+    audit_of,
     loss_score,
     min_k_plus_plus_score,
     min_k_score,
     person_weights,
     privleak,
-    privleak_interval,
+    privleak_draws,
     reference_score,
     zlib_score,
 )
 
 LOG_PROBS = [-0.5, -2.0, -0.1, -1.0]
+
+
+def audit_interval(model, gold, members, nonmembers, *, replicates=1000, seed=0):
+    """One model's audit with its intervals, as ``clearbench audit`` computes it."""
+    return audit_of([privleak_draws(model, gold, members, nonmembers, replicates=replicates,
+                                    seed=seed)])
 
 
 def test_loss_is_minus_the_mean_token_nll() -> None:
@@ -112,7 +119,7 @@ NONMEMBERS = [f"h{i // 3}" for i in range(9)]  # 3 persons of 3 rows
 def test_person_bootstrap_contains_the_point_and_is_deterministic_per_seed() -> None:
     rng = np.random.default_rng(1)
     model, gold = _scores(rng, 1.5), _scores(rng, 0.2)
-    audit = privleak_interval(model, gold, MEMBERS, NONMEMBERS, replicates=200, seed=3)
+    audit = audit_interval(model, gold, MEMBERS, NONMEMBERS, replicates=200, seed=3)
     assert audit.auc_model.mean == pytest.approx(auc(model["members"], model["nonmembers"]))
     assert audit.auc_gold.mean == pytest.approx(auc(gold["members"], gold["nonmembers"]))
     assert audit.privleak.mean == pytest.approx(
@@ -120,8 +127,8 @@ def test_person_bootstrap_contains_the_point_and_is_deterministic_per_seed() -> 
     for estimate in (audit.auc_model, audit.auc_gold, audit.privleak):
         assert estimate.low <= estimate.mean <= estimate.high
         assert estimate.low < estimate.high
-    assert privleak_interval(model, gold, MEMBERS, NONMEMBERS, replicates=200, seed=3) == audit
-    other = privleak_interval(model, gold, MEMBERS, NONMEMBERS, replicates=200, seed=4)
+    assert audit_interval(model, gold, MEMBERS, NONMEMBERS, replicates=200, seed=3) == audit
+    other = audit_interval(model, gold, MEMBERS, NONMEMBERS, replicates=200, seed=4)
     assert other.auc_model.mean == audit.auc_model.mean and other != audit
 
 
@@ -133,23 +140,21 @@ def test_person_bootstrap_resamples_persons_not_rows() -> None:
         assert (per_person == per_person[:, :1]).all() and per_person[:, 0].sum() == 4
     scores = {"members": [float(int(p[1:])) + 10 for p in MEMBERS],
               "nonmembers": [float(int(p[1:])) for p in NONMEMBERS]}
-    audit = privleak_interval(scores, scores, MEMBERS, NONMEMBERS, replicates=50)
+    audit = audit_interval(scores, scores, MEMBERS, NONMEMBERS, replicates=50)
     assert audit.auc_model == audit.auc_gold
     assert (audit.auc_model.mean, audit.auc_model.low, audit.auc_model.high) == (1.0, 1.0, 1.0)
     assert audit.privleak.mean == audit.privleak.low == audit.privleak.high == 0
     with pytest.raises(ValueError, match="12 members scores but 11 persons"):
-        privleak_interval(scores, scores, MEMBERS[:11], NONMEMBERS)
+        audit_interval(scores, scores, MEMBERS[:11], NONMEMBERS)
 
 
 def test_gold_as_its_own_reference_gives_chance() -> None:
     zeros = {"members": [0.0] * 12, "nonmembers": [0.0] * 9}
-    audit = privleak_interval(zeros, zeros, MEMBERS, NONMEMBERS, replicates=20)
+    audit = audit_interval(zeros, zeros, MEMBERS, NONMEMBERS, replicates=20)
     assert audit.auc_gold.mean == 0.5 and math.isclose(audit.privleak.mean, 0.0)
 
 
 def test_seeds_are_averaged_replicate_by_replicate_on_the_same_persons() -> None:
-    from clearbench.evaluation.membership import audit_of, privleak_draws
-
     persons = (["a", "a", "b"], ["x", "y", "y"])
     gold = {"members": [0.1, 0.2, 0.3], "nonmembers": [0.2, 0.1, 0.3]}
     first = privleak_draws({"members": [1.0, 2.0, 0.5], "nonmembers": [0.0, 1.5, 0.2]}, gold,
@@ -164,7 +169,6 @@ def test_seeds_are_averaged_replicate_by_replicate_on_the_same_persons() -> None
 
 
 def test_an_undefined_privleak_is_none_in_json() -> None:
-    from clearbench.evaluation.membership import audit_of
-
     draws = np.array([[0.5, 0.4, 0.6], [0.0, 0.0, 0.0]])  # gold's AUC 0: PrivLeak undefined
     assert audit_of([draws]).as_dict()["privleak"] == {"mean": None, "low": None, "high": None}
+

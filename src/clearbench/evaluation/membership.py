@@ -179,31 +179,10 @@ class Audit:
                 for name in ("auc_model", "auc_gold", "privleak")}
 
 
-def privleak_interval(
-    model: Mapping[str, Sequence[float]],
-    gold: Mapping[str, Sequence[float]],
-    member_persons: Sequence[str],
-    nonmember_persons: Sequence[str],
-    *,
-    replicates: int = REPLICATES,
-    seed: int = 0,
-    level: float = LEVEL,
-) -> Audit:
-    """AUC of the model and of gold and PrivLeak, with person-bootstrap intervals (spec §7).
-
-    ``model`` and ``gold`` map ``"members"`` and ``"nonmembers"`` to one attack's scores, row
-    for row with ``member_persons`` and ``nonmember_persons``. Each replicate resamples the
-    member persons and the non-member persons separately (seeded) and takes every row of a
-    drawn person as often as it was drawn; the model and gold are scored on the same draws,
-    so PrivLeak's replicates are paired. Points are on every row once.
-    """
-    return audit_of([privleak_draws(model, gold, member_persons, nonmember_persons,
-                                    replicates=replicates, seed=seed)], level)
-
-
 def audit_of(draws: Sequence[np.ndarray], level: float = LEVEL) -> Audit:
-    """The :class:`Audit` of one model's :func:`privleak_draws`, or of several seeds' (drawn
-    with the same bootstrap seed, so on the same persons): each replicate's mean over them."""
+    """AUC of the model and of gold and PrivLeak, with person-bootstrap intervals (spec §7),
+    from one model's :func:`privleak_draws`, or from several seeds' (drawn with the same
+    bootstrap seed, so on the same persons): each replicate's mean over them."""
     model_aucs, gold_aucs = np.mean(np.stack(draws), axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):  # undefined where gold's AUC is 0
         leaks = np.where(gold_aucs > 0, (model_aucs - gold_aucs) / gold_aucs, np.nan)
@@ -224,7 +203,14 @@ def privleak_draws(
     seed: int = 0,
 ) -> np.ndarray:
     """``(2, replicates + 1)``: the AUCs of the model and of gold on the point (column 0) and
-    on each person-bootstrap replicate (see :func:`privleak_interval`)."""
+    on each person-bootstrap replicate.
+
+    ``model`` and ``gold`` map ``"members"`` and ``"nonmembers"`` to one attack's scores, row
+    for row with ``member_persons`` and ``nonmember_persons``. Each replicate resamples the
+    member persons and the non-member persons separately (seeded) and takes every row of a
+    drawn person as often as it was drawn; the model and gold are scored on the same draws,
+    so PrivLeak's replicates are paired. Points are on every row once.
+    """
     rng = np.random.default_rng(seed)
     rows = {"members": member_persons, "nonmembers": nonmember_persons}
     for name, scores in (("model", model), ("gold", gold)):

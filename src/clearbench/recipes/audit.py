@@ -28,8 +28,8 @@ from clearbench.evaluation.membership import (
     MIN_K,
     TokenScores,
     attack_scores,
+    audit_of,
     privleak_draws,
-    privleak_interval,
 )
 from clearbench.evaluation.membership_scores import token_scores
 from clearbench.evaluation.statistics import LEVEL, REPLICATES
@@ -120,17 +120,11 @@ def run_audit(config: AuditConfig) -> dict[str, Any]:
     split = len(members)
     persons = {"members": [e.person for e in members],
                "nonmembers": [e.person for e in nonmembers]}
-
-    def groups(name: str, attack: str) -> dict[str, list[float]]:
-        values = [row[attack] for row in per_model[name]]
-        return {"members": values[:split], "nonmembers": values[split:]}
-
-    attacks = {
-        attack: privleak_interval(groups("model", attack), groups("gold", attack),
-                                  persons["members"], persons["nonmembers"],
-                                  replicates=config.replicates, seed=config.seed).as_dict()
-        for attack in ATTACKS
-    }
+    rows = [{"id": example.id, "person": example.person, "member": i < split,
+             "model": per_model["model"][i], "gold": per_model["gold"][i]}
+            for i, example in enumerate(examples)]
+    attacks = {attack: audit_of([draws]).as_dict()
+               for attack, draws in attack_draws(rows, config.replicates, config.seed).items()}
     payload = header | {
         "identity": identity,
         "compared": {
@@ -144,11 +138,7 @@ def run_audit(config: AuditConfig) -> dict[str, Any]:
         },
         "seconds": time.perf_counter() - started,
         "attacks": attacks,
-        "rows": [
-            {"id": example.id, "person": example.person, "member": i < split,
-             "model": per_model["model"][i], "gold": per_model["gold"][i]}
-            for i, example in enumerate(examples)
-        ],
+        "rows": rows,
     }
     write_json_atomic(audit_file, payload)
     print_summary(payload)
@@ -168,11 +158,11 @@ def print_summary(audit: dict[str, Any]) -> None:
 
 
 
-def attack_draws(audit: dict[str, Any], replicates: int, seed: int) -> dict[str, Any]:
+def attack_draws(rows: list[dict[str, Any]], replicates: int, seed: int) -> dict[str, Any]:
     """Per attack, the AUCs of the model and of gold on the point and on each person-bootstrap
     replicate (:func:`~clearbench.evaluation.membership.privleak_draws`), from the per-example
-    scores of an ``audit.json``; the same ``seed`` draws the same persons for every model."""
-    rows = audit["rows"]
+    scores (the ``rows`` of an ``audit.json``); the same ``seed`` draws the same persons for
+    every model."""
     members = [row for row in rows if row["member"]]
     nonmembers = [row for row in rows if not row["member"]]
 

@@ -105,7 +105,8 @@ def summarise_audits(the_plan: Plan, summary: list[dict[str, Any]]) -> None:
         audit = _audit(row)
         if audit is not None:
             key = (row.method, row.variant, row.modality, row.forget_split)
-            by_model[key].append(attack_draws(audit, REPLICATES, the_plan.config.seed))
+            by_model[key].append(attack_draws(audit["rows"], REPLICATES,
+                                                     the_plan.config.seed))
     for entry in summary:
         draws = by_model.get((entry["method"], entry["variant"], entry["modality"],
                               entry["forget_split"]))
