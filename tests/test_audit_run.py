@@ -204,3 +204,54 @@ def test_the_report_table_shows_each_audited_model_once_with_its_privleak() -> N
     assert [row[0] for row in audit_table(tuned, "forget10").rows][-2:] == ["ga", "ga (tuned)"]
     unaudited = [{k: v for k, v in entry.items() if k != "audit"} for entry in summary]
     assert audit_table({"run": {}, "summary": unaudited}, "forget10") is None
+
+
+def test_int8_quantization_changes_the_weights_storage_and_the_model_still_generates(
+    untrained: Path, mini_data: Path
+) -> None:
+    from clearbench.models.precision import apply_precision
+
+    vlm = load_vlm(untrained)
+    examples = training_examples(DataSource.local(mini_data), "forget10")[:2]
+    answers = [[e.answer] for e in examples]
+    _, before = vlm.generate_and_score(examples, answers, max_new_tokens=4, batch_size=2)
+    linear = sum(isinstance(m, torch.nn.Linear) for m in vlm.model.modules())
+    apply_precision(vlm.model, "int8")
+    quantized = [m for m in vlm.model.modules()
+                 if isinstance(m, torch.ao.nn.quantized.dynamic.Linear)]
+    assert linear > 0 and len(quantized) == linear
+    assert all(m.weight().dtype == torch.qint8 for m in quantized)
+    texts, after = vlm.generate_and_score(examples, answers, max_new_tokens=4, batch_size=2)
+    assert len(texts) == 2 and all(isinstance(t, str) for t in texts)
+    assert [round(s[0][0], 1) for s in after] == pytest.approx(
+        [round(s[0][0], 1) for s in before], abs=0.5)  # close to, not bitwise, the float model
+
+
+@pytest.mark.parametrize(("kind", "dtype"), [("bf16", torch.bfloat16), ("fp16", torch.float16)])
+def test_a_round_trip_stores_every_weight_at_that_precision(untrained: Path, kind: str,
+                                                            dtype: torch.dtype) -> None:
+    from clearbench.models.precision import apply_precision
+
+    vlm = load_vlm(untrained)
+    before = {n: p.detach().clone() for n, p in vlm.model.named_parameters()}
+    apply_precision(vlm.model, kind)
+    changed = 0
+    for name, parameter in vlm.model.named_parameters():
+        assert parameter.dtype == before[name].dtype
+        assert torch.equal(parameter, parameter.to(dtype).to(parameter.dtype)), name
+        changed += not torch.equal(parameter, before[name])
+    assert changed > 0
+
+
+def test_the_precision_audit_records_knowledge_under_each_transform(
+    untrained: Path, mini_data: Path, tmp_path: Path
+) -> None:
+    assert main(["audit", "--model", str(untrained), "--gold", str(untrained), "--data",
+                 str(mini_data), "--out", str(tmp_path), "--replicates", "20", "--precision"]) == 0
+    precision = json.loads((tmp_path / "audit.json").read_text())["precision"]
+    assert list(precision) == ["as_is", "int8", "bf16", "fp16"]
+    assert precision["as_is"]["change"] == 0.0
+    for result in precision.values():
+        assert 0 <= result["forget_knowledge"] <= 1
+        assert result["change"] == pytest.approx(
+            result["forget_knowledge"] - precision["as_is"]["forget_knowledge"])

@@ -215,6 +215,9 @@ def add_audit_command(sub: argparse._SubParsersAction) -> None:
     au.add_argument("--replicates", type=int, default=None,
                     help="person-bootstrap replicates (default 1000)")
     au.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    au.add_argument("--precision", action="store_true",
+                    help="also forget knowledge K after int8 quantization and bf16 / fp16 "
+                    "round trips (the forget tasks are evaluated four times)")
     au.add_argument("--data-revision", help="pin the hub data set to a commit/tag")
     au.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     au.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")

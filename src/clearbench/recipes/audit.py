@@ -20,9 +20,12 @@ from pydantic import Field
 
 from clearbench.config import PositiveInt, one_of, settings
 from clearbench.data.examples import Example
+from clearbench.data.loading import DataSource
 from clearbench.data.preflight import Need, preflight
 from clearbench.data.schema import EVALUATED_SPLITS
 from clearbench.data.views import row_example
+from clearbench.evaluation.aggregates import forget_knowledge
+from clearbench.evaluation.evaluate import EvalSettings, evaluate_task
 from clearbench.evaluation.membership import (
     ATTACKS,
     MIN_K,
@@ -33,12 +36,15 @@ from clearbench.evaluation.membership import (
 )
 from clearbench.evaluation.membership_scores import token_scores
 from clearbench.evaluation.statistics import LEVEL, REPLICATES
+from clearbench.evaluation.tasks import TASKS
 from clearbench.io import stable_hash, write_json_atomic
 from clearbench.models.loading import DTYPES, load_vlm
+from clearbench.models.precision import PRECISIONS, apply_precision
 from clearbench.recipes.evaluate import earlier_result
 from clearbench.recipes.stage import data_source, model_key, trained_as
 
 AUDIT_FILE = "audit.json"
+FORGET_TASKS = [task for task in TASKS if task.kind == "forget"]
 SCHEMA = 1
 NONMEMBERS = "holdout"
 """The CLEAR-mini config of persons no model was trained on (the hub data set has none)."""
@@ -60,13 +66,19 @@ class AuditConfig:
     replicates: PositiveInt = REPLICATES
     seed: int = 0
     """Seed of the person bootstrap."""
+    precision: bool = False
+    """Also measure forget knowledge K after int8 quantization and bf16 / fp16 round trips
+    (:mod:`clearbench.models.precision`), beside K of the model as it is."""
+    max_new_tokens: PositiveInt = 32
+    """Greedy generation length of the precision audit's forget tasks."""
     data_revision: str | None = None
     dtype: Annotated[str, one_of(DTYPES)] = "auto"
     device: str = "cpu"
 
     def data_needs(self) -> list[Need]:
-        return [Need("clear", self.forget_split),
-                Need("clear", NONMEMBERS, why=NO_HOLDOUT)]
+        needs = [Need("clear", self.forget_split), Need("clear", NONMEMBERS, why=NO_HOLDOUT)]
+        return needs + [task.need(self.forget_split) for task in FORGET_TASKS] \
+            if self.precision else needs
 
 
 def _examples(dataset: Any, config: str) -> list[Example]:
@@ -84,7 +96,9 @@ def run_audit(config: AuditConfig) -> dict[str, Any]:
     source = data_source(config.data, config.data_revision)
     keys = {"model": model_key(config.model), "gold": model_key(config.gold)}
     setting = {"k": config.k, "batch_size": config.batch_size, "replicates": config.replicates,
-               "seed": config.seed, "level": LEVEL, "dtype": config.dtype}
+               "seed": config.seed, "level": LEVEL, "dtype": config.dtype,
+               **({"precision": True, "max_new_tokens": config.max_new_tokens}
+                  if config.precision else {})}
     header = {
         "schema": SCHEMA,
         "audit": "membership",
@@ -139,10 +153,31 @@ def run_audit(config: AuditConfig) -> dict[str, Any]:
         "seconds": time.perf_counter() - started,
         "attacks": attacks,
         "rows": rows,
+        **({"precision": precision_knowledge(config, source)} if config.precision else {}),
     }
     write_json_atomic(audit_file, payload)
     print_summary(payload)
     return payload
+
+
+def precision_knowledge(config: AuditConfig, source: DataSource) -> dict[str, Any]:
+    """Forget knowledge K of the model as it is (``as_is``) and after each transform of
+    :data:`~clearbench.models.precision.PRECISIONS`, on the forget tasks (spec §5), and each
+    transform's change of K (> 0: knowledge came back)."""
+    settings = EvalSettings(batch_size=config.batch_size, max_new_tokens=config.max_new_tokens,
+                            seed=config.seed)
+    knowledge = {}
+    for kind in ("as_is", *PRECISIONS):
+        vlm = load_vlm(config.model, dtype=config.dtype, device=config.device)
+        if kind != "as_is":
+            apply_precision(vlm.model, kind)
+        summaries = {task.name: evaluate_task(vlm, task, task.rows(source, config.forget_split),
+                                              settings)
+                     for task in FORGET_TASKS}
+        knowledge[kind] = forget_knowledge(summaries)
+        del vlm
+    return {kind: {"forget_knowledge": k, "change": k - knowledge["as_is"]}
+            for kind, k in knowledge.items()}
 
 
 def print_summary(audit: dict[str, Any]) -> None:
@@ -155,6 +190,9 @@ def print_summary(audit: dict[str, Any]) -> None:
         print(f"{name:16} {number(result['auc_model']['mean'], '10.3f')} "
               f"{number(result['auc_gold']['mean'], '9.3f')} {number(leak['mean'], '+9.3f')}  "
               f"[{number(leak['low'], '+.3f')}, {number(leak['high'], '+.3f')}]")
+    for kind, result in audit.get("precision", {}).items():
+        print(f"forget knowledge K {kind:6} {result['forget_knowledge']:.3f} "
+              f"(change {result['change']:+.3f})")
 
 
 
