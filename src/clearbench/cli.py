@@ -218,6 +218,8 @@ def add_audit_command(sub: argparse._SubParsersAction) -> None:
     au.add_argument("--precision", action="store_true",
                     help="also forget knowledge K after int8 quantization and bf16 / fp16 "
                     "round trips (the forget tasks are evaluated four times)")
+    au.add_argument("--max-new-tokens", type=int, default=None,
+                    help="greedy generation length of --precision's forget tasks (default 32)")
     au.add_argument("--data-revision", help="pin the hub data set to a commit/tag")
     au.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     au.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
