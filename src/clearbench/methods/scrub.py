@@ -29,6 +29,16 @@ from clearbench.methods.losses import answer_kl, mean_nll
 from clearbench.models.vlm import answer_logits
 
 
+def is_max_step(step: int, steps_per_epoch: float, max_epochs: float, max_steps: int,
+                min_steps: int) -> bool:
+    """SCRUB's phases (both tracks): whether optimiser step ``step`` (from 0) is a max-step —
+    in the first ``max_epochs`` epochs, the first ``max_steps`` of each cycle of ``max_steps +
+    min_steps`` steps; never afterwards."""
+    if step // steps_per_epoch >= max_epochs:
+        return False
+    return step % (max_steps + min_steps) < max_steps
+
+
 @register
 @settings
 class Scrub(UnlearningMethod):
@@ -52,9 +62,8 @@ class Scrub(UnlearningMethod):
         self.steps_per_epoch = steps_per_epoch
 
     def is_max_step(self, step: int) -> bool:
-        if step // self.steps_per_epoch >= self.max_epochs:
-            return False
-        return step % (self.max_steps + self.min_steps) < self.max_steps
+        return is_max_step(step, self.steps_per_epoch, self.max_epochs, self.max_steps,
+                           self.min_steps)
 
     def loss(
         self,

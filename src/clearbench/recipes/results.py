@@ -11,11 +11,10 @@
   bootstrap interval over persons and seeds (spec §7), plus the bootstrap replicates, on draws
   shared by every model of the forget split, so that differences are paired.
 
-A run with membership audits adds ``"audit"`` to every row (its ``audit.json``'s attacks) and
-summary entry (over the seeds); with the vision-only track it adds ``"cv"``: its
-``cv_results.json``; a run with a
-``tune`` section adds ``"tuning"``: the tuned variant's name and each method's
-``selection.json`` (grid, validation scores, choice and cost).
+A run with membership audits adds ``"audit"`` to every audited row (its ``audit.json``'s
+attacks) and summary entry (over the seeds); a run with the vision-only track adds ``"cv"``
+(its ``cv_results.json``); a run with a ``tune`` section adds ``"tuning"``: the tuned variant's
+name and each method's ``selection.json`` (grid, validation scores, choice and cost).
 """
 
 from __future__ import annotations
@@ -68,7 +67,7 @@ def _gate(model_dir: Path) -> dict[str, Any] | None:
     return {"passed": bool(gate["passed"]), "failures": list(gate.get("failures", []))}
 
 
-def result_row(row: ResultRow, run_dir: Path) -> dict[str, Any]:
+def result_row(row: ResultRow, run_dir: Path, audit: dict[str, Any] | None) -> dict[str, Any]:
     """One ``results.json`` row from the stage outputs of one model at one seed (its scores
     other than ``forget_quality_by_task`` are added by :func:`summarise`); its model folder
     relative to the run folder, so that a moved run has the same results."""
@@ -81,7 +80,6 @@ def result_row(row: ResultRow, run_dir: Path) -> dict[str, Any]:
         evaluation = read_json(row.eval_dir / EVAL_FILE, what="evaluation")
         tasks = {name: {key: task.get(key) for key in TASK_KEYS}
                  for name, task in evaluation["tasks"].items()}
-    audit = _audit(row)
     return {"method": row.method, "variant": row.variant, "modality": row.modality,
             "forget_split": row.forget_split, "lora": row.lora, "l1": row.l1,
             "seed": row.seed, "status": status, "scores": scores, "tasks": tasks,
@@ -97,12 +95,13 @@ def _audit(row: ResultRow) -> dict[str, Any] | None:
     return read_json(path, what="membership audit") if path.is_file() else None
 
 
-def summarise_audits(the_plan: Plan, summary: list[dict[str, Any]]) -> None:
-    """Per model, every attack's AUCs and PrivLeak over its seeds: each person-bootstrap
-    replicate (the same persons drawn for every model and seed) averaged over the seeds."""
+def summarise_audits(the_plan: Plan, audits: list[dict[str, Any] | None],
+                     summary: list[dict[str, Any]]) -> None:
+    """Per model, every attack's AUCs and PrivLeak over its seeds (``audits``: each plan row's
+    ``audit.json``, or None): each person-bootstrap replicate (the same persons drawn for every
+    model and seed) averaged over the seeds."""
     by_model: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
-    for row in the_plan.rows:
-        audit = _audit(row)
+    for row, audit in zip(the_plan.rows, audits, strict=True):
         if audit is not None:
             key = (row.method, row.variant, row.modality, row.forget_split)
             by_model[key].append(attack_draws(audit["rows"], REPLICATES,
@@ -185,10 +184,11 @@ def collect(the_plan: Plan) -> dict[str, Any]:
         from clearbench.recipes.pipeline import CV_DIR
 
         cv = read_json(the_plan.run_dir / CV_DIR / CV_RESULTS, what="vision-only results")
-    rows = [result_row(row, the_plan.run_dir) for row in the_plan.rows]
+    audits = [_audit(row) for row in the_plan.rows]
+    rows = [result_row(row, the_plan.run_dir, audit)
+            for row, audit in zip(the_plan.rows, audits, strict=True)]
     summary = summarise(the_plan, rows)
-    if config.audit is not None:
-        summarise_audits(the_plan, summary)
+    summarise_audits(the_plan, audits, summary)
     tuning = {}
     if config.tune is not None:
         from clearbench.recipes.tune import read_selections, tuned_variant

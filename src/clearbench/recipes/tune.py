@@ -126,10 +126,10 @@ def method_grid(method: str, tune: TuneConfig, options: dict[str, Any]) -> list[
     axes = dict(tune.grids.get(method, {}))
     scales = axes.pop("lr_scale", tune.lr_scales)
     epochs = axes.pop("epochs", (None,))
-    coefficient = build_method(method, {}).tuning
-    if not axes and tune.coefficients and coefficient is not None:
-        axes = {coefficient[0]: coefficient[1]}
-    current = build_method(method, options).options()
+    built = build_method(method, options)
+    if not axes and tune.coefficients and built.tuning is not None:
+        axes = {built.tuning[0]: built.tuning[1]}
+    current = built.options()
     option_axes = [[(name, float(v)) for v in _first(current[name], values)]
                    for name, values in axes.items()]
     return [GridPoint(float(scale), None if ep is None else float(ep), tuple(chosen))

@@ -22,6 +22,7 @@ import torch
 from clearbench.config import ConfigError, NonNegativeFloat, NonNegativeInt, PositiveInt, settings
 from clearbench.cv.losses import am_softmax_loss
 from clearbench.cv.model import FaceNet
+from clearbench.methods.scrub import is_max_step
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,5 @@ class Alternating(CVMethod):
         self.steps_per_epoch = steps_per_epoch
 
     def is_max_step(self, step: int) -> bool:
-        if step // self.steps_per_epoch >= self.max_epochs:
-            return False
-        return step % (self.max_steps + self.min_steps) < self.max_steps
+        return is_max_step(step, self.steps_per_epoch, self.max_epochs, self.max_steps,
+                           self.min_steps)
