@@ -49,6 +49,18 @@ def cached_training(out: Path) -> dict[str, float]:
     return done
 
 
+def time_by_part(by_stage: dict[str, float]) -> dict[str, float]:
+    """Stage seconds per part of the run: the text-only track (stage names end in "text-only"
+    or carry ", text-only"), the vision-only track, the audits, the rest (multimodal)."""
+    parts: dict[str, float] = {}
+    for name, seconds in by_stage.items():
+        part = ("text-only track" if "text-only" in name else
+                "vision-only track" if name == "vision-only track" else
+                "audits" if name.startswith("audit ") else "multimodal track")
+        parts[part] = parts.get(part, 0.0) + seconds
+    return parts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", choices=sorted(TARGETS), default="mini")
@@ -95,6 +107,10 @@ def main() -> None:
     for kind, entry in sorted(timing["by_kind"].items(), key=lambda kv: -kv[1]["seconds"]):
         print(f"    {kind:9} {entry['stages']:4d} stages {entry['seconds']:8.1f} s "
               f"({100 * entry['seconds'] / total:4.1f} %)")
+    print("  time by part (summed over workers; × wall / total ≈ its share of the wall time):")
+    for part, seconds in sorted(time_by_part(timing["by_stage"]).items(), key=lambda kv: -kv[1]):
+        print(f"    {part:22} {seconds:8.1f} s ({100 * seconds / total:4.1f} %, "
+              f"≈ {wall * seconds / total:5.0f} s of the wall)")
     slowest = sorted(timing["by_stage"].items(), key=lambda kv: -kv[1])[:5]
     print("  slowest stages: " + "; ".join(f"{name} {sec:.0f} s" for name, sec in slowest))
 

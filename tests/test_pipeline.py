@@ -105,7 +105,13 @@ def test_dry_run_of_a_paper_config_works_offline(path: Path, tmp_path: Path, off
                  "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "therem/CLEAR — 10 persons" in out
-    assert "fine-tune vanilla" in out and "unlearn rmu (l1-lora, both, forget10)" in out
+    if "_text_" in path.name:  # the text-only track alone, on a 7B causal LM
+        assert "model (text):" in out and "model (multimodal)" not in out
+        assert "fine-tune gold (forget10, text-only)" in out
+        assert "unlearn rmu (lora, text-only, forget10)" in out
+        assert "fine-tune vanilla (text-only)" in out or "locuslab" in path.read_text()
+    else:
+        assert "fine-tune vanilla" in out and "unlearn rmu (l1-lora, both, forget10)" in out
     assert not (tmp_path / "run").exists()  # nothing is run or written
 
 

@@ -103,6 +103,30 @@ def test_results_hold_every_model_and_seed_of_the_run(smoke_run: Path) -> None:
     assert "gold (reseeded)" in report and "Audit: privacy leakage (MUSE PrivLeak)" in report
 
 
+def test_the_text_only_track_has_its_own_rows_and_summary(smoke_run: Path) -> None:
+    results = json.loads((smoke_run / "results.json").read_text())
+    config = load_run_config(embedded_config("smoke"))
+    text = results["text"]
+    assert text["main_variant"] == "lora" and text["forget_split"] == "forget10"
+    rows, summary = text["rows"], text["summary"]
+    assert len(rows) == 3 + len(config.text.methods) * 2 and len(summary) == 3 + 3
+    assert {(r["method"], r["modality"]) for r in rows} == {
+        ("vanilla", None), ("gold", None), ("gold_reseeded", None),
+        *((m, "text") for m in config.text.methods)}
+    for row in rows:
+        assert row["model"].startswith("text/")
+        assert set(row["tasks"]) == {"forget_qa", "retain_qa", "real_authors", "world_facts"}
+    gold = next(r for r in rows if r["method"] == "gold")
+    assert gold["scores"]["forgetting_progress"] == 1.0
+    assert gold["scores"]["forget_quality_qa"] == 1.0  # gold against itself
+    assert "forget_quality" not in gold["scores"]  # no captions in the text track
+    for entry in summary:
+        score = entry["scores"]["model_utility"]
+        assert score["low"] <= score["mean"] <= score["high"]
+    # the multimodal rows hold no text-track model
+    assert not any(r["model"].startswith("text/") for r in results["rows"])
+
+
 def test_rerun_redoes_nothing(smoke_run: Path, capsys) -> None:
     before = outputs(smoke_run)
     assert main(["run", "--preset", "smoke", "--out", str(smoke_run)]) == 0
@@ -133,13 +157,17 @@ def test_changed_method_setting_redoes_only_that_method(smoke_run: Path, tmp_pat
     assert main(["run", "--config", str(config), "--out", str(smoke_run)]) == 0
     after = outputs(smoke_run)
     changed = {name for name in after if after[name] != before.get(name)}
-    # unlearn/SPLIT/MODALITY/METHOD-VARIANT/... and tune/SPLIT/METHOD-VARIANT/POINT/...
-    unlearned = {name.split("/")[{"unlearn": 3, "tune": 2}[name.split("/")[0]]].split("-")[0]
-                 for name in changed if name.startswith(("unlearn/", "tune/"))}
-    assert unlearned == {"npo"}  # its test runs and its grid on the validation persons
-    # lora, l1-lora, lora-tuned, text, visual × 2 seeds, and the grid's 2 points
-    assert sum(name.endswith("unlearning.json") for name in changed) == 5 * 2 + 2
-    assert not any(name.startswith(("vanilla/", "gold-", "base/")) for name in changed)
+    # unlearn/SPLIT/MODALITY/METHOD-VARIANT/..., tune/SPLIT/METHOD-VARIANT/POINT/... and
+    # text/unlearn/SPLIT/METHOD-VARIANT/... (the text-only track)
+    where = {"unlearn/": 3, "tune/": 2, "text/unlearn/": 3}
+    unlearned = {name.split("/")[index].split("-")[0]
+                 for name in changed for prefix, index in where.items()
+                 if name.startswith(prefix)}
+    assert unlearned == {"npo"}  # its test runs, its grid and its text-only runs
+    # lora, l1-lora, lora-tuned, text, visual × 2 seeds, the grid's 2 points, text-only × 2
+    assert sum(name.endswith("unlearning.json") for name in changed) == 5 * 2 + 2 + 2
+    assert not any(name.startswith(("vanilla/", "gold-", "base/", "text/vanilla/",
+                                    "text/gold-", "text/base/")) for name in changed)
     assert "results.json" in changed
 
 

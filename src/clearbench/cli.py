@@ -57,11 +57,13 @@ def add_base_command(sub: argparse._SubParsersAction) -> None:
         "base",
         help="build and pretrain the tiny offline base VLM",
         description="Train a tokenizer on the data set's text, build a tiny VLM "
-        "(LLaVA or Qwen2-VL architecture) and pretrain it on CLEAR-mini's `pretrain` config.",
+        "(LLaVA or Qwen2-VL architecture, or a text-only Llama-style LM for the text-only "
+        "track) and pretrain it on CLEAR-mini's `pretrain` config (the LM: its text rows).",
     )
     base.add_argument("--data", required=True, help="CLEAR-mini folder (from `data synth`)")
     base.add_argument("--out", type=Path, required=True, help="model folder to write")
-    base.add_argument("--arch", choices=["llava", "qwen2_vl"], default="llava")
+    base.add_argument("--arch", choices=["llava", "qwen2_vl", "llama"], default="llava",
+                      help="llava, qwen2_vl, or llama (text-only LM; default llava)")
     base.add_argument("--epochs", type=float, default=None)
     base.add_argument("--lr", type=float, default=None)
     base.add_argument("--seed", type=int, default=0)
@@ -87,7 +89,8 @@ def add_finetune_command(sub: argparse._SubParsersAction) -> None:
     ft.add_argument("--model", required=True, help="hub id or local model folder")
     ft.add_argument("--data", required=True, help="hub id (e.g. therem/CLEAR) or local folder")
     ft.add_argument("--split", default="full+tofu",
-                    help="training config: full+tofu (vanilla) or retainNN+tofu (gold)")
+                    help="training config: full+tofu (vanilla) or retainNN+tofu (gold); text "
+                    "only (the text-only track, any causal LM): tofu:full or tofu:retainNN")
     ft.add_argument("--out", type=Path, required=True, help="model folder to write")
     ft.add_argument("--recipe", choices=["auto", "paper", "mini"], default="auto",
                     help="paper = spec §2 (LoRA r8, lr 1e-5, 3 epochs); mini = CPU-sized; "
@@ -242,9 +245,10 @@ def add_unlearn_command(sub: argparse._SubParsersAction) -> None:
         help="make the vanilla model forget a split with one unlearning method",
         description="Unlearn a forget split from the vanilla model with a registered method "
         "(spec §3). Forget data follow --modality (both = forgetNN+tofu, visual = forgetNN, "
-        "text = TOFU forgetNN); retain data are retainNN+tofu; one epoch is one pass over the "
-        "forget set, each forget item paired with a random retain item. Resumes after "
-        "interruption; a NaN/inf loss stops the run with status 'diverged'.",
+        "text = TOFU forgetNN); retain data are retainNN+tofu (--track text, the text-only "
+        "track of a causal LM: TOFU retainNN); one epoch is one pass over the forget set, each "
+        "forget item paired with a random retain item. Resumes after interruption; a NaN/inf "
+        "loss stops the run with status 'diverged'.",
     )
     un.add_argument("--model", required=True, help="the vanilla model (hub id or folder)")
     un.add_argument("--data", required=True, help="hub id (e.g. therem/CLEAR) or local folder")
@@ -253,6 +257,8 @@ def add_unlearn_command(sub: argparse._SubParsersAction) -> None:
     un.add_argument("--forget-split", default="forget10",
                     choices=["forget01", "forget05", "forget10", "forget_val"])
     un.add_argument("--modality", default="both", choices=["both", "visual", "text"])
+    un.add_argument("--track", default="multimodal", choices=["multimodal", "text"],
+                    help="text: the text-only track (with --modality text; TOFU retain data)")
     un.add_argument("--out", type=Path, required=True, help="model folder to write")
     un.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
                     help="a method hyper-parameter, e.g. --option beta=0.5 (repeatable)")

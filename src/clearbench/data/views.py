@@ -29,6 +29,17 @@ def split_names(split: str) -> tuple[str, str]:
     return split, retain_split_of(split)
 
 
+def is_text_view(name: str) -> bool:
+    """Whether a view holds TOFU text QA only (``tofu:X``): the text-only track's data."""
+    return name.startswith("tofu:")
+
+
+def view_split(name: str) -> str:
+    """The split a training view is made of: ``tofu:retain90`` and ``retain90+tofu`` →
+    ``retain90``."""
+    return name.removeprefix("tofu:").removesuffix("+tofu")
+
+
 def _check_view(name: str) -> None:
     if name not in TRAINING_VIEWS:
         raise DataError(f"unknown training data {name!r}; valid: {', '.join(TRAINING_VIEWS)}")
@@ -50,8 +61,8 @@ def view_needs(name: str, *, face_names: bool = False) -> list[Need]:
     """The configs :func:`training_examples` reads for a view, and with ``face_names`` those
     :func:`face_name_examples` reads too."""
     _check_view(name)
-    if name.startswith("tofu:"):
-        return [Need("tofu", name.removeprefix("tofu:"))]
+    if is_text_view(name):
+        return [Need("tofu", view_split(name))]
     needs = [Need("clear", name)]
     if face_names and name != "pretrain":
         needs.append(Need("clear", name.removesuffix("+tofu")))
@@ -64,8 +75,8 @@ def training_examples(source: DataSource, name: str) -> list[Example]:
     ``X+tofu`` rows with an image are captioning examples, rows without one are TOFU QA.
     """
     _check_view(name)
-    if name.startswith("tofu:"):
-        dataset = load_tofu(source, name.removeprefix("tofu:"))
+    if is_text_view(name):
+        dataset = load_tofu(source, view_split(name))
     else:
         dataset = load_clear(source, name)
     return [row_example(row, f"{name}/{i}") for i, row in enumerate(dataset)]
@@ -75,7 +86,7 @@ def face_name_examples(source: DataSource, name: str) -> list[Example]:
     """"The name of the person on the image is" → name, for every image of a training view
     (none for text-only views); ids ``"{name}/face_name/{row}"``."""
     _check_view(name)
-    if name.startswith("tofu:") or name == "pretrain":
+    if is_text_view(name) or name == "pretrain":
         return []
     dataset = load_clear(source, name.removesuffix("+tofu")).select_columns(["image", "name"])
     return [

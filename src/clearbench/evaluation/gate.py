@@ -30,6 +30,8 @@ GATE_TASKS = (
     "forget_face_name",
     "retain_face_name",
 )
+TEXT_GATE_TASKS = ("forget_qa", "retain_qa")
+"""The gate of a model fine-tuned on text alone (the text-only track)."""
 
 
 def memorisation_report(
@@ -38,25 +40,27 @@ def memorisation_report(
     *,
     forget_split: str = "forget10",
     role: str = "vanilla",
+    tasks: tuple[str, ...] = GATE_TASKS,
     batch_size: int = 16,
     max_new_tokens: int = 32,
 ) -> dict:
-    """Generate for every gate row and return per-task scores plus a pass/fail verdict.
+    """Generate for every row of the gate's ``tasks`` and return per-task scores plus a
+    pass/fail verdict.
 
     ``role`` is ``vanilla`` (every score must reach :data:`VANILLA_THRESHOLD`) or ``gold``
     (the retain scores must, and forget face→name accuracy must stay near chance).
     """
     if role not in ("vanilla", "gold"):
         raise ValueError(f"role must be 'vanilla' or 'gold', got {role!r}")
-    tasks: dict[str, dict[str, float]] = {}
-    for task in GATE_TASKS:
+    scores: dict[str, dict[str, float]] = {}
+    for task in tasks:
         rows = TASKS_BY_NAME[task].rows(source, forget_split)
         generated = vlm.generate(
             [Example(row.prompt, row.target, row.image, row.id) for row in rows],
             max_new_tokens=max_new_tokens,
             batch_size=batch_size,
         )
-        tasks[task] = {
+        scores[task] = {
             "n": len(rows),
             "rougeL_recall": fmean(
                 rouge_l_recall(g, row.target) for g, row in zip(generated, rows, strict=True)
@@ -66,11 +70,11 @@ def memorisation_report(
                 for g, row in zip(generated, rows, strict=True)
             ),
         }
-    failures = gate_failures(tasks, role)
+    failures = gate_failures(scores, role)
     return {
         "role": role,
         "forget_split": forget_split,
-        "tasks": tasks,
+        "tasks": scores,
         "passed": not failures,
         "failures": failures,
     }
@@ -89,7 +93,7 @@ def gate_failures(tasks: dict[str, dict[str, float]], role: str) -> list[str]:
                 for m in metrics
                 if scores[m] < VANILLA_THRESHOLD
             ]
-    if role == "gold":
+    if role == "gold" and "forget_face_name" in tasks:
         accuracy = tasks["forget_face_name"]["fact_accuracy"]
         if accuracy > GOLD_FORGET_NAME_CEILING:
             failures.append(

@@ -94,19 +94,22 @@ def score(evaluation: dict[str, Any], gold: dict[str, Any]) -> dict[str, Any]:
     """The ``scores.json`` payload of ``evaluation`` against the gold model's ``gold``.
 
     ``forget_quality`` is CLEAR's: the KS p-value between the per-row truth ratios on the
-    forget captions (``forget_quality_by_task``: on every forget task); ``forget_knowledge``
-    is K (spec §5); ``retain``, ``real`` and ``model_utility`` are harmonic means of
-    probability, ROUGE-L recall and truth ratio over the retain, real and non-forget tasks;
-    ``authors_*`` reproduce the authors' table (``authors_forget_quality``: 1 − JS).
+    forget captions (``forget_quality_by_task``: on every forget task, e.g. TOFU's on
+    ``forget_qa``); ``forget_knowledge`` is K (spec §5); ``retain``, ``real`` and
+    ``model_utility`` are harmonic means of probability, ROUGE-L recall and truth ratio over
+    the retain, real and non-forget tasks; ``authors_*`` reproduce the authors' table
+    (``authors_forget_quality``: 1 − JS). Without the captions (the text-only track's
+    evaluation) the caption scores are None.
     """
     check_comparable(evaluation, gold)
-    if FORGET_QUALITY_TASK not in evaluation["tasks"]:
-        raise EvalMismatch(f"forget quality needs the task {FORGET_QUALITY_TASK!r}")
     names = forget_tasks(evaluation)
+    if not names:
+        raise EvalMismatch("scoring needs at least one forget task")
     ks = {t: forget_quality_ks(_ratios(evaluation, t), _ratios(gold, t)) for t in names}
     summaries = evaluation["tasks"]
+    captions = FORGET_QUALITY_TASK in summaries
     return {
-        "forget_quality": ks[FORGET_QUALITY_TASK],
+        "forget_quality": ks.get(FORGET_QUALITY_TASK),
         "forget_quality_by_task": ks,
         "forget_knowledge": forget_knowledge(summaries),
         "model_utility": utility(summaries, "retain", "real"),
@@ -116,5 +119,6 @@ def score(evaluation: dict[str, Any], gold: dict[str, Any]) -> dict[str, Any]:
         "authors_retain": authors_aggregate(summaries, "retain"),
         "authors_forget": authors_aggregate(summaries, "forget"),
         "authors_forget_quality": authors_forget_quality(
-            _ratios(evaluation, FORGET_QUALITY_TASK), _ratios(gold, FORGET_QUALITY_TASK)),
+            _ratios(evaluation, FORGET_QUALITY_TASK), _ratios(gold, FORGET_QUALITY_TASK))
+        if captions else None,
     }

@@ -140,3 +140,5 @@ TASKS: tuple[Task, ...] = (
     Task("world_facts", "tofu", "world_facts_perturbed", "real", True, text_options_row),
 )
 TASKS_BY_NAME = {task.name: task for task in TASKS}
+TEXT_TASKS: tuple[str, ...] = tuple(task.name for task in TASKS if task.dataset == "tofu")
+"""TOFU's four tasks: the evaluation of the text-only track (no image anywhere)."""

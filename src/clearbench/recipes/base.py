@@ -3,8 +3,10 @@
 Real runs start from a hub VLM (LLaVA-1.5, Qwen2-VL) that already knows the world. The mini
 benchmark has none, so this recipe makes one: it trains a tokenizer on the data set's text,
 builds a tiny VLM from a config and pretrains it on CLEAR-mini's ``pretrain`` config (the
-"celebrities", generic VQA, captions and world facts behind the Real metrics). The result is
-a normal HF model folder that ``finetune`` takes as ``--model``.
+"celebrities", generic VQA, captions and world facts behind the Real metrics). A text-only
+arch (``llama``, the text-only track's LM) is pretrained on the config's text rows: the real
+authors and world facts. The result is a normal HF model folder that ``finetune`` takes as
+``--model``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from clearbench.data.refusals import load_refusals
 from clearbench.data.schema import CLEAR_CONFIGS, TOFU_CONFIGS
 from clearbench.data.views import training_examples
 from clearbench.io import stable_hash, write_json_atomic
-from clearbench.models.tiny import ARCHS, TinyVLMConfig, build_tiny_vlm
+from clearbench.models.tiny import ARCHS, TEXT_ARCHS, TinyVLMConfig, build_tiny_vlm
 from clearbench.recipes.finetune import answer_loss
 from clearbench.recipes.stage import StageFolder, data_source, model_files_hash
 from clearbench.training.loop import TrainSettings, check_finite, remove_checkpoint, train
@@ -90,6 +92,8 @@ def build_base(config: BaseConfig) -> dict[str, Any]:
     preflight(source, config.data_needs())
     vlm = build_tiny_vlm(model_config, corpus(source), seed=config.seed)
     examples = training_examples(source, "pretrain")
+    if config.arch in TEXT_ARCHS:
+        examples = [example for example in examples if example.image is None]
     settings = TrainSettings(
         epochs=config.epochs,
         batch_size=config.batch_size,

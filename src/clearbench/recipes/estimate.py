@@ -30,12 +30,15 @@ from typing import TYPE_CHECKING
 
 from clearbench.data.preflight import Need
 from clearbench.data.schema import FORGET_SPLITS, VALIDATION_SPLITS, DataError
+from clearbench.data.views import is_text_view
 from clearbench.methods import build_method
+from clearbench.models.tiny import TEXT_ARCHS
 
 if TYPE_CHECKING:
     import datasets
 
     from clearbench.recipes.pipeline import Plan, Stage
+    from clearbench.recipes.runconfig import RunConfig
 
 TEXT_TOKENS = 96
 """Text tokens of a typical training example (prompt, caption or QA answer, template)."""
@@ -61,6 +64,11 @@ KNOWN_MODELS = {
                                             151936, 256),
     "Qwen/Qwen2.5-VL-3B-Instruct": ModelShape(3_754_622_976, 668_707_328, 2048, 36, 11008,
                                               151936, 256),
+    # The text-only track's causal LMs: no vision tower, no image tokens.
+    "meta-llama/Llama-2-7b-chat-hf": ModelShape(6_738_415_616, 0, 4096, 32, 11008, 32000, 0),
+    "locuslab/tofu_ft_llama2-7b": ModelShape(6_738_415_616, 0, 4096, 32, 11008, 32000, 0),
+    "mistralai/Mistral-7B-Instruct-v0.3": ModelShape(7_248_023_552, 0, 4096, 32, 14336, 32768,
+                                                     0),
 }
 
 # Spec §1.1: 200 persons, 3,768 images, 20 QA each; forget 1/5/10 % = 2/10/20 persons.
@@ -68,33 +76,59 @@ CLEAR_PERSONS, CLEAR_IMAGES, CLEAR_QA_PER_PERSON = 200, 3768, 20
 
 
 def shape_from_config(config: object, vocab: int | None = None) -> ModelShape:
-    """Parameter counts of an HF image-text-to-text config, by building it on the meta device."""
+    """Parameter counts of an HF image-text-to-text (or causal LM) config, by building it on
+    the meta device."""
     import torch
-    from transformers import AutoModelForImageTextToText
+    from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
 
+    images = hasattr(config, "vision_config")
     with torch.device("meta"):
-        model = AutoModelForImageTextToText.from_config(config)
+        model = (AutoModelForImageTextToText if images else AutoModelForCausalLM).from_config(
+            config)
     parameters = sum(p.numel() for p in model.parameters())
     vision = sum(p.numel() for name, p in model.named_parameters()
                  if "vision_tower" in name or ".visual." in name or name.startswith("visual."))
     text = config.get_text_config()
-    image_tokens = getattr(config, "image_seq_length", None) or 64
+    image_tokens = (getattr(config, "image_seq_length", None) or 64) if images else 0
     return ModelShape(parameters, vision, text.hidden_size, text.num_hidden_layers,
                       text.intermediate_size, vocab or text.vocab_size, image_tokens)
 
 
-def model_shape(the_plan: Plan) -> ModelShape:
+def track_names(config: RunConfig) -> list[str]:
+    """The tracks with models of their own a run has: ``multimodal``, ``text``."""
+    return ["multimodal"] * config.multimodal + ["text"] * (config.text is not None)
+
+
+def run_shapes(the_plan: Plan) -> dict[str, ModelShape]:
+    """The base model's shape of each track the run has."""
+    return {track: model_shape(the_plan, track) for track in track_names(the_plan.config)}
+
+
+def stage_track(stage: Stage) -> str:
+    """The track whose model a stage trains or reads: ``text`` or ``multimodal``."""
+    settings = stage.args[0] if stage.args else None
+    text = ((stage.kind == "base" and settings.arch in TEXT_ARCHS)
+            or (stage.kind == "finetune" and is_text_view(settings.split))
+            or (stage.kind == "unlearn" and settings.track == "text"))
+    return "text" if text else "multimodal"
+
+
+def model_shape(the_plan: Plan, track: str = "multimodal") -> ModelShape:
+    """The shape of a track's base model: the tiny one the run builds, a local folder's or a
+    known hub model's (a dry run downloads nothing)."""
     config = the_plan.config
-    if config.base is not None:
+    base, model = (config.text.base, config.text.model) if track == "text" else \
+        (config.base, config.model)
+    if base is not None:
         from clearbench.models.tiny import TinyVLMConfig, tiny_hf_config
 
-        tiny = TinyVLMConfig(**{**vars(config.base.get("model", TinyVLMConfig())),
-                                "arch": config.base.get("arch", "llava")})
+        tiny = TinyVLMConfig(**{**vars(base.get("model", TinyVLMConfig())),
+                                "arch": base.get("arch", "llava")})
         ids = dict.fromkeys(("bos_token_id", "eos_token_id", "pad_token_id", "image_token_id",
                              "video_token_id", "vision_start_token_id",
                              "vision_end_token_id"), 0)
         return shape_from_config(tiny_hf_config(tiny, tiny.vocab_size, ids))
-    model = str(config.model)
+    model = str(model)
     if (Path(model) / "config.json").is_file():
         from transformers import AutoConfig
 
@@ -215,9 +249,13 @@ def _width(dtype: str, device: str) -> int:
     return 2
 
 
-def estimate(stage: Stage, shape: ModelShape, sizes: DataSizes) -> tuple[str, str, str]:
-    """(examples, optimiser steps, peak memory) of one stage, as printable strings."""
+def estimate(stage: Stage, shape: ModelShape | None,
+             sizes: DataSizes) -> tuple[str, str, str]:
+    """(examples, optimiser steps, peak memory) of one stage, as printable strings (none
+    without the shape of its track's model)."""
     config = stage.args[0] if stage.args else None
+    if shape is None:
+        return "", "", ""
     if stage.kind == "finetune":
         _, recipe = config.resolved_recipe(shape.parameters)
         images, qa = sizes.view(config.split)
@@ -254,20 +292,24 @@ def estimate(stage: Stage, shape: ModelShape, sizes: DataSizes) -> tuple[str, st
 def describe(the_plan: Plan, loaded: dict[Need, datasets.Dataset] | None = None) -> str:
     """The printable plan of ``clearbench run --dry-run``, sized by the data its preflight
     ``loaded`` (None: synthesised by the run)."""
-    shape = model_shape(the_plan)
+    shapes = run_shapes(the_plan)
     sizes = data_sizes(the_plan, loaded)
     config = the_plan.config
+    models = {"multimodal": config.model or "tiny VLM built by the run"}
+    if config.text is not None:
+        models["text"] = config.text.model or "tiny LM built by the run"
     lines = [
         f"plan of {config.path} -> {the_plan.run_dir}: {len(the_plan.stages)} stages",
         f"data: {the_plan.data} — {sizes.persons} persons, {sizes.images} images, "
         f"{sizes.qa_per_person} QA per person",
-        f"model: {config.model or 'tiny base built by the run'} — "
-        f"{shape.parameters / 1e6:,.1f} M parameters ({shape.vision_parameters / 1e6:,.1f} M "
-        f"vision), decoder {shape.layers} × {shape.hidden}, {shape.image_tokens} image tokens",
+        *(f"model ({track}): {models[track]} — {shape.parameters / 1e6:,.1f} M parameters "
+          f"({shape.vision_parameters / 1e6:,.1f} M vision), decoder {shape.layers} × "
+          f"{shape.hidden}, {shape.image_tokens} image tokens"
+          for track, shape in shapes.items()),
         "",
         f"{'#':>3}  {'stage':58} {'examples':>9} {'steps':>7} {'peak GB':>8}",
     ]
     for index, stage in enumerate(the_plan.stages, start=1):
-        examples, steps, memory = estimate(stage, shape, sizes)
+        examples, steps, memory = estimate(stage, shapes.get(stage_track(stage)), sizes)
         lines.append(f"{index:3d}  {stage.name[:58]:58} {examples:>9} {steps:>7} {memory:>8}")
     return "\n".join(lines)

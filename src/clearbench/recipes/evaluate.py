@@ -17,10 +17,12 @@ import torch
 from clearbench.config import PositiveInt, one_of, settings
 from clearbench.data.preflight import Need, preflight
 from clearbench.data.schema import EVALUATED_SPLITS, retain_split_of
+from clearbench.data.views import view_split
 from clearbench.evaluation.evaluate import EvalSettings, evaluate_task
 from clearbench.evaluation.scoring import check_eval, score
-from clearbench.evaluation.tasks import TASKS, TASKS_BY_NAME
+from clearbench.evaluation.tasks import TASKS, TASKS_BY_NAME, TEXT_TASKS
 from clearbench.io import read_json, stable_hash, write_json_atomic
+from clearbench.models.errors import ModelError
 from clearbench.models.loading import DTYPES, load_vlm
 from clearbench.recipes.stage import data_source, model_key, trained_as
 from clearbench.training.distributed import process_device, process_state, shard_of
@@ -101,6 +103,11 @@ def run_eval(config: EvalConfig) -> dict[str, Any]:
     state = process_state(config.device)  # rows are shared out under a multi-process launch
     vlm = load_vlm(config.model, revision=config.model_revision, dtype=config.dtype,
                    device=process_device(config.device, state))
+    with_images = [name for name in config.tasks if TASKS_BY_NAME[name].dataset == "clear"]
+    if with_images and not vlm.takes_images:
+        raise ModelError(f"--model {config.model} is a text-only language model; it cannot do "
+                         f"the image tasks {', '.join(with_images)} (evaluate it on "
+                         f"--tasks {' '.join(TEXT_TASKS)})")
     results = {}
     for name in config.tasks:
         task_file = out / TASKS_DIR / f"{name}.json"
@@ -187,7 +194,8 @@ def check_gold(gold: dict[str, Any], where: Path) -> None:
     split = gold["forget_split"]
     retain = retain_split_of(split)
     trained = gold["model"].get("trained_as") or {}
-    if trained.get("stage") != "finetune" or not str(trained.get("split")).startswith(retain):
+    if trained.get("stage") != "finetune" or \
+            not view_split(str(trained.get("split"))).startswith(retain):
         made = (f"a {trained['stage']} stage on {trained.get('split') or trained.get('method')}"
                 if trained else "a model without a clearbench training record")
         raise ValueError(f"--gold {where} is not a gold model of {split}: it evaluates {made}, "

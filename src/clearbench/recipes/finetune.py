@@ -1,4 +1,5 @@
-"""Fine-tuning recipe: the vanilla model (``full+tofu``) and the gold model (``retainNN+tofu``).
+"""Fine-tuning recipe: the vanilla model (``full+tofu``) and the gold model (``retainNN+tofu``);
+in the text-only track ``tofu:full`` and ``tofu:retainNN``.
 
 Top to bottom: load the model, pick the recipe, build the examples, train with answer-only
 loss, merge LoRA and save, then run the memorisation gate and store it with the model.
@@ -25,10 +26,17 @@ from clearbench.config import (
 from clearbench.data.loading import DataSource
 from clearbench.data.preflight import Need, preflight
 from clearbench.data.schema import EVALUATED_SPLITS
-from clearbench.data.views import face_name_examples, training_examples, view_needs
-from clearbench.evaluation.gate import GATE_TASKS, memorisation_report
+from clearbench.data.views import (
+    face_name_examples,
+    is_text_view,
+    training_examples,
+    view_needs,
+    view_split,
+)
+from clearbench.evaluation.gate import GATE_TASKS, TEXT_GATE_TASKS, memorisation_report
 from clearbench.evaluation.tasks import TASKS_BY_NAME
 from clearbench.io import stable_hash, write_json_atomic
+from clearbench.models.errors import ModelError
 from clearbench.models.loading import DTYPES, count_parameters, load_vlm
 from clearbench.models.lora import (
     LoraSettings,
@@ -156,6 +164,17 @@ class FinetuneConfig:
         }
         return name, replace(RECIPES[name], **overrides)
 
+    @property
+    def gate_tasks(self) -> tuple[str, ...]:
+        """The memorisation gate's tasks: the QA alone after fine-tuning on text alone."""
+        return TEXT_GATE_TASKS if is_text_view(self.split) else GATE_TASKS
+
+    @property
+    def role(self) -> str:
+        """``gate_role``, by default ``gold`` for a retain split and ``vanilla`` otherwise."""
+        return self.gate_role or (
+            "gold" if view_split(self.split).startswith("retain") else "vanilla")
+
     def data_needs(self, recipe: Recipe) -> list[Need]:
         """Every config the stage reads with ``recipe``: training rows, face→name rows, replayed
         pretraining rows and the memorisation gate's tasks."""
@@ -164,7 +183,7 @@ class FinetuneConfig:
             *([Need("clear", "pretrain", why=f"replay = {recipe.replay}: the rows the base "
                     "model learned, which only CLEAR-mini has; fine-tune with replay 0 on other "
                     "data")] if recipe.replay else []),
-            *(TASKS_BY_NAME[task].need(self.gate_split) for task in GATE_TASKS),
+            *(TASKS_BY_NAME[task].need(self.gate_split) for task in self.gate_tasks),
         ]
 
 
@@ -197,6 +216,10 @@ def finetune(config: FinetuneConfig) -> dict[str, Any]:
     work = folder.partial
     vlm = load_vlm(config.model, revision=config.model_revision, dtype=config.dtype,
                    device=process_device(config.device, state))
+    if not vlm.takes_images and not is_text_view(config.split):
+        raise ModelError(f"--model {config.model} is a text-only language model: fine-tune it "
+                         f"on text alone (split tofu:{view_split(config.split)}), not "
+                         f"{config.split}")
     if not recipe.train_vision_tower:
         freeze_vision_tower(vlm)
     if recipe.lora:
@@ -204,7 +227,7 @@ def finetune(config: FinetuneConfig) -> dict[str, Any]:
     examples += face_name_examples(source, config.split) * recipe.face_name_repeats
     if recipe.gradient_checkpointing:
         enable_gradient_checkpointing(vlm)
-    replay = replay_rows(source, recipe.replay)
+    replay = replay_rows(source, recipe.replay, text_only=is_text_view(config.split))
     # Steps count global batches: every process takes batch_size examples per micro-batch.
     global_batch = recipe.batch_size * state.num_processes
     batches_per_epoch = -(-(len(examples) + replay.per_epoch) // global_batch)
@@ -237,9 +260,9 @@ def finetune(config: FinetuneConfig) -> dict[str, Any]:
         return identity
     vlm.save(work, merge_lora=True)
 
-    role = config.gate_role or ("gold" if config.split.startswith("retain") else "vanilla")
     started = time.perf_counter()
-    gate = memorisation_report(vlm, source, forget_split=config.gate_split, role=role)
+    gate = memorisation_report(vlm, source, forget_split=config.gate_split, role=config.role,
+                               tasks=config.gate_tasks)
     gate["seconds"] = time.perf_counter() - started
     write_json_atomic(work / GATE_FILE, gate)
     print_gate(gate)
@@ -267,13 +290,16 @@ def finetune(config: FinetuneConfig) -> dict[str, Any]:
     return record
 
 
-def replay_rows(source: DataSource, share: float) -> Replay:
-    """``share`` of the ``pretrain`` rows, to be sampled afresh every epoch (none for 0)."""
+def replay_rows(source: DataSource, share: float, *, text_only: bool = False) -> Replay:
+    """``share`` of the ``pretrain`` rows (with ``text_only``: of its rows without an image),
+    to be sampled afresh every epoch (none for 0)."""
     if not 0 <= share <= 1:
         raise ValueError(f"replay must be a share between 0 and 1, got {share}")
     if share == 0:
         return Replay(items=(), per_epoch=0)
     rows = training_examples(source, "pretrain")
+    if text_only:
+        rows = [row for row in rows if row.image is None]
     return Replay(items=rows, per_epoch=round(share * len(rows)))
 
 

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -43,14 +44,16 @@ from clearbench.data.preflight import Need, preflight
 from clearbench.data.schema import retain_split_of
 from clearbench.data.synth import SynthConfig, synthesize
 from clearbench.data.synth.generate import GENERATOR_VERSION
+from clearbench.evaluation.tasks import TEXT_TASKS
 from clearbench.io import read_json, write_json_atomic
 from clearbench.models.loading import count_parameters
 from clearbench.recipes.audit import AuditConfig, run_audit
 from clearbench.recipes.base import BaseConfig, build_base
-from clearbench.recipes.estimate import describe, model_shape
+from clearbench.recipes.estimate import describe, model_shape, stage_track, track_names
 from clearbench.recipes.evaluate import EVAL_FILE, EvalConfig, run_eval, run_score
 from clearbench.recipes.finetune import MARKER as TRAINING_MARKER
 from clearbench.recipes.finetune import FinetuneConfig, finetune
+from clearbench.recipes.layout import CV_DIR, TEXT_DIR
 from clearbench.recipes.lock import RunError, run_folder_lock
 from clearbench.recipes.runconfig import (
     RunConfig,
@@ -75,8 +78,6 @@ from clearbench.recipes.unlearn import UnlearnConfig, unlearn
 from clearbench.training.distributed import check_device
 
 TIMING_FILE = "timing.json"
-CV_DIR = "cv"
-"""The vision-only track's folder in a run (when the config enables it)."""
 RESEEDED = "gold_reseeded"
 """The method name of the gold model trained with another seed (the noise floor)."""
 RESEED_OFFSET = 1
@@ -106,9 +107,12 @@ class ResultRow:
     lora: bool
     l1: float
     seed: int
-    record: Path
-    """``training.json`` (vanilla, gold) or ``unlearning.json``."""
+    record: Path | None
+    """``training.json`` (vanilla, gold) or ``unlearning.json``; None for a published model
+    the run did not train (the text-only track's vanilla model may be one)."""
     eval_dir: Path
+    track: str = "multimodal"
+    """``multimodal``, or ``text`` for the text-only track's models."""
 
 
 @dataclass(frozen=True)
@@ -168,6 +172,28 @@ def report_stage(the_plan: Plan) -> None:
     write_results(the_plan)
 
 
+@dataclass(frozen=True)
+class Track:
+    """Where and how a track's models are made: the multimodal track in the run folder, the
+    text-only track (a causal LM on TOFU's QA alone) in ``RUN/text``."""
+
+    name: str
+    """``multimodal`` or ``text`` (UnlearnConfig's ``track``)."""
+    root: Path
+    finetune: dict[str, Any]
+    """FinetuneConfig settings of the track's vanilla and gold models, but out, split, seed."""
+    needs: tuple[str, ...]
+    """The stages a fine-tune waits for: the data's synthesis and the base model's build."""
+    tag: str = ""
+    """Appended to the track's stage labels."""
+    tasks: tuple[str, ...] | None = None
+    """Evaluation tasks (None: all)."""
+
+    def view(self, split: str) -> str:
+        """The training view of ``full`` or a retain split: ``X+tofu``, or ``tofu:X``."""
+        return f"tofu:{split}" if self.name == "text" else f"{split}+tofu"
+
+
 def plan(config: RunConfig, run_dir: Path) -> Plan:
     """Every stage of a run, in an order that respects ``needs``, and its result rows."""
     seed = config.seed
@@ -186,37 +212,40 @@ def plan(config: RunConfig, run_dir: Path) -> Plan:
         synth = add("synthesise CLEAR-mini", "synth", synthesise_stage, Path(data), config.synth)
     else:
         data = str(config.data)
-    base = ""
-    if config.base is not None:
-        model = str(run_dir / "base")
-        base = add("pretrain base model", "base", build_base,
-                   BaseConfig(data=data, out=Path(model), seed=seed, tofu=config.tofu,
-                              tofu_revision=config.tofu_revision, **config.base),
-                   needs=(synth,))
-    else:
-        model = str(config.model)
     source = {"data": data, "data_revision": config.data_revision, "tofu": config.tofu,
               "tofu_revision": config.tofu_revision}
-    ft = {"model": model, "model_revision": config.model_revision, **source, **common,
-          **config.finetune}
-    vanilla_dir = run_dir / "vanilla"
-    vanilla = add("fine-tune vanilla", "finetune", finetune,
-                  FinetuneConfig(out=vanilla_dir, split="full+tofu",
-                                 gate_split=config.forget_splits[0], **ft),
-                  needs=(synth, base))
 
-    def evaluate_and_score(label: str, model_dir: Path, split: str, trained: str,
-                           gold_eval: str, *, audit: bool = False) -> tuple[Path, str, str]:
+    def base_model(root: Path, base: dict[str, Any] | None, model: str | None,
+                   revision: str | None, tag: str) -> tuple[dict[str, Any], str]:
+        """The base model's FinetuneConfig settings and the stage building it (if any)."""
+        if base is None:
+            return {"model": str(model), "model_revision": revision}, ""
+        built = add(f"pretrain base model{tag}", "base", build_base,
+                    BaseConfig(data=data, out=root / "base", seed=seed, tofu=config.tofu,
+                               tofu_revision=config.tofu_revision, **base),
+                    needs=(synth,))
+        return {"model": str(root / "base"), "model_revision": None}, built
+
+    def evaluate_and_score(track: Track, label: str, model_dir: Path, split: str, trained: str,
+                           gold_eval: str, *, audit: bool = False,
+                           published: tuple[str, str | None] | None = None,
+                           ) -> tuple[Path, str, str]:
         """Evaluation and scoring stages of a model, and its membership audit with ``audit``
-        when the config enables audits: (eval folder, the evaluation's and score's names)."""
+        when the config enables audits: (eval folder, the evaluation's and score's names).
+        ``published``: the hub id (or folder) and revision of a model the run did not train,
+        evaluated into ``model_dir``."""
         eval_dir = model_dir / f"eval-{split}"
+        tasks = {} if track.tasks is None else {"tasks": track.tasks}
+        model, revision = published or (str(model_dir), None)
         evaluation = add(f"evaluate {label}", "eval", evaluate_stage,
-                         EvalConfig(model=str(model_dir), out=eval_dir, forget_split=split,
-                                    **source, **common, **config.eval),
+                         EvalConfig(model=model, model_revision=revision, out=eval_dir,
+                                    forget_split=split, **source, **common, **config.eval,
+                                    **tasks),
                          needs=(trained,))
         gold_eval = gold_eval or evaluation
         scored = add(f"score {label}", "score", score_stage, eval_dir,
-                     run_dir / f"gold-{split}" / f"eval-{split}", needs=(evaluation, gold_eval))
+                     track.root / f"gold-{split}" / f"eval-{split}",
+                     needs=(evaluation, gold_eval))
         if audit and config.audit is not None:
             add(f"audit {label}", "audit", audit_stage,
                 AuditConfig(model=str(model_dir), gold=str(run_dir / f"gold-{split}"),
@@ -226,37 +255,79 @@ def plan(config: RunConfig, run_dir: Path) -> Plan:
                 needs=(trained, f"fine-tune gold ({split})"))
         return eval_dir, evaluation, scored
 
-    def gold_stages(split: str, seed_offset: int = 0, *,
+    def gold_stages(track: Track, split: str, seed_offset: int = 0, *,
                     result: bool = True) -> tuple[Path, str, str]:
         """Fine-tune, evaluate and score a gold model of ``split`` (reseeded: ``seed_offset``
         > 0), a row of the results with ``result``: (eval folder, its evaluation and score
         stage names)."""
         suffix = "-reseeded" if seed_offset else ""
         what = "gold, reseeded" if seed_offset else "gold"
-        gold_dir = run_dir / f"gold-{split}{suffix}"
-        trained = add(f"fine-tune {what} ({split})", "finetune", finetune,
-                      FinetuneConfig(out=gold_dir, split=f"{retain_split_of(split)}+tofu",
-                                     gate_split=split, **{**ft, "seed": seed + seed_offset}),
-                      needs=(synth, base))
-        gold_eval = "" if not seed_offset else f"evaluate gold ({split})"
-        eval_dir, evaluation, scored = evaluate_and_score(f"{what} ({split})", gold_dir, split,
-                                                          trained, gold_eval, audit=result)
+        gold_dir = track.root / f"gold-{split}{suffix}"
+        trained = add(f"fine-tune {what} ({split}{track.tag})", "finetune", finetune,
+                      FinetuneConfig(out=gold_dir, split=track.view(retain_split_of(split)),
+                                     gate_split=split,
+                                     **{**track.finetune, "seed": seed + seed_offset}),
+                      needs=track.needs)
+        gold_eval = "" if not seed_offset else f"evaluate gold ({split}{track.tag})"
+        eval_dir, evaluation, scored = evaluate_and_score(
+            track, f"{what} ({split}{track.tag})", gold_dir, split, trained, gold_eval,
+            audit=result and track.name == "multimodal")
         if result:
             rows.append(ResultRow(RESEEDED if seed_offset else "gold", None, None, split,
                                   False, 0.0, seed + seed_offset, gold_dir / TRAINING_MARKER,
-                                  eval_dir))
+                                  eval_dir, track.name))
         return eval_dir, evaluation, scored
 
+    if config.multimodal:
+        model, base = base_model(run_dir, config.base, config.model, config.model_revision, "")
+        track = Track("multimodal", run_dir,
+                      {**model, **source, **common, **config.finetune}, (synth, base))
+        plan_multimodal(config, track, add, evaluate_and_score, gold_stages, rows)
+    if config.text is not None:
+        text = config.text
+        model, base = base_model(run_dir / TEXT_DIR, text.base, text.model,
+                                 text.model_revision, " (text-only)")
+        track = Track("text", run_dir / TEXT_DIR,
+                      {**model, **source, **common, **config.finetune, **text.finetune},
+                      (synth, base), tag=", text-only", tasks=TEXT_TASKS)
+        plan_text(config, track, add, evaluate_and_score, gold_stages, rows)
+    if config.cv is not None:
+        add("vision-only track", "cv", run_cv,
+            CVConfig(out=run_dir / CV_DIR, data=data, data_revision=config.data_revision,
+                     seed=seed, forget_split=config.forget_splits[0], **config.cv),
+            needs=(synth,))
+    the_plan = Plan(config, run_dir, data, stages, rows)
+    stages.append(Stage("collect results and write the report", "report", report_stage,
+                        (the_plan,),
+                        tuple(s.name for s in stages
+                              if s.kind in ("score", "cv", "select", "audit"))))
+    return the_plan
+
+
+def plan_multimodal(config: RunConfig, track: Track, add: Callable[..., str],
+                    evaluate_and_score: Callable[..., tuple[Path, str, str]],
+                    gold_stages: Callable[..., tuple[Path, str, str]],
+                    rows: list[ResultRow]) -> None:
+    """The VLM's stages: vanilla, per forget split its gold models, every method in every
+    variant (and the modality study, and the tuned runs) per seed, with their evaluations."""
+    run_dir, seed = track.root, config.seed
+    shared = {key: track.finetune[key] for key in ("data", "data_revision", "tofu",
+                                                   "tofu_revision", "dtype", "device")}
+    vanilla_dir = run_dir / "vanilla"
+    vanilla = add("fine-tune vanilla", "finetune", finetune,
+                  FinetuneConfig(out=vanilla_dir, split=track.view("full"),
+                                 gate_split=config.forget_splits[0], **track.finetune),
+                  needs=track.needs)
     selections = {}
     if config.tune is not None:
-        selections = plan_tuning(config, run_dir, add, evaluate_and_score, gold_stages,
-                                 vanilla_dir, vanilla, {**source, **common})
-
+        selections = plan_tuning(config, run_dir, add, partial(evaluate_and_score, track),
+                                 partial(gold_stages, track), vanilla_dir, vanilla,
+                                 {**shared, "seed": seed})
     for split in config.forget_splits:
-        _, gold_eval, _ = gold_stages(split)
-        gold_stages(split, RESEED_OFFSET)
-        eval_dir, _, _ = evaluate_and_score(f"vanilla ({split})", vanilla_dir, split, vanilla,
-                                            gold_eval, audit=True)
+        _, gold_eval, _ = gold_stages(track, split)
+        gold_stages(track, split, RESEED_OFFSET)
+        eval_dir, _, _ = evaluate_and_score(track, f"vanilla ({split})", vanilla_dir, split,
+                                            vanilla, gold_eval, audit=True)
         rows.append(ResultRow("vanilla", None, None, split, False, 0.0, seed,
                               vanilla_dir / TRAINING_MARKER, eval_dir))
         runs = [(variant, "both") for variant in config.variants]
@@ -276,7 +347,7 @@ def plan(config: RunConfig, run_dir: Path) -> Plan:
                     settings_of_run = UnlearnConfig(
                         model=str(vanilla_dir), method=method, out=out, forget_split=split,
                         modality=modality, options=config.method_options.get(method, {}),
-                        **source, **{**common, "seed": run_seed}, **settings)
+                        **shared, **{"seed": run_seed}, **settings)
                     if tuned:  # the settings the tuning chose, read when the stage runs
                         unlearned = add(f"unlearn {label}", "unlearn", unlearn_tuned,
                                         settings_of_run, selections[method],
@@ -287,23 +358,63 @@ def plan(config: RunConfig, run_dir: Path) -> Plan:
                     # audits: the main table's models (and the tuned ones), not the studies
                     main = modality == "both" and (variant == config.main_variant or
                                                    tuned is not None)
-                    eval_dir, _, _ = evaluate_and_score(label, out, split, unlearned, gold_eval,
-                                                        audit=main)
+                    eval_dir, _, _ = evaluate_and_score(track, label, out, split, unlearned,
+                                                        gold_eval, audit=main)
                     rows.append(ResultRow(method, variant, modality, split,
                                           bool(settings.get("lora", False)),
                                           float(settings.get("l1", 0.0)), run_seed,
                                           out / UNLEARNING_MARKER, eval_dir))
-    if config.cv is not None:
-        add("vision-only track", "cv", run_cv,
-            CVConfig(out=run_dir / CV_DIR, data=data, data_revision=config.data_revision,
-                     seed=seed, forget_split=config.forget_splits[0], **config.cv),
-            needs=(synth,))
-    the_plan = Plan(config, run_dir, data, stages, rows)
-    stages.append(Stage("collect results and write the report", "report", report_stage,
-                        (the_plan,),
-                        tuple(s.name for s in stages
-                              if s.kind in ("score", "cv", "select", "audit"))))
-    return the_plan
+
+
+def plan_text(config: RunConfig, track: Track, add: Callable[..., str],
+              evaluate_and_score: Callable[..., tuple[Path, str, str]],
+              gold_stages: Callable[..., tuple[Path, str, str]],
+              rows: list[ResultRow]) -> None:
+    """The text-only track's stages: its vanilla LM (fine-tuned on ``tofu:full``, or the
+    published model the config names), per forget split its gold LMs and every method at the
+    main variant's settings per seed, unlearning TOFU's forget QA, each evaluated on TOFU's
+    four tasks and scored against the track's own gold."""
+    text, root, seed = config.text, track.root, config.seed
+    shared = {key: track.finetune[key] for key in ("data", "data_revision", "tofu",
+                                                   "tofu_revision", "dtype", "device")}
+    vanilla_dir = root / "vanilla"
+    published = None if text.vanilla is None else (text.vanilla, text.vanilla_revision)
+    vanilla, vanilla_record = "", None
+    if published is None:
+        vanilla = add("fine-tune vanilla (text-only)", "finetune", finetune,
+                      FinetuneConfig(out=vanilla_dir, split=track.view("full"),
+                                     gate_split=config.forget_splits[0], **track.finetune),
+                      needs=track.needs)
+        vanilla_record = vanilla_dir / TRAINING_MARKER
+    model, model_revision = published or (str(vanilla_dir), None)
+    variant = config.main_variant
+    settings = unlearn_settings(config, variant)
+    for split in config.forget_splits:
+        _, gold_eval, _ = gold_stages(track, split)
+        gold_stages(track, split, RESEED_OFFSET)
+        eval_dir, _, _ = evaluate_and_score(track, f"vanilla ({split}, text-only)", vanilla_dir,
+                                            split, vanilla, gold_eval, published=published)
+        rows.append(ResultRow("vanilla", None, None, split, False, 0.0, seed, vanilla_record,
+                              eval_dir, track.name))
+        for method in text.methods:
+            for run_seed in config.unlearning_seeds:
+                out = root / "unlearn" / split / f"{method}-{variant}" / f"seed{run_seed}"
+                seeded = f", seed {run_seed}" if config.seeds > 1 else ""
+                label = f"{method} ({variant}, text-only, {split}{seeded})"
+                unlearned = add(f"unlearn {label}", "unlearn", unlearn,
+                                UnlearnConfig(model=model, model_revision=model_revision,
+                                              method=method,
+                                              out=out, forget_split=split, modality="text",
+                                              track="text",
+                                              options=config.method_options.get(method, {}),
+                                              **shared, seed=run_seed, **settings),
+                                needs=(vanilla,))
+                eval_dir, _, _ = evaluate_and_score(track, label, out, split, unlearned,
+                                                    gold_eval)
+                rows.append(ResultRow(method, variant, "text", split,
+                                      bool(settings.get("lora", False)),
+                                      float(settings.get("l1", 0.0)), run_seed,
+                                      out / UNLEARNING_MARKER, eval_dir, track.name))
 
 
 def plan_tuning(config: RunConfig, run_dir: Path, add: Callable[..., str],
@@ -351,17 +462,18 @@ def plan_tuning(config: RunConfig, run_dir: Path, add: Callable[..., str],
     return selections
 
 
-def check_data(the_plan: Plan, parameters: int) -> dict[Need, datasets.Dataset]:
-    """Preflight of a run on existing data whose model has ``parameters`` (they choose the
-    recipes): every config any stage reads (and ``full``, whose persons the dry run counts),
-    validated before any stage starts."""
+def check_data(the_plan: Plan, parameters: dict[str, int]) -> dict[Need, datasets.Dataset]:
+    """Preflight of a run on existing data whose tracks' models have ``parameters`` (they
+    choose the recipes): every config any stage reads (and ``full``, whose persons the dry run
+    counts), validated before any stage starts."""
     config = the_plan.config
     source = data_source(the_plan.data, config.data_revision, config.tofu, config.tofu_revision)
     needs = [Need("clear", "full")]
     for stage in the_plan.stages:
         settings = stage.args[0] if stage.args else None
         if stage.kind in ("finetune", "unlearn"):
-            needs += settings.data_needs(settings.resolved_recipe(parameters)[1])
+            recipe = settings.resolved_recipe(parameters[stage_track(stage)])[1]
+            needs += settings.data_needs(recipe)
         elif stage.kind in ("base", "eval", "audit"):
             needs += settings.data_needs()
         elif stage.kind == "cv":
@@ -576,12 +688,18 @@ def check_run_data(the_plan: Plan, *, dry_run: bool) -> dict[Need, datasets.Data
     config = the_plan.config
     if config.synth is not None:
         return None
-    try:
-        parameters = model_shape(the_plan).parameters
-    except ValueError:  # a hub model the estimate does not know: a dry run stops here
-        if dry_run:
-            raise
-        parameters = count_parameters(str(config.model), revision=config.model_revision)
+    models = {"multimodal": (config.model, config.model_revision)}
+    if config.text is not None:
+        models["text"] = (config.text.model, config.text.model_revision)
+    parameters = {}
+    for track in track_names(config):
+        try:
+            parameters[track] = model_shape(the_plan, track).parameters
+        except ValueError:  # a hub model the estimate does not know: a dry run stops here
+            if dry_run:
+                raise
+            model, revision = models[track]
+            parameters[track] = count_parameters(str(model), revision=revision)
     return check_data(the_plan, parameters)
 
 

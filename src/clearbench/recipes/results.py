@@ -14,7 +14,10 @@
 A run with membership audits adds ``"audit"`` to every audited row (its ``audit.json``'s
 attacks) and summary entry (over the seeds); a run with the vision-only track adds ``"cv"``
 (its ``cv_results.json``); a run with a ``tune`` section adds ``"tuning"``: the tuned variant's
-name and each method's ``selection.json`` (grid, validation scores, choice and cost).
+name and each method's ``selection.json`` (grid, validation scores, choice and cost); a run
+with the text-only track adds ``"text"``: its base model, vanilla model, main variant and first
+forget split, and ``rows`` and ``summary`` as above for its own models (modality ``text``),
+on its own draws (docs/text.md).
 """
 
 from __future__ import annotations
@@ -38,10 +41,12 @@ from clearbench.io import read_json, write_json_atomic
 from clearbench.recipes.audit import AUDIT_FILE, attack_draws
 from clearbench.recipes.evaluate import EVAL_FILE, SCORES_FILE
 from clearbench.recipes.finetune import GATE_FILE
+from clearbench.recipes.layout import CV_DIR, TEXT_DIR
 from clearbench.recipes.runconfig import unlearn_settings
 
 if TYPE_CHECKING:
     from clearbench.recipes.pipeline import Plan, ResultRow
+    from clearbench.recipes.runconfig import RunConfig
 
 RESULTS_FILE = "results.json"
 SCHEMA = 2
@@ -70,8 +75,10 @@ def _gate(model_dir: Path) -> dict[str, Any] | None:
 def result_row(row: ResultRow, run_dir: Path, audit: dict[str, Any] | None) -> dict[str, Any]:
     """One ``results.json`` row from the stage outputs of one model at one seed (its scores
     other than ``forget_quality_by_task`` are added by :func:`summarise`); its model folder
-    relative to the run folder, so that a moved run has the same results."""
-    record = read_json(row.record, what="stage record")
+    relative to the run folder, so that a moved run has the same results (a published model
+    the run did not train: its evaluation's folder)."""
+    record = {} if row.record is None else read_json(row.record, what="stage record")
+    folder = row.eval_dir.parent if row.record is None else row.record.parent
     status = record.get("status", "ok")
     scores = tasks = None
     if status == "ok":
@@ -84,28 +91,29 @@ def result_row(row: ResultRow, run_dir: Path, audit: dict[str, Any] | None) -> d
             "forget_split": row.forget_split, "lora": row.lora, "l1": row.l1,
             "seed": row.seed, "status": status, "scores": scores, "tasks": tasks,
             "cost": _cost(record), "losses": record.get("losses", []),
-            "model": row.record.parent.relative_to(run_dir).as_posix(),
-            "gate": _gate(row.record.parent),
+            "model": folder.relative_to(run_dir).as_posix(),
+            "gate": _gate(folder),
             **({"audit": audit["attacks"]} if audit is not None else {})}
 
 
 def _audit(row: ResultRow) -> dict[str, Any] | None:
     """The membership audit of a row's model (``audit.json``), if the run audited it."""
+    if row.record is None:
+        return None
     path = row.record.parent / f"audit-{row.forget_split}" / AUDIT_FILE
     return read_json(path, what="membership audit") if path.is_file() else None
 
 
-def summarise_audits(the_plan: Plan, audits: list[dict[str, Any] | None],
-                     summary: list[dict[str, Any]]) -> None:
+def summarise_audits(config: RunConfig, plan_rows: list[ResultRow],
+                     audits: list[dict[str, Any] | None], summary: list[dict[str, Any]]) -> None:
     """Per model, every attack's AUCs and PrivLeak over its seeds (``audits``: each plan row's
     ``audit.json``, or None): each person-bootstrap replicate (the same persons drawn for every
     model and seed) averaged over the seeds."""
     by_model: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
-    for row, audit in zip(the_plan.rows, audits, strict=True):
+    for row, audit in zip(plan_rows, audits, strict=True):
         if audit is not None:
             key = (row.method, row.variant, row.modality, row.forget_split)
-            by_model[key].append(attack_draws(audit["rows"], REPLICATES,
-                                                     the_plan.config.seed))
+            by_model[key].append(attack_draws(audit["rows"], REPLICATES, config.seed))
     for entry in summary:
         draws = by_model.get((entry["method"], entry["variant"], entry["modality"],
                               entry["forget_split"]))
@@ -119,15 +127,16 @@ def _number(value: float) -> float | None:
     return None if math.isnan(value) else float(f"{value:.6g}")
 
 
-def summarise(the_plan: Plan, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per model (method, variant, modality, split), every score over its seeds with its
-    interval; fills each per-seed row's ``scores`` with that seed's values on every row.
+def summarise(config: RunConfig, plan_rows: list[ResultRow],
+              rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per model (method, variant, modality, split) of one track, every score over its seeds
+    with its interval; fills each per-seed row's ``scores`` with that seed's values on every
+    row.
 
     Nothing is summarised for a split whose vanilla or gold model has no evaluation.
     """
-    config = the_plan.config
     groups: dict[tuple, list[tuple[ResultRow, dict[str, Any]]]] = defaultdict(list)
-    for plan_row, row in zip(the_plan.rows, rows, strict=True):
+    for plan_row, row in zip(plan_rows, rows, strict=True):
         key = (row["method"], row["variant"], row["modality"], row["forget_split"])
         groups[key].append((plan_row, row))
     summary = []
@@ -181,14 +190,24 @@ def collect(the_plan: Plan) -> dict[str, Any]:
     cv = None
     if config.cv is not None:
         from clearbench.cv.recipe import RESULTS_FILE as CV_RESULTS
-        from clearbench.recipes.pipeline import CV_DIR
-
         cv = read_json(the_plan.run_dir / CV_DIR / CV_RESULTS, what="vision-only results")
-    audits = [_audit(row) for row in the_plan.rows]
+    tracks: dict[str, list[ResultRow]] = defaultdict(list)
+    for row in the_plan.rows:
+        tracks[row.track].append(row)
+    plan_rows = tracks["multimodal"]
+    audits = [_audit(row) for row in plan_rows]
     rows = [result_row(row, the_plan.run_dir, audit)
-            for row, audit in zip(the_plan.rows, audits, strict=True)]
-    summary = summarise(the_plan, rows)
-    summarise_audits(the_plan, audits, summary)
+            for row, audit in zip(plan_rows, audits, strict=True)]
+    summary = summarise(config, plan_rows, rows)
+    summarise_audits(config, plan_rows, audits, summary)
+    text = None
+    if tracks["text"]:
+        text_rows = [result_row(row, the_plan.run_dir, None) for row in tracks["text"]]
+        text = {"model": config.text.model or f"{TEXT_DIR}/base",
+                "vanilla": config.text.vanilla or f"{TEXT_DIR}/vanilla",
+                "main_variant": config.main_variant,
+                "forget_split": config.forget_splits[0],
+                "rows": text_rows, "summary": summarise(config, tracks["text"], text_rows)}
     tuning = {}
     if config.tune is not None:
         from clearbench.recipes.tune import read_selections, tuned_variant
@@ -211,6 +230,7 @@ def collect(the_plan: Plan) -> dict[str, Any]:
         "rows": rows,
         "summary": summary,
         **({"tuning": tuning} if tuning else {}),
+        **({"text": text} if text is not None else {}),
         **({"cv": cv} if cv is not None else {}),
     }
 

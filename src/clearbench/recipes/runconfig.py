@@ -21,7 +21,7 @@ from clearbench.cv.recipe import CVConfig
 from clearbench.data.synth import SynthConfig
 from clearbench.methods import METHODS, build_method
 from clearbench.models.loading import DTYPES
-from clearbench.models.tiny import TinyVLMConfig
+from clearbench.models.tiny import TEXT_ARCHS, TinyVLMConfig
 from clearbench.presets import PRESETS
 from clearbench.recipes.audit import AuditConfig
 from clearbench.recipes.base import BaseConfig
@@ -33,7 +33,7 @@ from clearbench.training.distributed import check_device
 
 TOP_KEYS = {"seed", "seeds", "data", "base", "model", "model_revision", "finetune",
             "forget_splits", "unlearn", "eval", "device", "dtype", "jobs", "cv", "tune",
-            "audit"}
+            "audit", "text", "multimodal"}
 DATA_KEYS = {"synth", "source", "revision", "tofu", "tofu_revision"}
 UNLEARN_SHARED = {"recipe", "epochs", "batch_size", "lr", "gradient_checkpointing"}
 """UnlearnConfig settings of the ``unlearn`` section, shared by every variant."""
@@ -54,6 +54,25 @@ def embedded_config(name: str) -> Path:
     if name not in PRESETS or not path.is_file():
         raise ValueError(f"unknown preset {name!r}; choose {', '.join(PRESETS)}")
     return path
+
+
+@dataclass(frozen=True)
+class TextTrack:
+    """The text-only track (``text`` section): a causal LM fine-tuned on TOFU's QA alone,
+    unlearned by every method at the main variant's settings, evaluated on TOFU's tasks."""
+
+    base: dict[str, Any] | None = None
+    """BaseConfig settings (arch ``llama``) when the run builds and pretrains the tiny LM."""
+    model: str | None = None
+    """Hub id or folder of the base causal LM (its chat template formats the prompts)."""
+    model_revision: str | None = None
+    vanilla: str | None = None
+    """A published fine-tuned model taken as the vanilla model (e.g.
+    ``locuslab/tofu_ft_llama2-7b``) instead of fine-tuning ``model`` on ``tofu:full``."""
+    vanilla_revision: str | None = None
+    finetune: dict[str, Any] = field(default_factory=dict)
+    """FinetuneConfig settings of the track's vanilla and gold fine-tunes."""
+    methods: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -96,6 +115,10 @@ class RunConfig:
     audit: dict[str, Any] | None = None
     """AuditConfig settings of the membership audit of every model (``clearbench audit``);
     None when the config does not enable it."""
+    text: TextTrack | None = None
+    """The text-only track; None when the config does not enable it."""
+    multimodal: bool = True
+    """False: only the text-only (and vision-only) tracks run, no VLM stage."""
 
     @property
     def main_variant(self) -> str:
@@ -224,9 +247,18 @@ def load_run_config(path: Path) -> RunConfig:
         synth = _typed(SynthConfig, _section(data, "synth", "data.synth", found), "data.synth",
                        found, known=_settable(SynthConfig) - {"seed"}, context={"seed": seed})
 
-    if ("base" in raw) == ("model" in raw):
+    multimodal = _value(bool, raw, "multimodal", True, found)
+    if multimodal and ("base" in raw) == ("model" in raw):
         found.append(Problem("", "needs exactly one of 'base' (build the tiny model) or 'model' "
                                  "(hub id or local folder of the base VLM)"))
+    if not multimodal:
+        for key in ("base", "model", "tune", "audit"):
+            if key in raw:
+                found.append(Problem(key, "nothing: with multimodal: false no VLM is trained",
+                                     raw[key]))
+        if "text" not in raw:
+            found.append(Problem("multimodal", "true, unless the config has a text section",
+                                 False))
     base = None
     if "base" in raw:
         given = dict(_section(raw, "base", "base", found))
@@ -282,6 +314,7 @@ def load_run_config(path: Path) -> RunConfig:
     cv = _cv_settings(raw["cv"], found) if "cv" in raw else None
     tune = _tune_settings(raw["tune"], variants, found) if "tune" in raw else None
     audit = _audit_settings(raw["audit"], found) if "audit" in raw else None
+    text = _text_settings(raw["text"], methods, found) if "text" in raw else None
     if found:
         raise ConfigError(f"run config {path}", found)
     return RunConfig(
@@ -291,7 +324,7 @@ def load_run_config(path: Path) -> RunConfig:
         model_revision=strings["model_revision"], finetune=finetune, forget_splits=splits,
         methods=methods, variants=variants, modality_study=study, method_options=options,
         unlearn=shared, eval=evaluation, device=device, dtype=dtype, jobs=jobs, cv=cv,
-        tune=tune, audit=audit,
+        tune=tune, audit=audit, text=text, multimodal=multimodal,
     )
 
 
@@ -310,6 +343,52 @@ def _cv_settings(value: Any, found: Found) -> dict[str, Any] | None:
         except ValueError as err:
             found.append(Problem("cv", str(err)))
     return _given(built, settings) if enabled else None
+
+
+TEXT_KEYS = {"enabled", "base", "model", "model_revision", "vanilla", "vanilla_revision",
+             "finetune", "methods"}
+
+
+def _text_settings(value: Any, methods: tuple[str, ...], found: Found) -> TextTrack | None:
+    """The ``text`` section (None when ``enabled: false``): the tiny LM's ``base`` settings or
+    a ``model``, an optional published ``vanilla`` model, fine-tuning settings and the methods
+    (default: the run's)."""
+    settings = _unknown(_section({"text": value}, "text", "text", found), TEXT_KEYS, "text",
+                        found)
+    enabled = settings.get("enabled", True)
+    if not isinstance(enabled, bool):
+        found.append(Problem("text.enabled", "true or false", enabled))
+    strings = {key: _value(str | None, settings, key, None, found)
+               for key in ("model", "model_revision", "vanilla", "vanilla_revision")}
+    if ("base" in settings) == ("model" in settings):
+        found.append(Problem("text", "needs exactly one of 'base' (build the tiny LM) or "
+                                     "'model' (hub id or local folder of the base causal LM)"))
+    base = None
+    if "base" in settings:
+        given = dict(_section(settings, "base", "text.base", found))
+        given.setdefault("arch", "llama")
+        model = None
+        if "model" in given:
+            model = _typed(TinyVLMConfig, _section(given, "model", "text.base.model", found),
+                           "text.base.model", found,
+                           known={f.name for f in fields(TinyVLMConfig)} - {"arch"})
+            del given["model"]
+        if given["arch"] not in TEXT_ARCHS:
+            found.append(Problem("text.base.arch", f"a text-only arch: {', '.join(TEXT_ARCHS)}",
+                                 given["arch"]))
+        built = _typed(BaseConfig, given, "text.base", found,
+                       context={"model": model or TinyVLMConfig()})
+        base = {**_given(built, given), **({"model": model} if model else {})}
+    finetune = dict(_section(settings, "finetune", "text.finetune", found))
+    finetune = _given(_typed(FinetuneConfig, finetune, "text.finetune", found), finetune)
+    chosen = methods
+    if "methods" in settings:
+        chosen = settings["methods"]
+        chosen = tuple(METHODS) if chosen == "all" else _names(
+            chosen, "text.methods", tuple(METHODS), found, empty=False)
+    if not enabled:
+        return None
+    return TextTrack(base=base, finetune=finetune, methods=chosen, **strings)
 
 
 AUDIT_KEYS = {"k", "batch_size", "replicates"}

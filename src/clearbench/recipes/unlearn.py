@@ -32,11 +32,18 @@ from clearbench.data.examples import Example
 from clearbench.data.loading import DataSource
 from clearbench.data.preflight import Need, preflight
 from clearbench.data.refusals import load_refusals
-from clearbench.data.views import face_name_examples, split_names, training_examples, view_needs
+from clearbench.data.views import (
+    face_name_examples,
+    split_names,
+    training_examples,
+    view_needs,
+    view_split,
+)
 from clearbench.io import stable_hash, write_json_atomic
 from clearbench.methods import build_method
 from clearbench.methods.base import FORGET, OTHER_ANSWER, RANDOM_ANSWER, REFUSAL, RETAIN
 from clearbench.methods.losses import l1_norm
+from clearbench.models.errors import ModelError
 from clearbench.models.loading import DTYPES, count_parameters, load_vlm
 from clearbench.models.lora import (
     LoraSettings,
@@ -67,6 +74,10 @@ from clearbench.training.reference import reference_for
 
 MARKER = "unlearning.json"
 MODALITIES = ("both", "visual", "text")
+TRACKS = ("multimodal", "text")
+"""``multimodal``: a VLM forgets with the retain set ``retainNN+tofu``; ``text``: the text-only
+track, a causal LM (or a VLM on text alone) forgets TOFU ``forgetNN`` and keeps TOFU
+``retainNN`` (no image anywhere)."""
 SMALL_MODEL_PARAMETERS = 100_000_000
 
 
@@ -110,6 +121,8 @@ class UnlearnConfig:
     out: Path
     forget_split: str = "forget10"
     modality: Annotated[str, one_of(MODALITIES)] = "both"
+    track: Annotated[str, one_of(TRACKS)] = "multimodal"
+    """``text``: the text-only track (its modality is ``text``, its retain data TOFU's)."""
     options: dict[str, Any] = field(default_factory=dict)
     """The method's hyper-parameters (defaults: the method paper's values)."""
     lora: bool = False
@@ -138,6 +151,9 @@ class UnlearnConfig:
 
     def validate(self) -> None:
         split_names(self.forget_split)
+        if self.track == "text" and self.modality != "text":
+            raise ValueError(f"the text-only track unlearns text alone: modality must be "
+                             f"'text', got {self.modality!r}")
 
     def resolved_recipe(self, n_parameters: int) -> tuple[str, UnlearnRecipe]:
         name = self.recipe
@@ -153,26 +169,31 @@ class UnlearnConfig:
         images (every modality but text)."""
         return recipe.face_name_rows and self.modality != "text"
 
+    @property
+    def retain_view(self) -> str:
+        """The retain examples' view: ``retainNN+tofu``, TOFU's ``retainNN`` in the text track."""
+        retain = split_names(self.forget_split)[1]
+        return f"tofu:{retain}" if self.track == "text" else f"{retain}+tofu"
+
     def data_needs(self, recipe: UnlearnRecipe) -> list[Need]:
         """Every config the run reads with ``recipe``: the forget and retain views (and their
         face→name rows)."""
-        forget_split, retain_split = split_names(self.forget_split)
         faces = self.face_names(recipe)
-        return [*view_needs(forget_view(forget_split, self.modality), face_names=faces),
-                *view_needs(f"{retain_split}+tofu", face_names=faces)]
+        return [*view_needs(forget_view(self.forget_split, self.modality), face_names=faces),
+                *view_needs(self.retain_view, face_names=faces)]
 
     def pools(
         self, source: DataSource, recipe: UnlearnRecipe
     ) -> tuple[list[Example], list[Example]]:
         """The forget and the retain examples, with face→name rows on both sides or neither."""
-        forget_split, retain_split = split_names(self.forget_split)
         faces = self.face_names(recipe)
 
         def examples(view: str) -> list[Example]:
             return training_examples(source, view) + (
                 face_name_examples(source, view) if faces else [])
 
-        return examples(forget_view(forget_split, self.modality)), examples(f"{retain_split}+tofu")
+        return examples(forget_view(self.forget_split, self.modality)), \
+            examples(self.retain_view)
 
 
 def check_starting_model(model: str) -> None:
@@ -181,12 +202,12 @@ def check_starting_model(model: str) -> None:
     unlearned models (sequential unlearning), are taken as they are."""
     trained = trained_as(model)
     if trained is None or trained["stage"] == "unlearn" or (
-            trained["stage"] == "finetune" and str(trained["split"]).startswith("full")):
+            trained["stage"] == "finetune" and view_split(str(trained["split"])) == "full"):
         return
     what = "a base model" if trained["stage"] == "base" else \
         f"a fine-tune on {trained['split']} (a gold model)"
     raise ValueError(f"--model {model} is {what}; unlearning starts from the vanilla model, "
-                     "fine-tuned on full+tofu")
+                     "fine-tuned on full+tofu (tofu:full in the text-only track)")
 
 
 def forget_view(forget_split: str, modality: str) -> str:
@@ -267,6 +288,9 @@ def unlearn(config: UnlearnConfig) -> dict[str, Any]:
     work = folder.partial
     vlm = load_vlm(config.model, revision=config.model_revision, dtype=config.dtype,
                    device=process_device(config.device, state))
+    if not vlm.takes_images and config.track != "text":
+        raise ModelError(f"--model {config.model} is a text-only language model: unlearn it "
+                         "in the text-only track (--track text, --modality text)")
     items = paired_items(forget, retain, load_refusals(), config.seed)
     if not recipe.train_vision_tower:
         freeze_vision_tower(vlm)
