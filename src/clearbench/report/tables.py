@@ -42,6 +42,8 @@ MAIN_SCORES = (
     ("forget_knowledge", "K↓"), ("forgetting_progress", "P (1 = gold)"), ("retain", "Retain↑"),
     ("real", "Real↑"), ("model_utility", "MU↑"), ("forget_quality", "FQ↑ (KS p)"),
 )
+TEXT_SCORES = (*MAIN_SCORES[:-1], ("forget_quality_qa", "FQ↑ (KS p)"))
+"""The text-only track's columns: the main table's, with TOFU's forget quality on the QA."""
 AUTHORS_SCORES = (
     ("authors_real", "Real↑"), ("authors_retain", "Retain↑"), ("authors_forget", "Forget↓"),
     ("authors_forget_quality", "FQ↑ (1−JS)"),
@@ -61,6 +63,12 @@ NOISE_FLOOR_NOTE = (
     "against gold like any method; differences smaller than its distance from gold are not "
     "meaningful."
 )
+PROGRESS_NOTE = (
+    "P: forgetting progress (K_vanilla − K) / (K_vanilla − K_gold): 0 = nothing forgotten, 1 = "
+    "gold's level, > 1 = over-forgetting; – where vanilla and gold tie."
+)
+
+
 COST_COLUMNS = (
     ("seconds", "Seconds"),
     ("optimiser_steps", "Optimiser steps"),
@@ -100,35 +108,67 @@ def interval_text(results: dict[str, Any]) -> str:
     return f"{level(results) * 100:g} % interval" + (f" ({described})" if described else "")
 
 
-def headline_entries(results: dict[str, Any], split: str) -> list[Entry]:
-    """Vanilla, gold, the reseeded gold, then every method at the main variant with both
-    modalities unlearned: the rows of the main and the authors' tables."""
-    entries, variant = of_split(results["summary"], split), main_variant(results)
+def track_entries(entries: list[Entry], variant: str | None, modality: str) -> list[Entry]:
+    """Vanilla, gold, the reseeded gold, then every method at ``variant`` and ``modality``
+    (pass the entries of one split)."""
     picked = [find_entry(entries, b) for b in BASELINES]
-    picked += [find_entry(entries, m, variant, "both") for m in methods(entries)]
+    picked += [find_entry(entries, m, variant, modality) for m in methods(entries)]
     return [entry for entry in picked if entry is not None]
+
+
+def headline_entries(results: dict[str, Any], split: str) -> list[Entry]:
+    """The rows of the main and the authors' tables: the baselines, then every method at the
+    main variant with both modalities unlearned."""
+    return track_entries(of_split(results["summary"], split), main_variant(results), "both")
 
 
 def _score_row(entry: Entry, scores: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
     return (display_name(entry["method"]), *(cell(entry, name) for name, _ in scores))
 
 
+def _headline_table(title: str, entries: list[Entry], scores: tuple[tuple[str, str], ...],
+                    note: str) -> Table:
+    """The ``scores`` with their intervals, then the seeds and status, of each entry."""
+    rows = [(*_score_row(e, scores), " ".join(map(str, e.get("seeds") or [])) or DASH,
+             e["status"]) for e in entries]
+    return Table(title=title, columns=("Method", *(heading for _, heading in scores), "Seeds",
+                                       "Status"), rows=tuple(rows), note=note)
+
+
+def _cells_note(results: dict[str, Any]) -> str:
+    return f"Each cell: mean over the seeds [{interval_text(results)}]. {NOISE_FLOOR_NOTE}"
+
+
 def main_table(results: dict[str, Any], split: str) -> Table:
     """The headline scores with their intervals, seeds and status of each model."""
-    rows = [(*_score_row(e, MAIN_SCORES), " ".join(map(str, e.get("seeds") or [])) or DASH,
-             e["status"]) for e in headline_entries(results, split)]
-    return Table(
-        title=f"Main results, {split} (variant {main_variant(results)}, both modalities "
-        "unlearned)",
-        columns=("Method", *(heading for _, heading in MAIN_SCORES), "Seeds", "Status"),
-        rows=tuple(rows),
-        note="K: forget knowledge, the mean over the forget tasks of probability, ROUGE-L "
-        "recall, fact accuracy and max(0, 1 − R) (lower = forgot more). P: forgetting progress "
-        "(K_vanilla − K) / (K_vanilla − K_gold): 0 = nothing forgotten, 1 = gold's level, > 1 = "
-        "over-forgetting; – where vanilla and gold tie. Retain, Real, MU: harmonic means of "
-        "probability, ROUGE-L recall and truth ratio (higher is better). FQ: KS-test p-value "
-        "of the forget captions' truth ratios against gold's. Each cell: mean over the seeds "
-        f"[{interval_text(results)}]. {NOISE_FLOOR_NOTE}",
+    return _headline_table(
+        f"Main results, {split} (variant {main_variant(results)}, both modalities unlearned)",
+        headline_entries(results, split), MAIN_SCORES,
+        "K: forget knowledge, the mean over the forget tasks of probability, ROUGE-L "
+        f"recall, fact accuracy and max(0, 1 − R) (lower = forgot more). {PROGRESS_NOTE} "
+        "Retain, Real, MU: harmonic means of probability, ROUGE-L recall and truth ratio "
+        "(higher is better). FQ: KS-test p-value of the forget captions' truth ratios against "
+        f"gold's. {_cells_note(results)}",
+    )
+
+
+def text_table(results: dict[str, Any]) -> Table | None:
+    """The text-only track (``results["text"]``) like the main table: the baselines, then each
+    method at the track's main variant; None for a run without the track."""
+    text = results.get("text")
+    if text is None:
+        return None
+    split, variant = text.get("forget_split"), text.get("main_variant")
+    entries = track_entries(of_split(text["summary"], split), variant, "text")
+    return _headline_table(
+        f"Text-only track, {split} (model {text.get('model', '?')}, variant {variant})",
+        entries, TEXT_SCORES,
+        "A text-only model, unlearned and scored on text alone. K (lower = forgot more), "
+        f"Retain and Real as in the main table, on the text tasks. {PROGRESS_NOTE} MU: TOFU's "
+        "model utility, the harmonic mean of 9 values (probability, ROUGE-L recall and truth "
+        "ratio on the retain, real-authors and world-facts sets). FQ: TOFU's forget quality, "
+        "the KS-test p-value of the forget QA truth ratios against gold's. "
+        f"{_cells_note(results)}",
     )
 
 
