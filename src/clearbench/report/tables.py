@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from clearbench.report import crosstrack
 from clearbench.report.results import (
     BASELINES,
     DASH,
@@ -35,6 +36,7 @@ from clearbench.report.results import (
     of_split,
     score_names,
     series,
+    unique,
     variants,
 )
 
@@ -355,6 +357,65 @@ def cv_table(cv: dict[str, Any]) -> Table:
         "images vs never-seen persons. 0.5 is ideal for both. A diverged network (non-finite "
         "embeddings in any replica) has no numbers.",
     )
+
+
+def _pair(pair: tuple[str, str]) -> str:
+    return " → ".join(pair)
+
+
+def crosstrack_tables(results: dict[str, Any]) -> tuple[Table, Table] | None:
+    """P and rank of each method per track, then Spearman's ρ of each pair of tracks beside
+    the published one (:mod:`.crosstrack`); None with fewer than two tracks."""
+    found = crosstrack.tracks(results)
+    if len(found) < 2:
+        return None
+    at = level(results)
+    ranked = {name: crosstrack.ranks({m: s.point for m, s in t.progress.items()})
+              for name, t in found.items()}
+    order = unique(m for t in found.values() for m in t.progress)
+    progress = Table(
+        title="Forgetting progress P and rank per track",
+        columns=("Method", *(f"{h} ({name})" for name in found for h in ("P", "Rank"))),
+        rows=tuple((method, *(cell for name, t in found.items() for cell in (
+            fmt_interval(interval_of(t.progress[method], at)) if method in t.progress else DASH,
+            f"{ranked[name][method]:g}" if method in t.progress else DASH)))
+            for method in order),
+        note="P, forgetting progress, is the headline of every track and compares across "
+        "them: each track normalises by its own vanilla → gold gap (0 = as vanilla, 1 = as "
+        "gold). Tracks: " + "; ".join(f"{name}: {t.source}" for name, t in found.items())
+        + ". Vision P = (a_vanilla − a) / (a_vanilla − a_gold), a the forget identification "
+        "accuracy; its interval resamples the replicas (the same draws for vanilla, gold and "
+        "the method). The vision track's neggrad is ga. Rank 1 = the highest P (most "
+        f"forgetting); ties share the average rank. Each P: point [{at * 100:g} % percentile "
+        "interval of its bootstrap replicates]; – where the track did not score the method."
+        + "".join(f" {name} has no P (diverged, or vanilla and gold tie) for "
+                  f"{', '.join(t.unscored)}." for name, t in found.items() if t.unscored),
+    )
+    compared = crosstrack.comparisons(found, at)
+
+    def left_out(c: crosstrack.Comparison) -> str:
+        return ", ".join(f"{m} ({next(t for t in c.pair if m in found[t].progress)} only)"
+                         for m in c.left_out) or "none"
+
+    rho = Table(
+        title="Spearman's ρ between the tracks' rankings",
+        columns=("Tracks", f"ρ [{at * 100:g} % interval]", "Methods compared",
+                 "Published ρ (CLEAR)"),
+        rows=tuple((
+            _pair(c.pair), fmt_interval(c.rho),
+            f"{len(c.compared)}: {', '.join(c.compared)}" if c.compared else "0",
+            f"{crosstrack.PUBLISHED_RHO[c.pair]:g}" if c.pair in crosstrack.PUBLISHED_RHO
+            else DASH) for c in compared),
+        note=f"ρ over the methods both tracks scored (– with fewer than "
+        f"{crosstrack.MIN_METHODS}); interval: percentile interval of ρ recomputed on replicate "
+        "b of each track (the tracks' independent bootstrap replicates paired by index). "
+        "Replicates in which a compared method has no P, or either track ranks every method "
+        "alike, are dropped; kept: " + "; ".join(f"{_pair(c.pair)} {c.kept} of {c.draws}"
+                                                 for c in compared)
+        + ". Left out (scored by one track of the pair only): "
+        + "; ".join(f"{_pair(c.pair)}: {left_out(c)}" for c in compared) + ".",
+    )
+    return progress, rho
 
 
 def _cost_cell(key: str, value: Any) -> str:
