@@ -210,6 +210,9 @@ def test_crosstrack_tables_show_the_pairs_the_tracks_allow():
         "vision → multimodal"]
     assert no_text[0].columns[-1] == "Rank (vision)" and "P (text)" not in no_text[0].columns
     assert crosstrack_tables(crosstrack_results(text=False, cv=False)) is None
+    vision_only = crosstrack_results(text=False)
+    vision_only["summary"] = vision_only["summary"][:3]  # a run of the vision track alone
+    assert list(tracks(vision_only)) == ["vision"] and crosstrack_tables(vision_only) is None
 
 
 def test_a_method_without_p_is_named_not_ranked():

@@ -16,6 +16,8 @@ across tracks because each track normalises by its own vanilla → gold gap: 0 =
   accuracies; as many replicates as the other tracks have. CV ``neggrad`` is ``ga``; other
   methods keep their names.
 
+A track takes part when the results have it and it ran at least one method.
+
 Ranks: 1 = the highest P (most forgetting), ties share the average rank. Spearman's ρ of a pair
 of tracks is taken over the methods both score (at least :data:`MIN_METHODS`; the others are
 listed as left out), its interval is the percentile interval of ρ_b, ρ on replicate b of each
@@ -154,12 +156,12 @@ def vision_track(results: dict[str, Any], draws: int) -> Track | None:
 
 
 def tracks(results: dict[str, Any]) -> dict[str, Track]:
-    """The tracks the results have, by name (multimodal always); the vision track gets as many
-    replicates as the longest of the others'."""
+    """The tracks that ran a method, by name; the vision track gets as many replicates as the
+    longest of the others'."""
     found = [multimodal_track(results), text_track(results)]
     draws = max((len(s.replicates) for t in found if t for s in t.progress.values()), default=0)
     found.append(vision_track(results, draws))
-    return {track.name: track for track in found if track is not None}
+    return {t.name: t for t in found if t is not None and (t.progress or t.unscored)}
 
 
 def ranks(progress: dict[str, float]) -> dict[str, float]:
