@@ -205,6 +205,7 @@ def test_crosstrack_tables_with_all_three_tracks():
 def test_crosstrack_tables_show_the_pairs_the_tracks_allow():
     no_cv = crosstrack_tables(crosstrack_results(cv=False))
     assert no_cv is not None and [row[0] for row in no_cv[1].rows] == ["text → multimodal"]
+    assert "neggrad" not in (no_cv[0].note or "")  # the vision sentence only with the track
     no_text = crosstrack_tables(crosstrack_results(text=False))
     assert no_text is not None and [row[0] for row in no_text[1].rows] == [
         "vision → multimodal"]

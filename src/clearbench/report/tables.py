@@ -363,49 +363,53 @@ def _pair(pair: tuple[str, str]) -> str:
     return " → ".join(pair)
 
 
-def crosstrack_tables(results: dict[str, Any]) -> tuple[Table, Table] | None:
-    """P and rank of each method per track, then Spearman's ρ of each pair of tracks beside
-    the published one (:mod:`.crosstrack`); None with fewer than two tracks."""
-    found = crosstrack.tracks(results)
-    if len(found) < 2:
-        return None
-    at = level(results)
+def _progress_table(found: dict[str, crosstrack.Track], at: float) -> Table:
+    """P [interval] and rank of every method in every track."""
     ranked = {name: crosstrack.ranks({m: s.point for m, s in t.progress.items()})
               for name, t in found.items()}
-    order = unique(m for t in found.values() for m in t.progress)
-    progress = Table(
+
+    def cells(name: str, method: str) -> tuple[str, str]:
+        progress = found[name].progress.get(method)
+        if progress is None:
+            return DASH, DASH
+        return fmt_interval(interval_of(progress, at)), f"{ranked[name][method]:g}"
+
+    vision = ("Vision P = (a_vanilla − a) / (a_vanilla − a_gold), a the forget identification "
+              "accuracy; its interval resamples the replicas (the same draws for vanilla, gold "
+              "and the method). The vision track's neggrad is ga. ") if "vision" in found else ""
+    return Table(
         title="Forgetting progress P and rank per track",
         columns=("Method", *(f"{h} ({name})" for name in found for h in ("P", "Rank"))),
-        rows=tuple((method, *(cell for name, t in found.items() for cell in (
-            fmt_interval(interval_of(t.progress[method], at)) if method in t.progress else DASH,
-            f"{ranked[name][method]:g}" if method in t.progress else DASH)))
-            for method in order),
+        rows=tuple((method, *(c for name in found for c in cells(name, method)))
+                   for method in unique(m for t in found.values() for m in t.progress)),
         note="P, forgetting progress, is the headline of every track and compares across "
         "them: each track normalises by its own vanilla → gold gap (0 = as vanilla, 1 = as "
         "gold). Tracks: " + "; ".join(f"{name}: {t.source}" for name, t in found.items())
-        + ". Vision P = (a_vanilla − a) / (a_vanilla − a_gold), a the forget identification "
-        "accuracy; its interval resamples the replicas (the same draws for vanilla, gold and "
-        "the method). The vision track's neggrad is ga. Rank 1 = the highest P (most "
-        f"forgetting); ties share the average rank. Each P: point [{at * 100:g} % percentile "
-        "interval of its bootstrap replicates]; – where the track did not score the method."
+        + f". {vision}Rank 1 = the highest P (most forgetting); ties share the average rank. "
+        f"Each P: point [{at * 100:g} % percentile interval of its bootstrap replicates]; – "
+        "where the track did not score the method."
         + "".join(f" {name} has no P (diverged, or vanilla and gold tie) for "
                   f"{', '.join(t.unscored)}." for name, t in found.items() if t.unscored),
     )
+
+
+def _rho_table(found: dict[str, crosstrack.Track], at: float) -> Table:
+    """Spearman's ρ of each pair of tracks, the methods it compares and the published ρ."""
     compared = crosstrack.comparisons(found, at)
 
     def left_out(c: crosstrack.Comparison) -> str:
         return ", ".join(f"{m} ({next(t for t in c.pair if m in found[t].progress)} only)"
                          for m in c.left_out) or "none"
 
-    rho = Table(
+    published = crosstrack.PUBLISHED_RHO
+    return Table(
         title="Spearman's ρ between the tracks' rankings",
         columns=("Tracks", f"ρ [{at * 100:g} % interval]", "Methods compared",
                  "Published ρ (CLEAR)"),
-        rows=tuple((
-            _pair(c.pair), fmt_interval(c.rho),
-            f"{len(c.compared)}: {', '.join(c.compared)}" if c.compared else "0",
-            f"{crosstrack.PUBLISHED_RHO[c.pair]:g}" if c.pair in crosstrack.PUBLISHED_RHO
-            else DASH) for c in compared),
+        rows=tuple((_pair(c.pair), fmt_interval(c.rho),
+                    f"{len(c.compared)}: {', '.join(c.compared)}" if c.compared else "0",
+                    f"{published[c.pair]:g}" if c.pair in published else DASH)
+                   for c in compared),
         note=f"ρ over the methods both tracks scored (– with fewer than "
         f"{crosstrack.MIN_METHODS}); interval: percentile interval of ρ recomputed on replicate "
         "b of each track (the tracks' independent bootstrap replicates paired by index). "
@@ -415,7 +419,15 @@ def crosstrack_tables(results: dict[str, Any]) -> tuple[Table, Table] | None:
         + ". Left out (scored by one track of the pair only): "
         + "; ".join(f"{_pair(c.pair)}: {left_out(c)}" for c in compared) + ".",
     )
-    return progress, rho
+
+
+def crosstrack_tables(results: dict[str, Any]) -> tuple[Table, Table] | None:
+    """P and rank of each method per track, then Spearman's ρ of each pair of tracks beside
+    the published one (:mod:`.crosstrack`); None with fewer than two tracks."""
+    found = crosstrack.tracks(results)
+    if len(found) < 2:
+        return None
+    return _progress_table(found, level(results)), _rho_table(found, level(results))
 
 
 def _cost_cell(key: str, value: Any) -> str:
