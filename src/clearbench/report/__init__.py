@@ -1,7 +1,7 @@
 """The report of a ``clearbench run``: tables, spec §6 findings and plots from ``results.json``.
 
-Layout (dependencies point one way): results -> tables, findings, plots -> render; compare
-only reads results.
+Layout (dependencies point one way): results -> crosstrack -> tables; results -> findings,
+plots; tables, findings, plots -> render; compare only reads results.
 """
 
 from clearbench.report.compare import compare_runs

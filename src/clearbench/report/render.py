@@ -36,6 +36,7 @@ from clearbench.report.tables import (
     audit_table,
     authors_table,
     cost_table,
+    crosstrack_tables,
     cv_table,
     fmt_lambda,
     interval_text,
@@ -43,6 +44,7 @@ from clearbench.report.tables import (
     leaderboard_rows,
     main_table,
     modality_table,
+    text_table,
     tuned_table,
     tuning_table,
 )
@@ -112,7 +114,7 @@ def write_report(run_dir: Path) -> list[Path]:
 
 def terminal_summary(run_dir: Path) -> str:
     """Gate warnings, then per forget split the main table and the findings' verdicts, then
-    the vision-only table, as plain text."""
+    the text-only, vision-only and cross-track tables, as plain text."""
     results = load_results(run_dir)
     found = findings(results)
     parts = gate_warnings(results["rows"])
@@ -120,9 +122,25 @@ def terminal_summary(run_dir: Path) -> str:
         parts.append(markdown_table(main_table(results, split)))
         parts.append("\n".join(f"- {f.claim}: {f.verdict}"
                                for f in found if f.forget_split == split))
-    if "cv" in results:
-        parts.append(markdown_table(cv_table(results["cv"])))
+    parts += [markdown_table(block.table) for _, tables in track_sections(results)
+              for block in tables]
     return "\n\n".join(parts)
+
+
+def track_sections(results: dict[str, Any]) -> list[tuple[str, list[TableBlock]]]:
+    """The text-only, vision-only and cross-track sections the results have: (heading,
+    tables)."""
+    sections = []
+    text, cross = text_table(results), crosstrack_tables(results)
+    if text is not None:
+        sections.append(("Text-only track", [TableBlock(text, "text-table")]))
+    if "cv" in results:
+        sections.append(("Vision-only track (paper Table 2)",
+                         [TableBlock(cv_table(results["cv"]), "cv-table")]))
+    if cross is not None:
+        sections.append(("Cross-track rankings", [TableBlock(cross[0], "crosstrack-table"),
+                                                  TableBlock(cross[1], "spearman-table")]))
+    return sections
 
 
 def header(results: dict[str, Any]) -> str:
@@ -178,9 +196,8 @@ def report_blocks(results: dict[str, Any], name: str, plots: dict[str, list[Plot
         for split in splits:
             blocks += [Heading(3, f"Findings at the tuned settings, {split}"),
                        FindingList([f for f in again if f.forget_split == split])]
-    if "cv" in results:
-        blocks += [Heading(2, "Vision-only track (paper Table 2)"),
-                   TableBlock(cv_table(results["cv"]), "cv-table")]
+    for heading, tables in track_sections(results):
+        blocks += [Heading(2, heading), *tables]
     blocks += [Heading(2, "Leaderboard"), Paragraph(LEADERBOARD_NOTE), Heading(2, "Cost")]
     blocks += [TableBlock(cost_table(results, split)) for split in splits]
     return blocks

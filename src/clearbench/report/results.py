@@ -6,6 +6,10 @@ bootstrap replicates. Replicate i of every model of a forget split was computed 
 draw of persons and seeds, so a function of several models' scores applied replicate by
 replicate (:func:`combine`) is a paired bootstrap distribution; :func:`interval_of` gives its
 percentile interval. The report never assumes how many replicates there are.
+
+A run with the text-only track adds ``text``: its model, main variant and forget split, and its
+own ``rows`` and ``summary`` of the same schema (on its own draws); only the text-only and the
+cross-track tables read it.
 """
 
 from __future__ import annotations
@@ -104,10 +108,22 @@ def check_results(payload: Any, where: str) -> None:
     for part in ("rows", "summary"):
         if not isinstance(payload.get(part), list):
             raise ValueError(f"{where}: missing {part!r} (a list)")
-    for i, row in enumerate(payload["rows"]):
+    _check_items(payload, where)
+    if "text" in payload:
+        text = payload["text"]
+        if not isinstance(text, dict) or not all(
+                isinstance(text.get(part), list) for part in ("summary", "rows")):
+            raise ValueError(f"{where}: 'text' must be an object with 'summary' and 'rows' lists "
+                             "(the text-only track)")
+        _check_items(text, f"{where}: text")
+
+
+def _check_items(block: dict[str, Any], where: str) -> None:
+    """The rows and summary entries of the multimodal results or of a track's block."""
+    for i, row in enumerate(block["rows"]):
         _check_identity(row, f"{where}: row {i}")
     lengths: dict[Any, int] = {}
-    for i, entry in enumerate(payload["summary"]):
+    for i, entry in enumerate(block["summary"]):
         _check_identity(entry, f"{where}: summary entry {i}")
         _check_entry(entry, f"{where}: summary entry {i} ({label(entry)})", lengths)
 

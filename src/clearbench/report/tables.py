@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from clearbench.report import crosstrack
 from clearbench.report.results import (
     BASELINES,
     DASH,
@@ -35,6 +36,7 @@ from clearbench.report.results import (
     of_split,
     score_names,
     series,
+    unique,
     variants,
 )
 
@@ -42,6 +44,8 @@ MAIN_SCORES = (
     ("forget_knowledge", "K↓"), ("forgetting_progress", "P (1 = gold)"), ("retain", "Retain↑"),
     ("real", "Real↑"), ("model_utility", "MU↑"), ("forget_quality", "FQ↑ (KS p)"),
 )
+TEXT_SCORES = (*MAIN_SCORES[:-1], ("forget_quality_qa", "FQ↑ (KS p)"))
+"""The text-only track's columns: the main table's, with TOFU's forget quality on the QA."""
 AUTHORS_SCORES = (
     ("authors_real", "Real↑"), ("authors_retain", "Retain↑"), ("authors_forget", "Forget↓"),
     ("authors_forget_quality", "FQ↑ (1−JS)"),
@@ -61,6 +65,12 @@ NOISE_FLOOR_NOTE = (
     "against gold like any method; differences smaller than its distance from gold are not "
     "meaningful."
 )
+PROGRESS_NOTE = (
+    "P: forgetting progress (K_vanilla − K) / (K_vanilla − K_gold): 0 = nothing forgotten, 1 = "
+    "gold's level, > 1 = over-forgetting; – where vanilla and gold tie."
+)
+
+
 COST_COLUMNS = (
     ("seconds", "Seconds"),
     ("optimiser_steps", "Optimiser steps"),
@@ -100,35 +110,67 @@ def interval_text(results: dict[str, Any]) -> str:
     return f"{level(results) * 100:g} % interval" + (f" ({described})" if described else "")
 
 
-def headline_entries(results: dict[str, Any], split: str) -> list[Entry]:
-    """Vanilla, gold, the reseeded gold, then every method at the main variant with both
-    modalities unlearned: the rows of the main and the authors' tables."""
-    entries, variant = of_split(results["summary"], split), main_variant(results)
+def track_entries(entries: list[Entry], variant: str | None, modality: str) -> list[Entry]:
+    """Vanilla, gold, the reseeded gold, then every method at ``variant`` and ``modality``
+    (pass the entries of one split)."""
     picked = [find_entry(entries, b) for b in BASELINES]
-    picked += [find_entry(entries, m, variant, "both") for m in methods(entries)]
+    picked += [find_entry(entries, m, variant, modality) for m in methods(entries)]
     return [entry for entry in picked if entry is not None]
+
+
+def headline_entries(results: dict[str, Any], split: str) -> list[Entry]:
+    """The rows of the main and the authors' tables: the baselines, then every method at the
+    main variant with both modalities unlearned."""
+    return track_entries(of_split(results["summary"], split), main_variant(results), "both")
 
 
 def _score_row(entry: Entry, scores: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
     return (display_name(entry["method"]), *(cell(entry, name) for name, _ in scores))
 
 
+def _headline_table(title: str, entries: list[Entry], scores: tuple[tuple[str, str], ...],
+                    note: str) -> Table:
+    """The ``scores`` with their intervals, then the seeds and status, of each entry."""
+    rows = [(*_score_row(e, scores), " ".join(map(str, e.get("seeds") or [])) or DASH,
+             e["status"]) for e in entries]
+    return Table(title=title, columns=("Method", *(heading for _, heading in scores), "Seeds",
+                                       "Status"), rows=tuple(rows), note=note)
+
+
+def _cells_note(results: dict[str, Any]) -> str:
+    return f"Each cell: mean over the seeds [{interval_text(results)}]. {NOISE_FLOOR_NOTE}"
+
+
 def main_table(results: dict[str, Any], split: str) -> Table:
     """The headline scores with their intervals, seeds and status of each model."""
-    rows = [(*_score_row(e, MAIN_SCORES), " ".join(map(str, e.get("seeds") or [])) or DASH,
-             e["status"]) for e in headline_entries(results, split)]
-    return Table(
-        title=f"Main results, {split} (variant {main_variant(results)}, both modalities "
-        "unlearned)",
-        columns=("Method", *(heading for _, heading in MAIN_SCORES), "Seeds", "Status"),
-        rows=tuple(rows),
-        note="K: forget knowledge, the mean over the forget tasks of probability, ROUGE-L "
-        "recall, fact accuracy and max(0, 1 − R) (lower = forgot more). P: forgetting progress "
-        "(K_vanilla − K) / (K_vanilla − K_gold): 0 = nothing forgotten, 1 = gold's level, > 1 = "
-        "over-forgetting; – where vanilla and gold tie. Retain, Real, MU: harmonic means of "
-        "probability, ROUGE-L recall and truth ratio (higher is better). FQ: KS-test p-value "
-        "of the forget captions' truth ratios against gold's. Each cell: mean over the seeds "
-        f"[{interval_text(results)}]. {NOISE_FLOOR_NOTE}",
+    return _headline_table(
+        f"Main results, {split} (variant {main_variant(results)}, both modalities unlearned)",
+        headline_entries(results, split), MAIN_SCORES,
+        "K: forget knowledge, the mean over the forget tasks of probability, ROUGE-L "
+        f"recall, fact accuracy and max(0, 1 − R) (lower = forgot more). {PROGRESS_NOTE} "
+        "Retain, Real, MU: harmonic means of probability, ROUGE-L recall and truth ratio "
+        "(higher is better). FQ: KS-test p-value of the forget captions' truth ratios against "
+        f"gold's. {_cells_note(results)}",
+    )
+
+
+def text_table(results: dict[str, Any]) -> Table | None:
+    """The text-only track (``results["text"]``) like the main table: the baselines, then each
+    method at the track's main variant; None for a run without the track."""
+    text = results.get("text")
+    if text is None:
+        return None
+    split, variant = text.get("forget_split"), text.get("main_variant")
+    entries = track_entries(of_split(text["summary"], split), variant, "text")
+    return _headline_table(
+        f"Text-only track, {split} (model {text.get('model', '?')}, variant {variant})",
+        entries, TEXT_SCORES,
+        "A text-only model, unlearned and scored on text alone. K (lower = forgot more), "
+        f"Retain and Real as in the main table, on the text tasks. {PROGRESS_NOTE} MU: TOFU's "
+        "model utility, the harmonic mean of 9 values (probability, ROUGE-L recall and truth "
+        "ratio on the retain, real-authors and world-facts sets). FQ: TOFU's forget quality, "
+        "the KS-test p-value of the forget QA truth ratios against gold's. "
+        f"{_cells_note(results)}",
     )
 
 
@@ -315,6 +357,77 @@ def cv_table(cv: dict[str, Any]) -> Table:
         "images vs never-seen persons. 0.5 is ideal for both. A diverged network (non-finite "
         "embeddings in any replica) has no numbers.",
     )
+
+
+def _pair(pair: tuple[str, str]) -> str:
+    return " → ".join(pair)
+
+
+def _progress_table(found: dict[str, crosstrack.Track], at: float) -> Table:
+    """P [interval] and rank of every method in every track."""
+    ranked = {name: crosstrack.ranks({m: s.point for m, s in t.progress.items()})
+              for name, t in found.items()}
+
+    def cells(name: str, method: str) -> tuple[str, str]:
+        progress = found[name].progress.get(method)
+        if progress is None:
+            return DASH, DASH
+        return fmt_interval(interval_of(progress, at)), f"{ranked[name][method]:g}"
+
+    vision = ("Vision P = (a_vanilla − a) / (a_vanilla − a_gold), a the forget identification "
+              "accuracy; its interval resamples the replicas (the same draws for vanilla, gold "
+              "and the method). The vision track's neggrad is ga. ") if "vision" in found else ""
+    return Table(
+        title="Forgetting progress P and rank per track",
+        columns=("Method", *(f"{h} ({name})" for name in found for h in ("P", "Rank"))),
+        rows=tuple((method, *(c for name in found for c in cells(name, method)))
+                   for method in unique(m for t in found.values() for m in t.progress)),
+        note="P, forgetting progress, is the headline of every track and compares across "
+        "them: each track normalises by its own vanilla → gold gap (0 = as vanilla, 1 = as "
+        "gold). Tracks: " + "; ".join(f"{name}: {t.source}" for name, t in found.items())
+        + f". {vision}Rank 1 = the highest P (most forgetting); ties share the average rank. "
+        f"Each P: point [{at * 100:g} % percentile interval of its bootstrap replicates]; – "
+        "where the track did not score the method."
+        + "".join(f" {name} has no P (diverged, or vanilla and gold tie) for "
+                  f"{', '.join(t.unscored)}." for name, t in found.items() if t.unscored),
+    )
+
+
+def _rho_table(found: dict[str, crosstrack.Track], at: float) -> Table:
+    """Spearman's ρ of each pair of tracks, the methods it compares and the published ρ."""
+    compared = crosstrack.comparisons(found, at)
+
+    def left_out(c: crosstrack.Comparison) -> str:
+        return ", ".join(f"{m} ({next(t for t in c.pair if m in found[t].progress)} only)"
+                         for m in c.left_out) or "none"
+
+    published = crosstrack.PUBLISHED_RHO
+    return Table(
+        title="Spearman's ρ between the tracks' rankings",
+        columns=("Tracks", f"ρ [{at * 100:g} % interval]", "Methods compared",
+                 "Published ρ (CLEAR)"),
+        rows=tuple((_pair(c.pair), fmt_interval(c.rho),
+                    f"{len(c.compared)}: {', '.join(c.compared)}" if c.compared else "0",
+                    f"{published[c.pair]:g}" if c.pair in published else DASH)
+                   for c in compared),
+        note=f"ρ over the methods both tracks scored (– with fewer than "
+        f"{crosstrack.MIN_METHODS}); interval: percentile interval of ρ recomputed on replicate "
+        "b of each track (the tracks' independent bootstrap replicates paired by index). "
+        "Replicates in which a compared method has no P, or either track ranks every method "
+        "alike, are dropped; kept: " + "; ".join(f"{_pair(c.pair)} {c.kept} of {c.draws}"
+                                                 for c in compared)
+        + ". Left out (scored by one track of the pair only): "
+        + "; ".join(f"{_pair(c.pair)}: {left_out(c)}" for c in compared) + ".",
+    )
+
+
+def crosstrack_tables(results: dict[str, Any]) -> tuple[Table, Table] | None:
+    """P and rank of each method per track, then Spearman's ρ of each pair of tracks beside
+    the published one (:mod:`.crosstrack`); None with fewer than two tracks."""
+    found = crosstrack.tracks(results)
+    if len(found) < 2:
+        return None
+    return _progress_table(found, level(results)), _rho_table(found, level(results))
 
 
 def _cost_cell(key: str, value: Any) -> str:
