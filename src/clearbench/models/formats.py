@@ -10,15 +10,19 @@ reply (``" ASSISTANT:"`` for LLaVA-1.5, ``"<|im_start|>assistant\\n"`` for ChatM
 that leads the reply (LLaVA's single space) belongs to the answer. The answer is followed by the
 family's end token (LLaVA: the tokenizer's eos, ChatML: ``<|im_end|>``), which is trained on
 and stops generation.
+
+Text-only causal LMs have a :class:`TextFormat`, read from the tokenizer's chat template.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
+from jinja2 import TemplateError
 
 from clearbench.models.errors import ModelError
 
@@ -28,13 +32,13 @@ class ChatFormat(ABC):
 
     model_types: ClassVar[tuple[str, ...]]
     """``config.model_type`` values this format serves."""
-    add_bos: ClassVar[bool]
+    add_bos: bool
     """Whether a prompt starts with the tokenizer's bos token."""
     packable: ClassVar[bool] = False
     """Whether training rows may be packed side by side (1-D positions, one pixel tensor per
     image), see :meth:`~clearbench.models.vlm.VLM.encode`."""
-    image_token: str
-    """The placeholder token, repeated once per vision feature."""
+    image_token: str | None
+    """The placeholder token, repeated once per vision feature; None: a text-only format."""
     end_token: str
     """The token that closes an answer."""
 
@@ -208,11 +212,133 @@ class QwenVLFormat(ChatFormat):
         return positions
 
 
+USER_SENTINEL = "CLEARBENCH_USER_TEXT"
+ANSWER_SENTINEL = "CLEARBENCH_ANSWER_TEXT"
+"""Stand-ins for a user's and an assistant's text, rendered by a chat template to find where
+the template puts them."""
+LLAMA2_MODEL_TYPES = ("llama", "mistral")
+"""Model types that fall back to :meth:`TextFormat.llama2` without a chat template (TOFU's
+``locuslab/tofu_ft_llama2-7b`` has none)."""
+
+
+@dataclass(frozen=True)
+class TextFormat(ChatFormat):
+    """A text-only causal LM: ``prompt_prefix + text + prompt_suffix``, then ``answer_prefix +
+    answer`` and the end token. No image placeholder.
+
+    :meth:`from_model` reads the fields from the tokenizer's chat template. A template that
+    starts with the bos token text gives ``add_bos=True`` and a prefix without it: the bos is
+    added as an id, so the text after it is tokenised as the start of a string (as in
+    Llama-2's own training, whatever the tokenizer makes of text that follows a special token).
+    """
+
+    prompt_prefix: str
+    prompt_suffix: str
+    answer_prefix: str
+    """Template text between the prompt and the answer (Llama-2: ``" "``)."""
+    end_token: str
+    add_bos: bool
+
+    model_types = ()
+    """Any causal LM: the loader picks this format by model class, not by model type."""
+    packable = True
+    image_token = None
+
+    @classmethod
+    def llama2(cls, eos_token: str) -> TextFormat:
+        """TOFU's Llama-2 format: bos ``[INST] {prompt} [/INST]``, then ``" {answer}"`` + eos."""
+        return cls(prompt_prefix="[INST] ", prompt_suffix=" [/INST]", answer_prefix=" ",
+                   end_token=eos_token, add_bos=True)
+
+    @classmethod
+    def from_model(
+        cls, config: Any, tokenizer: Any, image_processor: Any = None, processor: Any = None
+    ) -> TextFormat:
+        """From the tokenizer's chat template (:meth:`from_template`); without one,
+        :meth:`llama2` for a Llama or Mistral model, else :class:`ModelError`."""
+        if getattr(tokenizer, "chat_template", None):
+            return cls.from_template(tokenizer)
+        if config.model_type in LLAMA2_MODEL_TYPES:
+            return cls.llama2(tokenizer.eos_token)
+        name = getattr(config, "name_or_path", "") or config.model_type
+        raise ModelError(
+            f"{name} has no chat template (its tokenizer names none), and only "
+            f"{' and '.join(LLAMA2_MODEL_TYPES)} models fall back to the Llama-2 [INST] format "
+            f"(model_type {config.model_type!r})"
+        )
+
+    @classmethod
+    def from_template(cls, tokenizer: Any) -> TextFormat:
+        """Render a user turn (with the generation prompt) and a user + assistant conversation
+        around sentinel texts: the prompt is split at the user's sentinel, the answer prefix is
+        what the conversation adds between the generation prompt and the assistant's sentinel,
+        and the end token is the special token that follows the answer (else the eos)."""
+        name = getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__
+        user = {"role": "user", "content": USER_SENTINEL}
+        prompt = _render(tokenizer, name, [user], generation_prompt=True)
+        conversation = _render(
+            tokenizer, name, [user, {"role": "assistant", "content": ANSWER_SENTINEL}],
+            generation_prompt=False,
+        )
+        before_answer, found, after_answer = conversation.partition(ANSWER_SENTINEL)
+        if prompt.count(USER_SENTINEL) != 1 or not found or not before_answer.startswith(prompt):
+            raise ModelError(
+                f"{name}: cannot read a chat format from its chat template: a user turn and an "
+                "assistant's answer do not render as the generation prompt followed by the answer"
+            )
+        prefix, suffix = prompt.split(USER_SENTINEL)
+        bos = tokenizer.bos_token
+        add_bos = bool(bos) and prefix.startswith(bos)
+        specials = {*tokenizer.all_special_tokens,
+                    *(token.content for token in tokenizer.added_tokens_decoder.values()
+                      if token.special)}
+        after_answer = after_answer.lstrip()
+        end_token = max(
+            (token for token in specials if token and after_answer.startswith(token)),
+            key=len, default=tokenizer.eos_token,
+        )
+        return cls(
+            prompt_prefix=prefix.removeprefix(bos) if add_bos else prefix,
+            prompt_suffix=suffix,
+            answer_prefix=before_answer.removeprefix(prompt),
+            end_token=end_token,
+            add_bos=add_bos,
+        )
+
+    @property
+    def special_tokens(self) -> tuple[str, ...]:
+        return (self.end_token,)
+
+    def prompt(self, text: str, n_image_tokens: int) -> str:
+        if n_image_tokens:
+            raise ModelError("a text-only chat format has no image placeholders")
+        return f"{self.prompt_prefix}{text}{self.prompt_suffix}"
+
+    def answer(self, text: str) -> str:
+        return f"{self.answer_prefix}{text}"
+
+    def image_token_counts(self, image_inputs: Mapping[str, torch.Tensor]) -> list[int]:
+        raise ModelError("a text-only chat format takes no images")
+
+
+def _render(tokenizer: Any, name: str, messages: list[dict[str, str]], *,
+            generation_prompt: bool) -> str:
+    """``messages`` rendered by the tokenizer's chat template, as text."""
+    try:
+        return tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=generation_prompt
+        )
+    except (TemplateError, ValueError) as err:
+        roles = " + ".join(message["role"] for message in messages)
+        raise ModelError(f"{name}: its chat template cannot render {roles} ({err})") from err
+
+
 FORMATS: tuple[type[ChatFormat], ...] = (LlavaFormat, QwenVLFormat)
 
 
 def chat_format_class(model_type: str) -> type[ChatFormat]:
-    """The format class serving ``model_type``; :class:`ModelError` if there is none."""
+    """The format class serving the VLM family ``model_type``; :class:`ModelError` if there is
+    none (a text-only causal LM of any family has a :class:`TextFormat`)."""
     for format_class in FORMATS:
         if model_type in format_class.model_types:
             return format_class

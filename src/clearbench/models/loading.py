@@ -1,4 +1,5 @@
-"""Load any supported image-text-to-text checkpoint (hub id or local folder) as a :class:`VLM`."""
+"""Load any supported image-text-to-text checkpoint, or any causal LM with its chat template
+(hub id or local folder), as a :class:`VLM`."""
 
 from __future__ import annotations
 
@@ -12,15 +13,19 @@ from safetensors import SafetensorError, safe_open
 from transformers import (
     AutoConfig,
     AutoImageProcessor,
+    AutoModelForCausalLM,
     AutoModelForImageTextToText,
     AutoProcessor,
     AutoTokenizer,
     ProcessorMixin,
 )
-from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
+from transformers.models.auto.modeling_auto import (
+    MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+    MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES,
+)
 
 from clearbench.models.errors import REDO, ModelError
-from clearbench.models.formats import chat_format_class
+from clearbench.models.formats import ChatFormat, TextFormat, chat_format_class
 from clearbench.models.vlm import VLM
 from clearbench.paths import did_you_mean, looks_local
 
@@ -42,28 +47,38 @@ def load_vlm(
 ) -> VLM:
     """Load model, tokenizer, image processor (and processor when it can be built).
 
+    An image-text-to-text model is loaded as such; otherwise a causal LM is loaded as a
+    text-only model (no image processor) with the :class:`TextFormat` of its chat template.
     ``dtype`` is ``auto`` (the checkpoint's), ``float32``, ``bfloat16`` or ``float16``.
     Raises :class:`ModelError` for a missing or unreadable local folder (cut-off weights, no
-    config.json), a hub id that cannot be fetched, a model that is not image-text-to-text, an
-    unsupported family, or a tokenizer without the image token.
+    config.json), a hub id that cannot be fetched, a model that is neither image-text-to-text
+    nor a causal LM, an unsupported VLM family, a causal LM without a chat template (but
+    Llama's and Mistral's), or a tokenizer without the format's special tokens; the family
+    and the template are checked before the weights are read.
     """
     if dtype not in DTYPES:
         raise ModelError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     name = str(name_or_path)
     hub = {"revision": revision, "trust_remote_code": trust_remote_code}
     config = _load_config(name_or_path, hub)
-    format_class = chat_format_class(config.model_type)
+    auto_class = _auto_class(config, name)
+    image_processor = processor = None
+    chat_format: ChatFormat
+    if auto_class is AutoModelForCausalLM:
+        with _reading(name):
+            tokenizer = AutoTokenizer.from_pretrained(name, **hub)
+        chat_format = TextFormat.from_model(config, tokenizer)
+    else:
+        format_class = chat_format_class(config.model_type)
+        with _reading(name):
+            processor = _load_processor(name, hub)
+            tokenizer = (processor.tokenizer if processor
+                         else AutoTokenizer.from_pretrained(name, **hub))
+            image_processor = (processor.image_processor if processor
+                               else AutoImageProcessor.from_pretrained(name, **hub))
+        chat_format = format_class.from_model(config, tokenizer, image_processor, processor)
     with _reading(name):
-        model = AutoModelForImageTextToText.from_pretrained(
-            name, config=config, dtype=DTYPES[dtype], **hub
-        )
-        processor = _load_processor(name, hub)
-        tokenizer = processor.tokenizer if processor else AutoTokenizer.from_pretrained(name, **hub)
-        image_processor = (
-            processor.image_processor if processor
-            else AutoImageProcessor.from_pretrained(name, **hub)
-        )
-    chat_format = format_class.from_model(config, tokenizer, image_processor, processor)
+        model = auto_class.from_pretrained(name, config=config, dtype=DTYPES[dtype], **hub)
     return VLM(model.to(device), tokenizer, image_processor, chat_format, processor)
 
 
@@ -72,13 +87,31 @@ def count_parameters(name_or_path: str | Path, *, revision: str | None = None) -
     device: no weights are read)."""
     config = _load_config(name_or_path, {"revision": revision})
     with torch.device("meta"):
-        model = AutoModelForImageTextToText.from_config(config)
+        model = _auto_class(config, str(name_or_path)).from_config(config)
     return sum(p.numel() for p in model.parameters())
 
 
+def is_text_model(name_or_path: str | Path, *, revision: str | None = None) -> bool:
+    """Whether :func:`load_vlm` loads the checkpoint as a text-only causal LM (from its config
+    alone: no weights are read); :class:`ModelError` as :func:`load_vlm`'s for a missing
+    folder or a model that is neither kind."""
+    config = _load_config(name_or_path, {"revision": revision})
+    return _auto_class(config, str(name_or_path)) is AutoModelForCausalLM
+
+
+def _auto_class(config: Any, name: str) -> type[Any]:
+    """Image-text-to-text if the model type is one, else causal LM if it is one, else
+    ModelError."""
+    if config.model_type in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES:
+        return AutoModelForImageTextToText
+    if config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        return AutoModelForCausalLM
+    raise ModelError(f"{name} is neither an image-text-to-text model nor a causal LM "
+                     f"(model_type {config.model_type!r})")
+
+
 def _load_config(name_or_path: str | Path, hub: dict[str, Any]) -> Any:
-    """The checkpoint's config; ModelError for a missing folder or a model that is not
-    image-text-to-text."""
+    """The checkpoint's config; ModelError for a missing folder or an unreadable config."""
     name = str(name_or_path)
     folder = Path(name).expanduser()
     if not folder.exists() and (isinstance(name_or_path, Path) or looks_local(name)):
@@ -87,12 +120,7 @@ def _load_config(name_or_path: str | Path, hub: dict[str, Any]) -> Any:
         raise ModelError(f"model folder {name} has no config.json (not a model folder, or an "
                          f"unfinished save: {REDO})")
     with _reading(name):
-        config = AutoConfig.from_pretrained(name, **hub)
-    if config.model_type not in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES:
-        raise ModelError(
-            f"{name} is not an image-text-to-text model (model_type {config.model_type!r})"
-        )
-    return config
+        return AutoConfig.from_pretrained(name, **hub)
 
 
 @contextmanager

@@ -2,7 +2,9 @@
 
 Model-agnostic: the vision tower and the multimodal projector are found by module name
 (LLaVA: ``vision_tower`` and ``multi_modal_projector``; Qwen2-VL: ``visual``, whose ``merger``
-is its projector), the output head as the model's output embeddings.
+is its projector), the output head as the model's output embeddings. A text-only causal LM
+(no ``vision_config``) has neither: LoRA adapts every linear layer but the output head, and
+there is no tower to freeze.
 """
 
 from __future__ import annotations
@@ -39,8 +41,10 @@ def _module_names(model: torch.nn.Module, leaf_names: tuple[str, ...]) -> list[s
 
 
 def _vision_tower_names(model: torch.nn.Module) -> list[str]:
+    """The vision tower's module names; none for a text-only model, ModelError for a VLM
+    whose tower goes by another name."""
     names = _module_names(model, VISION_TOWER_NAMES)
-    if not names:
+    if not names and getattr(model.config, "vision_config", None) is not None:
         raise ModelError(
             f"cannot find the vision tower of {type(model).__name__}: no module named "
             f"{' or '.join(VISION_TOWER_NAMES)}"
@@ -118,7 +122,8 @@ def enable_gradient_checkpointing(vlm: VLM) -> None:
 
 
 def freeze_vision_tower(vlm: VLM) -> None:
-    """Stop gradients to the vision tower; the multimodal projector stays trainable.
+    """Stop gradients to the vision tower; the multimodal projector stays trainable. No-op on
+    a text-only model.
 
     Qwen2-VL's projector (``visual.merger``) sits inside its vision module and is kept
     trainable like LLaVA's ``multi_modal_projector``, so both families train the same parts.

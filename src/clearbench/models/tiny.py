@@ -1,7 +1,9 @@
-"""Tiny randomly initialised VLMs, built offline, for the mini benchmark and the tests.
+"""Tiny randomly initialised VLMs and text-only LMs, built offline, for the mini benchmark and
+the tests.
 
 They are ordinary Hugging Face models of the real families (LLaVA: CLIP tower + Llama decoder;
-Qwen2-VL), so ``VLM.save`` and ``load_vlm`` treat them like hub checkpoints.
+Qwen2-VL; text-only: a Llama causal LM with Llama-2's chat template), so ``VLM.save`` and
+``load_vlm`` treat them like hub checkpoints.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from transformers import (
     CLIPVisionConfig,
     GenerationConfig,
     LlamaConfig,
+    LlamaForCausalLM,
     LlavaConfig,
     LlavaForConditionalGeneration,
     LlavaProcessor,
@@ -26,18 +29,32 @@ from transformers import (
 )
 
 from clearbench.config import PositiveInt, one_of, settings
-from clearbench.models.formats import ChatFormat, LlavaFormat, QwenVLFormat
+from clearbench.models.formats import ChatFormat, LlavaFormat, QwenVLFormat, TextFormat
 from clearbench.models.vlm import VLM
 
 PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
 VIDEO_PAD = "<|video_pad|>"
 """Never written, but Qwen2-VL's config needs a video token id."""
-ARCHS = ("llava", "qwen2_vl")
+TEXT_ARCHS = ("llama",)
+"""Text-only architectures: causal LMs without a vision tower."""
+ARCHS = ("llava", "qwen2_vl", *TEXT_ARCHS)
+LLAMA2_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message['role'] == 'user' %}"
+    "{{ bos_token + '[INST] ' + message['content'].strip() + ' [/INST]' }}"
+    "{% elif message['role'] == 'assistant' %}"
+    "{{ ' ' + message['content'].strip() + ' ' + eos_token }}"
+    "{% endif %}"
+    "{% endfor %}"
+)
+"""Llama-2-chat's template without its system-prompt branch: the text-only tiny LM's, from
+which :meth:`TextFormat.from_model` reads :meth:`TextFormat.llama2`."""
 
 
 @settings
 class TinyVLMConfig:
-    """Sizes of a tiny VLM (defaults: 1.8 M parameters, trains on CPU).
+    """Sizes of a tiny VLM or text-only LM (defaults: 1.8 M parameters, trains on CPU; the
+    vision sizes are unused by a text-only arch).
 
     The defaults were chosen for time on 2 CPU cores: a decoder of width 128 costs ~3× less
     per example than one of width 256 and memorised CLEAR-mini in fewer epochs; a vision tower
@@ -46,7 +63,7 @@ class TinyVLMConfig:
     """
 
     arch: Annotated[str, one_of(ARCHS)] = "llava"
-    """``llava`` or ``qwen2_vl``."""
+    """``llava``, ``qwen2_vl`` or ``llama`` (text-only)."""
     image_size: PositiveInt = 32
     patch_size: PositiveInt = 8
     vision_hidden: PositiveInt = 128
@@ -66,6 +83,8 @@ def _chat_format(config: TinyVLMConfig) -> ChatFormat:
         return LlavaFormat(end_token=EOS, patch_size=config.patch_size)
     if config.arch == "qwen2_vl":
         return QwenVLFormat(merge_size=2)
+    if config.arch == "llama":
+        return TextFormat.llama2(EOS)
     raise ValueError(f"unknown tiny VLM arch {config.arch!r}; choose one of {', '.join(ARCHS)}")
 
 
@@ -75,8 +94,9 @@ def train_tokenizer(
     """Train a byte-level BPE tokenizer on ``texts``, with the special tokens of ``arch``.
 
     Specials: ``<pad>``, ``<s>``, ``</s>``, ``<unk>`` and the chat format's tokens (LLaVA's
-    ``<image>``; ChatML and vision tokens for Qwen2-VL). No bos is added automatically: the
-    chat format decides.
+    ``<image>``; ChatML and vision tokens for Qwen2-VL; none more for a text-only arch, whose
+    tokenizer carries :data:`LLAMA2_CHAT_TEMPLATE`). No bos is added automatically: the chat
+    format decides.
     """
     chat_format = _chat_format(TinyVLMConfig(arch=arch))
     family_tokens = [t for t in chat_format.special_tokens if t not in (PAD, BOS, EOS, UNK)]
@@ -92,18 +112,23 @@ def train_tokenizer(
         show_progress=False,
     )
     tokenizer.train_from_iterator(texts, trainer)
-    return PreTrainedTokenizerFast(
+    fast = PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         pad_token=PAD,
         bos_token=BOS,
         eos_token=EOS,
         unk_token=UNK,
-        extra_special_tokens={"image_token": chat_format.image_token},
+        extra_special_tokens=(
+            {} if chat_format.image_token is None else {"image_token": chat_format.image_token}
+        ),
     )
+    if arch in TEXT_ARCHS:
+        fast.chat_template = LLAMA2_CHAT_TEMPLATE
+    return fast
 
 
 def build_tiny_vlm(config: TinyVLMConfig, texts: Iterable[str], *, seed: int = 0) -> VLM:
-    """A randomly initialised tiny VLM whose tokenizer is trained on ``texts``.
+    """A randomly initialised tiny VLM or text-only LM whose tokenizer is trained on ``texts``.
 
     Deterministic for a given ``seed`` and corpus. Each text is wrapped in the chat template
     for tokenizer training, so the template's words get tokens of their own.
@@ -115,14 +140,20 @@ def build_tiny_vlm(config: TinyVLMConfig, texts: Iterable[str], *, seed: int = 0
         "bos_token_id": tokenizer.bos_token_id,
         "eos_token_id": tokenizer.eos_token_id,
         "pad_token_id": tokenizer.pad_token_id,
-        "image_token_id": tokenizer.convert_tokens_to_ids(chat_format.image_token),
-        "video_token_id": tokenizer.convert_tokens_to_ids(VIDEO_PAD),
-        "vision_start_token_id": tokenizer.convert_tokens_to_ids(QwenVLFormat.VISION_START),
-        "vision_end_token_id": tokenizer.convert_tokens_to_ids(QwenVLFormat.VISION_END),
     }
+    if config.arch not in TEXT_ARCHS:
+        ids |= {
+            "image_token_id": tokenizer.convert_tokens_to_ids(chat_format.image_token),
+            "video_token_id": tokenizer.convert_tokens_to_ids(VIDEO_PAD),
+            "vision_start_token_id": tokenizer.convert_tokens_to_ids(QwenVLFormat.VISION_START),
+            "vision_end_token_id": tokenizer.convert_tokens_to_ids(QwenVLFormat.VISION_END),
+        }
     torch.manual_seed(seed)
     hf_config = tiny_hf_config(config, len(tokenizer), ids)
-    if config.arch == "llava":
+    if config.arch in TEXT_ARCHS:
+        model = LlamaForCausalLM(hf_config)
+        image_processor = processor = None
+    elif config.arch == "llava":
         model = LlavaForConditionalGeneration(hf_config)
         image_processor = CLIPImageProcessorPil(
             size={"shortest_edge": config.image_size},
@@ -157,9 +188,9 @@ def build_tiny_vlm(config: TinyVLMConfig, texts: Iterable[str], *, seed: int = 0
 
 def tiny_hf_config(
     config: TinyVLMConfig, vocab_size: int, ids: dict[str, int]
-) -> LlavaConfig | Qwen2VLConfig:
-    """The Hugging Face config of a tiny VLM; ``ids`` holds the special token ids (bos, eos,
-    pad, image; for Qwen2-VL also video, vision start and end)."""
+) -> LlavaConfig | Qwen2VLConfig | LlamaConfig:
+    """The Hugging Face config of a tiny model; ``ids`` holds the special token ids (bos, eos,
+    pad; for a VLM also image; for Qwen2-VL also video, vision start and end)."""
     text = {
         "vocab_size": vocab_size,
         "hidden_size": config.text_hidden,
@@ -173,6 +204,8 @@ def tiny_hf_config(
         "eos_token_id": ids["eos_token_id"],
         "pad_token_id": ids["pad_token_id"],
     }
+    if config.arch in TEXT_ARCHS:
+        return LlamaConfig(**text)
     if config.arch == "llava":
         return LlavaConfig(
             vision_config=CLIPVisionConfig(

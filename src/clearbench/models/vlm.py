@@ -1,4 +1,5 @@
-"""A vision-language model with everything needed to feed it: :class:`VLM`."""
+"""A vision-language model (or a text-only causal LM) with everything needed to feed it:
+:class:`VLM`."""
 
 from __future__ import annotations
 
@@ -49,9 +50,12 @@ def answer_logits(
 
 
 class VLM:
-    """An image-text-to-text model with its tokenizer, image processor and chat format.
+    """A vision-language model, or a text-only causal LM when its chat format has no image
+    token, with its tokenizer, image processor (None for a text-only model) and chat format.
 
-    ``model`` may be a PEFT model once LoRA is applied (:func:`~clearbench.models.lora.apply_lora`).
+    Training and evaluation code treat both alike; :meth:`encode` refuses images on a
+    text-only model (:attr:`takes_images`). ``model`` may be a PEFT model once LoRA is applied
+    (:func:`~clearbench.models.lora.apply_lora`).
     ``processor`` is the Hugging Face processor when one could be built; it is only saved, since
     batches are made here from the tokenizer and image processor directly.
     """
@@ -60,7 +64,7 @@ class VLM:
         self,
         model: torch.nn.Module,
         tokenizer: Any,
-        image_processor: Any,
+        image_processor: Any | None,
         chat_format: ChatFormat,
         processor: Any | None = None,
     ) -> None:
@@ -77,13 +81,16 @@ class VLM:
                     f"{name}: the tokenizer has no single token {token!r}, which the "
                     f"{type(chat_format).__name__} chat format needs"
                 )
-        self.image_token_id: int = tokenizer.convert_tokens_to_ids(chat_format.image_token)
-        model_image_token_id = getattr(model.config, "image_token_id", None)
-        if model_image_token_id != self.image_token_id:
-            raise ModelError(
-                f"{name}: the model's image token id {model_image_token_id} is not the "
-                f"tokenizer's id {self.image_token_id} of {chat_format.image_token!r}"
-            )
+        self.image_token_id: int | None = None
+        """The image placeholder's id; None for a text-only model."""
+        if chat_format.image_token is not None:
+            self.image_token_id = tokenizer.convert_tokens_to_ids(chat_format.image_token)
+            model_image_token_id = getattr(model.config, "image_token_id", None)
+            if model_image_token_id != self.image_token_id:
+                raise ModelError(
+                    f"{name}: the model's image token id {model_image_token_id} is not the "
+                    f"tokenizer's id {self.image_token_id} of {chat_format.image_token!r}"
+                )
         self.end_token_id: int = tokenizer.convert_tokens_to_ids(chat_format.end_token)
         self.stop_token_ids: list[int] = list(
             dict.fromkeys([self.end_token_id, tokenizer.eos_token_id])
@@ -92,6 +99,11 @@ class VLM:
         self.pad_token_id: int = (
             tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.end_token_id
         )
+
+    @property
+    def takes_images(self) -> bool:
+        """Whether the model sees images (False: a text-only causal LM)."""
+        return self.chat_format.image_token is not None
 
     @property
     def device(self) -> torch.device:
@@ -118,9 +130,10 @@ class VLM:
         to the ids on the answer and end tokens and −100 elsewhere. ``with_answer=False``: the
         prompts alone, left-padded for generation, without labels. ``pixel_values`` (Qwen:
         also ``image_grid_thw`` and ``mm_token_type_ids``) appear only when some example has
-        an image; rows with and without images may be mixed. ``max_length`` truncates the
-        answer, never the prompt (whose image placeholders must stay whole): a prompt that
-        leaves no room raises :class:`ModelError`.
+        an image; rows with and without images may be mixed (a text-only model takes none:
+        :class:`ModelError`). ``max_length`` truncates the answer, never the prompt (whose
+        image placeholders must stay whole): a prompt that leaves no room raises
+        :class:`ModelError`.
 
         ``pack=True`` (training batches of a :attr:`~ChatFormat.packable` format; others are
         padded as usual) puts several rows side by side in lines as wide as the longest row,
@@ -132,7 +145,12 @@ class VLM:
             raise ValueError("pack=True is for training batches (with_answer=True)")
         if not examples:
             raise ValueError("encode needs at least one example")
-        images = [example.image for example in examples if example.image is not None]
+        with_image = [example for example in examples if example.image is not None]
+        if with_image and not self.takes_images:
+            raise ModelError(
+                f"example {with_image[0].id!r}: text-only model: cannot take images"
+            )
+        images = [example.image for example in with_image]
         image_inputs = (
             dict(self.image_processor(images=images, return_tensors="pt")) if images else {}
         )
@@ -376,7 +394,8 @@ class VLM:
         return self.tokenizer.decode(ids, skip_special_tokens=True).strip()
 
     def save(self, out_dir: str | Path, *, merge_lora: bool = True) -> None:
-        """Save model (safetensors), tokenizer, image processor and processor to ``out_dir``.
+        """Save model (safetensors), tokenizer, image processor and processor (those a model
+        has) to ``out_dir``.
 
         With ``merge_lora`` a LoRA model is merged first (in place), so the folder is a plain
         model that :func:`~clearbench.models.loading.load_vlm` reloads. Without it, a LoRA model
@@ -388,6 +407,7 @@ class VLM:
         out_dir.mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(out_dir)
         self.tokenizer.save_pretrained(out_dir)
-        self.image_processor.save_pretrained(out_dir)
+        if self.image_processor is not None:
+            self.image_processor.save_pretrained(out_dir)
         if self.processor is not None:
             self.processor.save_pretrained(out_dir)
