@@ -228,8 +228,8 @@ class TextFormat(ChatFormat):
 
     :meth:`from_model` reads the fields from the tokenizer's chat template. A template that
     starts with the bos token text gives ``add_bos=True`` and a prefix without it: the bos is
-    added as an id, so the text after it is tokenised as the start of a string (as in
-    Llama-2's own training, whatever the tokenizer makes of text that follows a special token).
+    added as an id and the rest is tokenised as the start of a string, as Llama-2 was trained
+    (a SentencePiece tokenizer may tokenise text after a special token differently).
     """
 
     prompt_prefix: str
@@ -283,8 +283,8 @@ class TextFormat(ChatFormat):
         before_answer, found, after_answer = conversation.partition(ANSWER_SENTINEL)
         if prompt.count(USER_SENTINEL) != 1 or not found or not before_answer.startswith(prompt):
             raise ModelError(
-                f"{name}: cannot read a chat format from its chat template: a user turn and an "
-                "assistant's answer do not render as the generation prompt followed by the answer"
+                f"{name}: cannot read a chat format from its chat template: it does not render "
+                "the user's text once, then the generation prompt, then the assistant's answer"
             )
         prefix, suffix = prompt.split(USER_SENTINEL)
         bos = tokenizer.bos_token
