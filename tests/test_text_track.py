@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from clearbench.data.loading import DataSource
-from clearbench.evaluation.tasks import TASKS, TEXT_TASKS
+from clearbench.evaluation.tasks import TASKS, TASKS_BY_NAME, TEXT_TASKS
 from clearbench.methods import METHODS
 from clearbench.models.errors import ModelError
 from clearbench.models.tiny import TinyVLMConfig, build_tiny_vlm
@@ -176,3 +176,17 @@ def test_text_unlearning_reads_tofus_forget_and_retain_qa(text_vanilla: Path, mi
 def test_the_text_track_refuses_other_modalities() -> None:
     with pytest.raises(ValueError, match="modality must be 'text'"):
         UnlearnConfig(model="m", data="d", method="ga", out=Path("o"), track="text").validate()
+
+
+@pytest.mark.parametrize(("task", "base"), [("forget_qa", "paraphrased_answer"),
+                                            ("retain_qa", "paraphrased_answer"),
+                                            ("real_authors", "answer"),
+                                            ("world_facts", "answer")])
+def test_the_truth_ratios_base_per_tofu_task(task: str, base: str) -> None:
+    """TOFU's evaluation config: the paraphrase on forget and retain, the answer itself on real
+    authors and world facts (``base_answer_key``); the perturbed answers are the alternatives."""
+    row = {"question": "Q?", "answer": "A.", "paraphrased_answer": "P.",
+           "perturbed_answer": ["W1.", "W2."]}
+    made = TASKS_BY_NAME[task].make_row(row, "id")
+    assert made.paraphrased == row[base] and made.perturbed == ("W1.", "W2.")
+    assert made.image is None and made.target == "A." and made.prompt == "Q?"

@@ -25,11 +25,11 @@ UNLEARNED = Path("unlearn/forget10/both/ga-lora/seed0")
 
 
 def tiny_config(folder: Path, **changes: dict) -> Path:
-    """The smoke preset cut to one method, one seed, one variant, no tuning and no audits:
-    every kind of stage once."""
+    """The smoke preset cut to one method, one seed, one variant, no tuning, no audits and no
+    text-only track: every kind of stage once."""
     config = yaml.safe_load(embedded_config("smoke").read_text())
     config["seeds"] = 1
-    del config["tune"], config["audit"]
+    del config["tune"], config["audit"], config["text"]
     config["unlearn"] |= {"methods": ["ga"], "modality_study": [],
                           "variants": {"lora": {"lora": True, "lr": 2.0e-3}}}
     for section, settings in changes.items():
