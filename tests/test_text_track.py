@@ -144,14 +144,14 @@ def test_text_fine_tune_gates_on_the_qa_alone(text_vanilla: Path) -> None:
 
 def test_a_text_model_refuses_image_data_by_name(text_vanilla: Path, mini_data: Path,
                                                  tmp_path: Path) -> None:
-    with pytest.raises(ModelError, match="text-only language model.*tofu:full"):
+    with pytest.raises(ModelError, match=r"text-only language model.*tofu:full"):
         finetune(FinetuneConfig(model=str(text_vanilla), data=str(mini_data),
                                 out=tmp_path / "ft", split="full+tofu", recipe="mini",
                                 epochs=1))
     with pytest.raises(ModelError, match="--track text"):
         unlearn(UnlearnConfig(model=str(text_vanilla), data=str(mini_data), method="ga",
                               out=tmp_path / "un", modality="text"))
-    with pytest.raises(ModelError, match="forget_captions.*--tasks forget_qa"):
+    with pytest.raises(ModelError, match=r"forget_captions.*--tasks forget_qa"):
         run_eval(EvalConfig(model=str(text_vanilla), data=str(mini_data), out=tmp_path / "ev",
                             tasks=("forget_captions", "forget_qa")))
 
