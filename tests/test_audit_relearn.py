@@ -183,6 +183,18 @@ def test_relearning_the_forget_half_teaches_the_half_it_trained_on(
     assert after > before + 0.05
 
 
+def test_a_diverging_attack_says_so(untrained: Path, data: Path,
+                                    forget_persons: list[str]) -> None:
+    source = DataSource.local(data)
+    items = relearn_recipe.attack_examples(source, "forget10", forget_persons,
+                                           forget_persons[:1], seed=0)
+    diverged = r"relearn gold on retain diverged: loss became .*lower the learning rate"
+    with pytest.raises(ValueError, match=diverged):
+        relearn_recipe.relearn(load_vlm(untrained), items["retain"], [20],
+                               relearn_recipe.relearn_settings(1e4, 8, 0), lambda vlm: {},
+                               "relearn gold on retain")
+
+
 def test_a_split_with_one_forget_person_is_refused(untrained: Path, mini_data: Path,
                                                    tmp_path: Path, capsys) -> None:
     capsys.readouterr()

@@ -47,7 +47,7 @@ from clearbench.recipes.audit import FORGET_TASKS, describe_model
 from clearbench.recipes.evaluate import earlier_result
 from clearbench.recipes.finetune import answer_loss
 from clearbench.recipes.stage import data_source, model_key
-from clearbench.training.loop import TrainSettings, check_finite, train
+from clearbench.training.loop import DivergedError, TrainSettings, check_finite, train
 
 RELEARN_FILE = "relearn.json"
 SCHEMA = 1
@@ -222,8 +222,12 @@ def relearn(vlm: VLM, items: Sequence[Example], steps: Sequence[int], settings: 
         return answer_loss(model, batch, micro_batch)
 
     with tempfile.TemporaryDirectory(prefix="relearn-") as work:
-        train(vlm.model, epoch, partial(vlm.encode, pack=True), loss, settings, Path(work),
-              description=description)
+        try:
+            train(vlm.model, epoch, partial(vlm.encode, pack=True), loss, settings, Path(work),
+                  description=description)
+        except DivergedError as diverged:
+            raise ValueError(f"{description} diverged: {diverged}; lower the learning "
+                             "rate") from None
     check_finite(vlm.model, description)
     return [*measured, measure(vlm)]
 
