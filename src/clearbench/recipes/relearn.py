@@ -105,7 +105,8 @@ def run_relearn(config: RelearnConfig) -> dict[str, Any]:
         "schema": SCHEMA,
         "audit": "relearn",
         **{name: describe_model(path, keys[name]) for name, path in paths.items()},
-        "data": {"source": source.clear, "fingerprint": source.fingerprint()["clear"]},
+        "data": {"source": source.clear, "tofu": source.tofu,
+                 "fingerprint": source.fingerprint()},  # captions and biography QA
         "forget_split": config.forget_split,
         "settings": setting,
     }
