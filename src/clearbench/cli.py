@@ -199,44 +199,91 @@ def run_score(args: argparse.Namespace) -> None:
 def add_audit_command(sub: argparse._SubParsersAction) -> None:
     au = sub.add_parser(
         "audit",
-        help="membership audit (MUSE PrivLeak): forget persons vs persons never trained on",
-        description="Membership inference of the forget persons (members) against CLEAR-mini's "
-        "holdout persons (non-members) on image-conditioned captions, with the LOSS, zlib, "
-        "Min-K %, Min-K %++ and gold-reference attacks, for the model and for the gold model: "
-        "each attack's AUC and PrivLeak = (AUC_model - AUC_gold) / AUC_gold with person-"
-        "bootstrap intervals; writes OUT/audit.json (docs/audits.md).",
+        help="does the model still know the forget persons? membership (MUSE PrivLeak) and "
+        "relearning audits",
+        description="membership: membership inference of the forget persons (members) against "
+        "CLEAR-mini's holdout persons (non-members) on image-conditioned captions, with the "
+        "LOSS, zlib, Min-K %, Min-K %++ and gold-reference attacks, for the model and for the "
+        "gold model: each attack's AUC and PrivLeak = (AUC_model - AUC_gold) / AUC_gold with "
+        "person-bootstrap intervals; writes OUT/audit.json. relearn: fine-tune the model and "
+        "the gold model alike for a few steps on half of the forget persons' rows "
+        "(forget_half) and on as many retain rows (retain), measuring forget knowledge K on the "
+        "other half's rows after each step of --relearn-steps; the model fails where its K "
+        "exceeds gold's by more than 0.05 beyond its person-bootstrap interval; writes "
+        "OUT/relearn.json (docs/audits.md).",
     )
     au.add_argument("--model", required=True, help="model folder (or hub id) to audit")
     au.add_argument("--gold", required=True, help="the gold model of --forget-split")
-    au.add_argument("--data", required=True, help="CLEAR-mini folder (it needs `holdout`)")
+    au.add_argument("--data", required=True,
+                    help="CLEAR-mini folder (membership needs its `holdout`) or hub id")
+    au.add_argument("--audits", default="membership",
+                    help="comma-separated audits to run: membership, relearn (default "
+                    "membership)")
+    au.add_argument("--vanilla", default=None,
+                    help="relearn: the vanilla model, for forgetting progress P along the curves")
     au.add_argument("--forget-split", default="forget10",
                     choices=["forget01", "forget05", "forget10", "forget_val"])
-    au.add_argument("--out", type=Path, required=True, help="folder for audit.json")
+    au.add_argument("--out", type=Path, required=True,
+                    help="folder for audit.json and relearn.json")
     au.add_argument("--k", type=float, default=None,
                     help="Min-K %% fraction of lowest tokens (default 0.2)")
-    au.add_argument("--batch-size", type=int, default=None, help="rows per forward pass")
+    au.add_argument("--batch-size", type=int, default=None,
+                    help="rows per forward pass when scoring and evaluating")
     au.add_argument("--replicates", type=int, default=None,
                     help="person-bootstrap replicates (default 1000)")
-    au.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    au.add_argument("--seed", type=int, default=0,
+                    help="seed of the bootstrap and of relearn's person halves, retain sample "
+                    "and batches (default 0)")
     au.add_argument("--precision", action="store_true",
                     help="also forget knowledge K after int8 quantization and bf16 / fp16 "
                     "round trips (the forget tasks are evaluated four times)")
     au.add_argument("--max-new-tokens", type=int, default=None,
-                    help="greedy generation length of --precision's forget tasks (default 32)")
+                    help="greedy generation length of the forget tasks of --precision and "
+                    "relearn (default 32)")
+    au.add_argument("--relearn-steps", type=_integers, default=None, metavar="S1,S2,...",
+                    help="relearn: optimiser steps after which K is measured, in one run up to "
+                    "the largest (default 5,20,50)")
+    au.add_argument("--relearn-lr", type=float, default=None,
+                    help="relearn: constant learning rate, full parameters (default 2e-3)")
+    au.add_argument("--relearn-batch-size", type=int, default=None,
+                    help="relearn: rows per optimiser step (default 16)")
     au.add_argument("--data-revision", help="pin the hub data set to a commit/tag")
     au.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     au.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
     au.set_defaults(handler=run_audit)
 
 
+def _integers(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not comma-separated integers: {text!r}") from None
+
+
+AUDITS = ("membership", "relearn")
+
+
 def run_audit(args: argparse.Namespace) -> None:
+    from dataclasses import fields
+
     from clearbench.recipes.audit import AuditConfig, run_audit
+    from clearbench.recipes.relearn import RelearnConfig, run_relearn
     from clearbench.training.distributed import check_device
 
     check_device(args.device)
-    options = {k: v for k, v in vars(args).items()
-               if k not in ("command", "handler") and v is not None}
-    run_audit(AuditConfig(**options))
+    audits = [name.strip() for name in args.audits.split(",")]
+    unknown = [name for name in audits if name not in AUDITS]
+    if unknown:
+        raise ValueError(f"--audits {args.audits!r}: choose from {', '.join(AUDITS)}")
+    if args.precision and "membership" not in audits:
+        raise ValueError("--precision is part of the membership audit: add it to --audits")
+    options = {k: v for k, v in vars(args).items() if v is not None}
+    runs = {"membership": (AuditConfig, run_audit), "relearn": (RelearnConfig, run_relearn)}
+    configs = {name: runs[name][0](**{f.name: options[f.name] for f in fields(runs[name][0])
+                                      if f.name in options})
+               for name in audits}  # every audit's settings are checked before any runs
+    for name, config in configs.items():
+        runs[name][1](config)
 
 
 def add_unlearn_command(sub: argparse._SubParsersAction) -> None:

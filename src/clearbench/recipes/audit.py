@@ -86,7 +86,8 @@ def _examples(dataset: Any, config: str) -> list[Example]:
     return [row_example(row, f"{config}/{i}") for i, row in enumerate(dataset)]
 
 
-def _describe(path: str, key: dict[str, Any]) -> dict[str, Any]:
+def describe_model(path: str, key: dict[str, Any]) -> dict[str, Any]:
+    """A model as the audit files record it: path, content key and training record."""
     return {"path": path, "key": key, "trained_as": trained_as(path)}
 
 
@@ -102,8 +103,8 @@ def run_audit(config: AuditConfig) -> dict[str, Any]:
     header = {
         "schema": SCHEMA,
         "audit": "membership",
-        "model": _describe(config.model, keys["model"]),
-        "gold": _describe(config.gold, keys["gold"]),
+        "model": describe_model(config.model, keys["model"]),
+        "gold": describe_model(config.gold, keys["gold"]),
         "data": {"source": source.clear, "fingerprint": source.fingerprint()["clear"]},
         "forget_split": config.forget_split,
         "settings": setting,
