@@ -199,8 +199,8 @@ def run_score(args: argparse.Namespace) -> None:
 def add_audit_command(sub: argparse._SubParsersAction) -> None:
     au = sub.add_parser(
         "audit",
-        help="does the model still know the forget persons? membership (MUSE PrivLeak) and "
-        "relearning audits",
+        help="does the model still know the forget persons? membership (MUSE PrivLeak), "
+        "relearning and robustness audits",
         description="membership: membership inference of the forget persons (members) against "
         "CLEAR-mini's holdout persons (non-members) on image-conditioned captions, with the "
         "LOSS, zlib, Min-K %, Min-K %++ and gold-reference attacks, for the model and for the "
@@ -210,21 +210,25 @@ def add_audit_command(sub: argparse._SubParsersAction) -> None:
         "(forget_half) and on as many retain rows (retain), measuring forget knowledge K on the "
         "other half's rows after each step of --relearn-steps; the model fails where its K "
         "exceeds gold's by more than 0.05 beyond its person-bootstrap interval; writes "
-        "OUT/relearn.json (docs/audits.md).",
+        "OUT/relearn.json. robustness: forget knowledge K under seeded image perturbations "
+        "(crop, blur, JPEG, grayscale, flip, colour jitter), held-out prompt wordings and "
+        "sampled decoding (does any of --samples answers name the person?); with --vanilla "
+        "also vanilla's and gold's K and progress P under each; writes OUT/robustness.json "
+        "(docs/audits.md).",
     )
     au.add_argument("--model", required=True, help="model folder (or hub id) to audit")
     au.add_argument("--gold", required=True, help="the gold model of --forget-split")
     au.add_argument("--data", required=True,
                     help="CLEAR-mini folder (membership needs its `holdout`) or hub id")
     au.add_argument("--audits", default="membership",
-                    help="comma-separated audits to run: membership, relearn (default "
-                    "membership)")
+                    help="comma-separated audits to run: membership, relearn, robustness "
+                    "(default membership)")
     au.add_argument("--vanilla", default=None,
-                    help="relearn: the vanilla model, for forgetting progress P along the curves")
+                    help="relearn, robustness: the vanilla model, for forgetting progress P")
     au.add_argument("--forget-split", default="forget10",
                     choices=["forget01", "forget05", "forget10", "forget_val"])
     au.add_argument("--out", type=Path, required=True,
-                    help="folder for audit.json and relearn.json")
+                    help="folder for audit.json, relearn.json and robustness.json")
     au.add_argument("--k", type=float, default=None,
                     help="Min-K %% fraction of lowest tokens (default 0.2)")
     au.add_argument("--batch-size", type=int, default=None,
@@ -247,6 +251,10 @@ def add_audit_command(sub: argparse._SubParsersAction) -> None:
                     help="relearn: constant learning rate, full parameters (default 2e-3)")
     au.add_argument("--relearn-batch-size", type=int, default=None,
                     help="relearn: rows per optimiser step (default 16)")
+    au.add_argument("--samples", type=int, default=None,
+                    help="robustness: sampled answers per forget row (default 5)")
+    au.add_argument("--temperature", type=float, default=None,
+                    help="robustness: sampling temperature (default 1)")
     au.add_argument("--data-revision", help="pin the hub data set to a commit/tag")
     au.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     au.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
@@ -260,7 +268,7 @@ def _integers(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"not comma-separated integers: {text!r}") from None
 
 
-AUDITS = ("membership", "relearn")
+AUDITS = ("membership", "relearn", "robustness")
 
 
 def run_audit(args: argparse.Namespace) -> None:
@@ -268,6 +276,7 @@ def run_audit(args: argparse.Namespace) -> None:
 
     from clearbench.recipes.audit import AuditConfig, run_audit
     from clearbench.recipes.relearn import RelearnConfig, run_relearn
+    from clearbench.recipes.robustness import RobustnessConfig, run_robustness
     from clearbench.training.distributed import check_device
 
     check_device(args.device)
@@ -278,10 +287,14 @@ def run_audit(args: argparse.Namespace) -> None:
     if args.precision and "membership" not in audits:
         raise ValueError("--precision is part of the membership audit: add it to --audits")
     options = {k: v for k, v in vars(args).items() if v is not None}
-    runs = {"membership": (AuditConfig, run_audit), "relearn": (RelearnConfig, run_relearn)}
-    configs = {name: runs[name][0](**{f.name: options[f.name] for f in fields(runs[name][0])
-                                      if f.name in options})
-               for name in audits}  # every audit's settings are checked before any runs
+    runs = {"membership": (AuditConfig, run_audit), "relearn": (RelearnConfig, run_relearn),
+            "robustness": (RobustnessConfig, run_robustness)}
+    configs = {}
+    for name in audits:  # every audit's settings are checked before any runs
+        given = options if name != "robustness" or "vanilla" in options else \
+            {k: v for k, v in options.items() if k != "gold"}  # P needs vanilla and gold
+        configs[name] = runs[name][0](**{f.name: given[f.name] for f in fields(runs[name][0])
+                                         if f.name in given})
     for name, config in configs.items():
         runs[name][1](config)
 
