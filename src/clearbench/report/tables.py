@@ -165,8 +165,11 @@ def text_table(results: dict[str, Any]) -> Table | None:
     return _headline_table(
         f"Text-only track, {split} (model {text.get('model', '?')}, variant {variant})",
         entries, TEXT_SCORES,
-        "A text-only model, unlearned and scored on text alone. K (lower = forgot more), "
-        f"Retain and Real as in the main table, on the text tasks. {PROGRESS_NOTE} MU: TOFU's "
+        "A text-only causal LM, fine-tuned, unlearned and scored on TOFU's QA alone (docs/"
+        "text.md). K (lower = forgot more): the mean of probability, ROUGE-L recall, fact "
+        "accuracy and max(0, 1 − R) on the forget QA; Retain: harmonic mean of probability, "
+        "ROUGE-L recall and truth ratio on the retain QA; Real: the same on real authors and "
+        f"world facts. {PROGRESS_NOTE} MU: TOFU's "
         "model utility, the harmonic mean of 9 values (probability, ROUGE-L recall and truth "
         "ratio on the retain, real-authors and world-facts sets). FQ: TOFU's forget quality, "
         "the KS-test p-value of the forget QA truth ratios against gold's. "
