@@ -39,7 +39,7 @@ def test_text_tasks_are_tofus_four() -> None:
 
 def test_the_mini_plan_adds_the_text_track_in_its_own_folder(tmp_path: Path) -> None:
     config = load_run_config(embedded_config("mini"))
-    assert config.text is not None and config.text.base == {"arch": "llama"}
+    assert config.text is not None and config.text.base == {"arch": "llama", "epochs": 100.0}
     the_plan = plan(config, tmp_path)
     by_name = {stage.name: stage for stage in the_plan.stages}
     base = by_name["pretrain base model (text-only)"].args[0]

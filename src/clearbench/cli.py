@@ -64,7 +64,8 @@ def add_base_command(sub: argparse._SubParsersAction) -> None:
     base.add_argument("--out", type=Path, required=True, help="model folder to write")
     base.add_argument("--arch", choices=["llava", "qwen2_vl", "llama"], default="llava",
                       help="llava, qwen2_vl, or llama (text-only LM; default llava)")
-    base.add_argument("--epochs", type=float, default=None)
+    base.add_argument("--epochs", type=float, default=None,
+                      help="pretraining epochs (default 24; 100 for the text-only llama)")
     base.add_argument("--lr", type=float, default=None)
     base.add_argument("--seed", type=int, default=0)
     add_tofu_arguments(base)
@@ -72,9 +73,11 @@ def add_base_command(sub: argparse._SubParsersAction) -> None:
 
 
 def run_base(args: argparse.Namespace) -> None:
-    from clearbench.recipes.base import BaseConfig, build_base
+    from clearbench.models.tiny import TEXT_ARCHS
+    from clearbench.recipes.base import TEXT_BASE_EPOCHS, BaseConfig, build_base
 
-    overrides = {k: v for k, v in (("epochs", args.epochs), ("lr", args.lr)) if v is not None}
+    epochs = args.epochs or (TEXT_BASE_EPOCHS if args.arch in TEXT_ARCHS else None)
+    overrides = {k: v for k, v in (("epochs", epochs), ("lr", args.lr)) if v is not None}
     build_base(BaseConfig(data=args.data, out=args.out, arch=args.arch, seed=args.seed,
                           tofu=args.tofu, tofu_revision=args.tofu_revision, **overrides))
 

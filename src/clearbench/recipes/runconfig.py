@@ -24,7 +24,7 @@ from clearbench.models.loading import DTYPES
 from clearbench.models.tiny import TEXT_ARCHS, TinyVLMConfig
 from clearbench.presets import PRESETS
 from clearbench.recipes.audit import AuditConfig
-from clearbench.recipes.base import BaseConfig
+from clearbench.recipes.base import TEXT_BASE_EPOCHS, BaseConfig
 from clearbench.recipes.evaluate import FORGET_SPLITS, EvalConfig
 from clearbench.recipes.finetune import FinetuneConfig
 from clearbench.recipes.tune import TUNED_SUFFIX, TuneConfig, check_grids
@@ -365,8 +365,8 @@ def _text_settings(value: Any, methods: tuple[str, ...], found: Found) -> TextTr
                                      "'model' (hub id or local folder of the base causal LM)"))
     base = None
     if "base" in settings:
-        given = dict(_section(settings, "base", "text.base", found))
-        given.setdefault("arch", "llama")
+        given = {"arch": "llama", "epochs": TEXT_BASE_EPOCHS,
+                 **_section(settings, "base", "text.base", found)}
         model = None
         if "model" in given:
             model = _typed(TinyVLMConfig, _section(given, "model", "text.base.model", found),
