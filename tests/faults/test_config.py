@@ -158,7 +158,10 @@ def test_a_config_that_is_no_yaml_file_is_one_line(
     folder.mkdir()
     listed = tmp_path / "list.yaml"
     listed.write_text("- a\n- b\n")
-    cases = [(folder, "is a folder"), (listed, "must be a mapping of settings, got a list")]
+    repeated = tmp_path / "repeated.yaml"
+    repeated.write_text("seed: 0\nunlearn:\n  methods: [ga]\n  methods: [npo]\n")
+    cases = [(folder, "is a folder"), (listed, "must be a mapping of settings, got a list"),
+             (repeated, "key 'methods' appears twice")]
     if os.geteuid() != 0:  # root reads anything
         locked = tmp_path / "locked.yaml"
         locked.write_text("seed: 0\n")

@@ -132,19 +132,43 @@ class RunConfig:
 Found = list[Problem]
 
 
+class _UniqueKeys(yaml.SafeLoader):
+    """A YAML loader that refuses a mapping with a repeated key (PyYAML keeps the last)."""
+
+
+class _RepeatedKey(ValueError):
+    pass
+
+
+def _mapping(loader: _UniqueKeys, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise _RepeatedKey(f"key {key!r} appears twice (again on line "
+                               f"{key_node.start_mark.line + 1}); the last would win")
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeys.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+
+
 def _read(path: Path) -> dict[str, Any]:
     """The YAML mapping in ``path``; a one-line error when it is missing, unreadable, not
     YAML or not a mapping."""
     if path.is_dir():
         raise ValueError(f"run config {path} is a folder; give the path of a YAML file")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=_UniqueKeys)  # a SafeLoader
     except FileNotFoundError:
         raise FileNotFoundError(f"run config not found: {path}") from None
     except OSError as err:
         raise ValueError(f"run config {path} cannot be read: {err.strerror}") from None
     except UnicodeDecodeError:
         raise ValueError(f"run config {path} is not a text file") from None
+    except _RepeatedKey as err:
+        raise ValueError(f"run config {path}: {err}") from None
     except yaml.YAMLError as err:
         raise ValueError(f"run config {path} is not valid YAML: {err}") from None
     if raw is not None and not isinstance(raw, dict):
