@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from clearbench.config import ConfigError
 from clearbench.evaluation.selection import Candidate, choose
@@ -87,9 +88,11 @@ def test_a_grid_point_applies_to_an_unlearning_config() -> None:
 
 
 def _config(tmp_path: Path, tune: dict) -> Path:
-    text = embedded_config("smoke").read_text()
+    """The smoke run config with its ``tune`` section replaced by ``tune``."""
+    config = yaml.safe_load(embedded_config("smoke").read_text())
+    config["tune"] = tune
     path = tmp_path / "run.yaml"
-    path.write_text(text + "\ntune: " + json.dumps(tune) + "\n")
+    path.write_text(yaml.safe_dump(config))
     return path
 
 
