@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import TwoSlopeNorm
@@ -259,8 +260,8 @@ def audit_heatmap(entries: list[tuple[str, Entry]], split: str, path: Path) -> P
                  layout="constrained")
     ax = fig.add_subplot()
     norm = TwoSlopeNorm(vmin=0.0, vcenter=1.0, vmax=2.0)
-    image = ax.imshow(values, cmap="RdBu", norm=norm, aspect="auto")
-    image.cmap.set_bad("lightgrey")
+    image = ax.imshow(values, cmap=colormaps["RdBu"].with_extremes(bad="lightgrey"), norm=norm,
+                      aspect="auto")
     for i, (_, entry) in enumerate(entries):
         for j, audit in enumerate(audits):
             value = values[i][j]

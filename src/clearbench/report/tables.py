@@ -355,15 +355,15 @@ def robust_table(results: dict[str, Any], split: str) -> Table | None:
         for name, e in entries)
     return Table(
         title=f"Robust forgetting, {split}: the lowest P over every audit",
-        columns=("Method", "P (1 = gold)", "Robust P", "Lowest under",
-                 *names),
+        columns=("Method", "P (1 = gold)", "Robust P", "Lowest under", *names),
         rows=body,
         note="Robust P: the lowest forgetting progress P of the model over the headline (the "
         "main table's P, its interval there) and every audit with a P (the other columns, "
-        "drawn in the heatmap below); 1 = gold's level under each. Robustness C: P under condition C, (K_vanilla − K) / (K_vanilla − K_gold) with "
-        "vanilla's and gold's K under C. Relearn A: the lowest P over the grid's steps after "
-        "relearning attack A, against gold after the same steps (K_vanilla − K(s)) / "
-        "(K_vanilla − K_gold(s)); gold itself is 1. Means over the audited seeds; – where "
+        "drawn in the heatmap below); 1 = gold's level under each. Robustness C: P under "
+        "condition C, (K_vanilla − K) / (K_vanilla − K_gold) with vanilla's and gold's K "
+        "under C. Relearn A: the lowest P over the grid's steps after relearning attack A, "
+        "against gold after the same steps, (K_vanilla − K(s)) / (K_vanilla − K_gold(s)); "
+        "gold itself is 1. Means over the audited seeds; – where "
         "vanilla and gold know the same. docs/audits.md.",
     )
 
