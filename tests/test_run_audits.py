@@ -50,6 +50,11 @@ def test_the_audit_section_chooses_audits_scope_seeds_and_settings(tmp_path: Pat
     assert audits.of_model(main=True, first_seed=False) == ("robustness",)
     main = RunAudits(audits=("membership",))
     assert main.of_model(main=False, first_seed=True) == ()
+    full = load_run_config(embedded_config("full"))
+    assert full.audit.audits == ("membership", "relearn", "robustness")
+    assert full.audit.scope == "all" and not full.audit.first_seed_only
+    paper = load_run_config(embedded_config("paper-tables"))
+    assert (full.variants, full.modality_study) == (paper.variants, paper.modality_study)
 
 
 def test_every_audit_problem_is_one_line_naming_its_key(tmp_path: Path) -> None:

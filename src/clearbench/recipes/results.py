@@ -197,7 +197,8 @@ def _spread(values: list[float | None]) -> dict[str, float | None]:
     known = [v for v in values if v is not None]
     if not known:
         return {"mean": None, "low": None, "high": None}
-    return {"mean": _number(sum(known) / len(known)), "low": min(known), "high": max(known)}
+    return {"mean": _number(sum(known) / len(known)), "low": _number(min(known)),
+            "high": _number(max(known))}
 
 
 def over_seeds(blocks: list[dict[str, Any]], name: str) -> dict[str, Any]:
