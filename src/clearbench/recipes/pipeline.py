@@ -244,7 +244,8 @@ def plan(config: RunConfig, run_dir: Path) -> Plan:
                     needs=(synth,))
         return {"model": str(root / "base"), "model_revision": None}, built
 
-    def audit_config(name: str, model_dir: Path, split: str) -> Any:
+    def audit_config(name: str, model_dir: Path,
+                     split: str) -> AuditConfig | RelearnConfig | RobustnessConfig:
         """The settings of audit ``name`` of a multimodal model, written into its
         ``audit-SPLIT`` folder: gold is the split's, vanilla the run's; the robustness audit
         runs on the model alone (each condition's P comes from vanilla's and gold's own
@@ -389,6 +390,7 @@ def plan_multimodal(config: RunConfig, track: Track, add: Callable[..., str],
                     else:
                         unlearned = add(f"unlearn {label}", "unlearn", unlearn, settings_of_run,
                                         needs=(vanilla,))
+                    # the main table's models (and the tuned ones), not the studies
                     main = modality == "both" and (variant == config.main_variant or
                                                    tuned is not None)
                     audits = model_audits(config, main=main, first_seed=run_seed == config.seed)
