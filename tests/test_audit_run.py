@@ -170,10 +170,14 @@ def test_token_scores_of_a_qwen2_vl_model_match_its_evaluation_likelihoods(
 
 
 def test_audit_section_is_read_and_checked(tmp_path: Path) -> None:
-    text = embedded_config("smoke").read_text().replace("audit:\n  replicates: 100\n", "")
+    text = embedded_config("smoke").read_text()
+    start = text.index("\naudit:\n")
+    text = text[:start] + text[text.index("\n\n", start + 1):]
     path = tmp_path / "run.yaml"
     path.write_text(text + "\naudit: {k: 0.5, replicates: 10}\n")
-    assert load_run_config(path).audit == {"k": 0.5, "replicates": 10}
+    audit = load_run_config(path).audit
+    assert audit.audits == ("membership",) and audit.scope == "main"
+    assert audit.settings == {"membership": {"k": 0.5, "replicates": 10}}
     path.write_text(text + "\naudit: {enabled: false}\n")
     assert load_run_config(path).audit is None
     path.write_text(text + "\naudit: {k: 2, model: runs/x}\n")

@@ -43,6 +43,9 @@ from clearbench.report.tables import (
     leaderboard_rows,
     main_table,
     modality_table,
+    relearn_table,
+    robust_table,
+    robustness_table,
 )
 
 SPLIT = "forget10"
@@ -434,6 +437,75 @@ def test_write_report_writes_every_file(tmp_path: Path):
     before = {p: p.read_bytes() for p in written}
     write_report(run)
     assert {p: p.read_bytes() for p in written} == before  # deterministic
+
+
+def spread(value: float | None) -> dict[str, float | None]:
+    return {"mean": value, "low": value, "high": value}
+
+
+def with_audits(results: dict[str, Any]) -> dict[str, Any]:
+    """The constructed run with robustness (as_is, crop) and relearn (forget_half, steps 0 and
+    5) audits of the baselines, GA and NPO at the main variant, and their robust forgetting."""
+    audited = {("vanilla", None, None): (0.0, 0.0), ("gold", None, None): (1.0, 1.0),
+               ("ga", "lora", "both"): (1.1, 0.9), ("npo", "lora", "both"): (0.3, None)}
+    for (method, variant, modality), (crop, relearned) in audited.items():
+        entry = entry_of(results, method, variant, modality)
+        headline = entry["scores"]["forgetting_progress"]["mean"]
+        entry["robustness"] = {"seeds": [0], "conditions": {
+            c: {"forget_knowledge": spread(0.4), "progress": spread(p)}
+            for c, p in (("as_is", headline), ("crop", crop))}}
+        entry["relearn"] = {"seeds": [0, 1], "attacks": {"forget_half": {
+            "steps": [0, 5], "forget_knowledge": [spread(0.3), spread(0.5)],
+            "progress": [spread(headline), spread(relearned)], "passed": [True, False]}}}
+        audits = {"headline": headline, "robustness crop": crop,
+                  "relearn forget_half": relearned}
+        lowest = min((p, a) for a, p in audits.items() if p is not None)
+        entry["robust_forgetting"] = {"progress": lowest[0], "audit": lowest[1],
+                                      "audits": audits}
+    return results
+
+
+def test_robust_forgetting_beside_the_headline_and_the_audit_tables():
+    results = with_audits(make_results())
+    table = robust_table(results, SPLIT)
+    assert table.columns == ("Method", "P (1 = gold)", "Robust P", "Lowest under",
+                             "robustness crop", "relearn forget_half")
+    assert [row[:4] for row in table.rows] == [
+        ("vanilla", "0.000 [0.000, 0.000]", "0.000", "headline"),
+        ("gold", "1.000 [1.000, 1.000]", "1.000", "headline"),
+        ("ga", "1.250 [1.200, 1.300]", "0.900", "relearn forget_half"),
+        ("npo", "0.700 [0.600, 0.800]", "0.300", "robustness crop")]
+    assert table.rows[3][5] == "–"
+    robustness = robustness_table(results, SPLIT)
+    assert robustness.columns == ("Method", "K as_is", "K crop", "Seeds")
+    assert robustness.rows[2] == ("ga", "0.400 [0.400, 0.400]", "0.400 [0.400, 0.400]", "0")
+    relearn = relearn_table(results, SPLIT)
+    assert relearn.rows[3] == ("npo", "0.300 / 0.500", "1 of 2", "0 1")
+    assert robust_table(make_results(), SPLIT) is None
+    records = {r["method"]: r for r in leaderboard_rows(results)}
+    columns = list(records["npo"])
+    at = columns.index("forgetting_progress_high")
+    assert columns[at + 1: at + 3] == ["robust_forgetting", "robust_forgetting_audit"]
+    assert (records["npo"]["robust_forgetting"], records["npo"]["robust_forgetting_audit"]) \
+        == (0.3, "robustness crop")
+    assert records["kl"]["robust_forgetting"] is None  # not audited
+
+
+def test_the_report_shows_the_audits_and_the_heatmap(tmp_path: Path):
+    run = write_run(tmp_path / "run", with_audits(make_results()))
+    written = {p.relative_to(run).as_posix() for p in write_report(run)}
+    assert f"plots/audits_{SPLIT}.png" in written
+    markdown = (run / "report.md").read_text()
+    main = markdown.index(f"**Main results, {SPLIT}")
+    assert main < markdown.index(f"**Robust forgetting, {SPLIT}") < markdown.index(
+        f"**Authors' convention, {SPLIT}")
+    audits = markdown.index("## Audits: does the model really forget?")
+    assert audits < markdown.index(f"**Audit: robustness, {SPLIT}") < markdown.index(
+        f"**Audit: relearning attack, {SPLIT}")
+    assert f"](plots/audits_{SPLIT}.png)" in markdown
+    page = (run / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 4
+    assert "Forgetting progress P of every audited model under every audit" in page
 
 
 def test_terminal_summary(tmp_path: Path):

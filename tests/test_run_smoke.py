@@ -56,11 +56,25 @@ def test_results_hold_every_model_and_seed_of_the_run(smoke_run: Path) -> None:
         assert selection["chosen"] in ("lr×1", "lr×2") and selection["split"] == "forget_val"
         assert selection["cost"]["runs"] == 2 and selection["cost"]["seconds"] > 0
     assert "forget_val" not in {r["forget_split"] for r in rows}
-    # membership audits: every model of the main table (and the tuned runs), not the studies
-    audited = {(r["method"], r["variant"], r["modality"]) for r in rows if "audit" in r}
-    assert audited == {(m, v, "both") for m in METHODS for v in ("lora", "lora-tuned")} | {
+    # audits: every model of the main table (and the tuned runs), not the studies; relearning
+    # and robustness of the methods at the first seed only
+    main = {(m, v, "both") for m in METHODS for v in ("lora", "lora-tuned")} | {
         ("vanilla", None, None), ("gold", None, None), ("gold_reseeded", None, None)}
-    gold_audit = next(e for e in summary if e["method"] == "gold")["audit"]
+    for block, audited_seeds in (("audit", seeds), ("relearn", [0]), ("robustness", [0])):
+        assert {(r["method"], r["variant"], r["modality"]) for r in rows if block in r} == main
+        assert sorted({r["seed"] for r in rows if block in r and r["method"] in METHODS}) == \
+            audited_seeds
+    gold_entry = next(e for e in summary if e["method"] == "gold")
+    # gold is every P-based audit's reference: P 1 under each (relearning: against gold after
+    # the same steps, which is itself)
+    assert gold_entry["robust_forgetting"]["progress"] == 1.0
+    assert all(p in (1.0, None) for p in gold_entry["robust_forgetting"]["audits"].values())
+    for curve in gold_entry["relearn"]["attacks"].values():
+        assert [p["mean"] for p in curve["progress"]] == [1.0] * len(curve["steps"])
+        assert curve["steps"] == [0, 1, 2] and curve["passed"] == [True]
+    assert all("robust_forgetting" in e for e in summary
+               if (e["method"], e["variant"], e["modality"]) in main and e["status"] == "ok")
+    gold_audit = gold_entry["audit"]
     assert set(gold_audit) == {"loss", "zlib", "min_k", "min_k_plus_plus", "reference"}
     for attack in gold_audit.values():  # gold is the reference: PrivLeak 0 (None: AUC_gold 0)
         assert attack["auc_model"] == attack["auc_gold"]
@@ -101,6 +115,11 @@ def test_results_hold_every_model_and_seed_of_the_run(smoke_run: Path) -> None:
         assert (smoke_run / name).is_file(), name
     report = (smoke_run / "report.md").read_text()
     assert "gold (reseeded)" in report and "Audit: privacy leakage (MUSE PrivLeak)" in report
+    for title in ("Robust forgetting, forget10", "Audit: robustness, forget10",
+                  "Audit: relearning attack, forget10", "](plots/audits_forget10.png)"):
+        assert title in report, title
+    leaderboard = (smoke_run / "leaderboard.csv").read_text().splitlines()[0].split(",")
+    assert "robust_forgetting" in leaderboard and "robust_forgetting_audit" in leaderboard
 
 
 def test_the_text_only_track_has_its_own_rows_and_summary(smoke_run: Path) -> None:
@@ -178,6 +197,6 @@ def test_dry_run_sizes_a_local_model_and_data_folder(smoke_run: Path, tmp_path: 
                       f"model: {smoke_run / 'base'}\nunlearn: {{methods: [ga]}}\n")
     assert main(["run", "--config", str(config), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "10 persons, 20 images, 4 QA per person" in out  # 2 facts in 2 wordings each
+    assert "15 persons, 30 images, 4 QA per person" in out  # 2 facts in 2 wordings each
     base = json.loads((smoke_run / "base" / "base.json").read_text())
     assert f"{base['parameters'] / 1e6:,.1f} M parameters" in out

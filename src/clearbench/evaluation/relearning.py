@@ -7,12 +7,13 @@ payloads, ``{"tasks": {task name: summary with "rows"}}``.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+import math
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
-from clearbench.evaluation.aggregates import forget_knowledge
+from clearbench.evaluation.aggregates import forget_knowledge, forgetting_progress
 from clearbench.evaluation.statistics import (
     Evaluation,
     Resampler,
@@ -62,3 +63,14 @@ def compare_with_gold(model: Evaluation, gold: Evaluation, resampler: Resampler,
     k_model, k_gold = knowledge_draws(model, resampler), knowledge_draws(gold, resampler)
     gap = paired_difference(k_model[1:], k_gold[1:], float(k_model[0] - k_gold[0]))
     return {"gap": gap.as_dict(), "faster_than_gold": bool(gap.low > margin)}
+
+
+def progress_against_gold(k_model: Sequence[float], k_gold: Sequence[float],
+                          k_vanilla: float) -> list[float | None]:
+    """Forgetting progress along a relearning curve, step by step against gold after the same
+    attack: (K_vanilla − K_model(s)) / (K_vanilla − K_gold(s)), 1 = as gold after the same
+    steps (vanilla, which knows the persons, is not attacked); None where vanilla and gold
+    know the same. Gold audited against itself is 1 at every step."""
+    progress = [forgetting_progress(k, k_vanilla, gold) for k, gold in
+                zip(k_model, k_gold, strict=True)]
+    return [None if math.isnan(p) else p for p in progress]

@@ -4,7 +4,8 @@ The plan, in order: synthesise CLEAR-mini (if the config asks for it), build the
 fine-tune the vanilla model, and per forget split: fine-tune its gold model and a second gold
 model with another seed (the noise floor of every score), evaluate and score the three, then
 unlearn with every method in every variant (``both`` modality) and, for the modality study, in
-the other modalities, once per seed; evaluate and score each unlearned model; run the
+the other modalities, once per seed; evaluate and score each unlearned model; audit the models
+the config's ``audit`` section names (membership, relearning, robustness); run the
 vision-only track when the config has a ``cv`` section; finally collect ``results.json`` (with
 confidence intervals) and write the report. Before any stage starts (and in a dry run), the
 preflight checks every config and column any stage will read and names every problem at once.
@@ -55,7 +56,10 @@ from clearbench.recipes.finetune import MARKER as TRAINING_MARKER
 from clearbench.recipes.finetune import FinetuneConfig, finetune
 from clearbench.recipes.layout import CV_DIR, TEXT_DIR
 from clearbench.recipes.lock import RunError, run_folder_lock
+from clearbench.recipes.relearn import RelearnConfig, run_relearn
+from clearbench.recipes.robustness import RobustnessConfig, run_robustness
 from clearbench.recipes.runconfig import (
+    AUDIT_CONFIGS,
     RunConfig,
     embedded_config,
     load_run_config,
@@ -113,6 +117,8 @@ class ResultRow:
     eval_dir: Path
     track: str = "multimodal"
     """``multimodal``, or ``text`` for the text-only track's models."""
+    audits: tuple[str, ...] = ()
+    """The audits the run gives the model, each writing into ``MODEL/audit-SPLIT``."""
 
 
 @dataclass(frozen=True)
@@ -152,11 +158,23 @@ def evaluate_stage(config: EvalConfig) -> None:
     run_eval(config)
 
 
-def audit_stage(config: AuditConfig) -> None:
+AUDIT_RUNS: dict[type, Callable[..., object]] = {
+    AuditConfig: run_audit, RelearnConfig: run_relearn, RobustnessConfig: run_robustness}
+
+
+def audit_stage(config: AuditConfig | RelearnConfig | RobustnessConfig) -> None:
     if not unlearned_ok(Path(config.model)):
         print(f"audit: {config.model} diverged; nothing to audit")
         return
-    run_audit(config)
+    AUDIT_RUNS[type(config)](config)
+
+
+def model_audits(config: RunConfig, *, main: bool, first_seed: bool = True) -> tuple[str, ...]:
+    """The audits of a multimodal model of the results: of the main table's models
+    (``main``) or not, at the first unlearning seed or not (none without an audit section)."""
+    if config.audit is None:
+        return ()
+    return config.audit.of_model(main=main, first_seed=first_seed)
 
 
 def score_stage(eval_dir: Path, gold_dir: Path) -> None:
@@ -203,7 +221,7 @@ def plan(config: RunConfig, run_dir: Path) -> Plan:
 
     def add(name: str, kind: str, action: Callable[..., object], *args: Any,
             needs: tuple[str, ...] = ()) -> str:
-        stages.append(Stage(name, kind, action, args, tuple(n for n in needs if n)))
+        stages.append(Stage(name, kind, action, args, tuple(dict.fromkeys(n for n in needs if n))))
         return name
 
     synth = ""
@@ -226,14 +244,31 @@ def plan(config: RunConfig, run_dir: Path) -> Plan:
                     needs=(synth,))
         return {"model": str(root / "base"), "model_revision": None}, built
 
+    def audit_config(name: str, model_dir: Path,
+                     split: str) -> AuditConfig | RelearnConfig | RobustnessConfig:
+        """The settings of audit ``name`` of a multimodal model, written into its
+        ``audit-SPLIT`` folder: gold is the split's, vanilla the run's; the robustness audit
+        runs on the model alone (each condition's P comes from vanilla's and gold's own
+        robustness.json when the results are collected: the same numbers at a third of the
+        cost); relearn and robustness generate as the evaluation does."""
+        gold = {"gold": str(run_dir / f"gold-{split}")}
+        references = {"membership": gold, "relearn": {**gold, "vanilla": str(run_dir / "vanilla")},
+                      "robustness": {}}[name]
+        generation = {} if name == "membership" or "max_new_tokens" not in config.eval else \
+            {"max_new_tokens": config.eval["max_new_tokens"]}
+        return AUDIT_CONFIGS[name](
+            model=str(model_dir), data=data, out=model_dir / f"audit-{split}", forget_split=split,
+            seed=seed, data_revision=config.data_revision, dtype=config.dtype,
+            device=config.device, **references, **generation, **config.audit.settings[name])
+
     def evaluate_and_score(track: Track, label: str, model_dir: Path, split: str, trained: str,
-                           gold_eval: str, *, audit: bool = False,
+                           gold_eval: str, *, audits: tuple[str, ...] = (),
                            published: tuple[str, str | None] | None = None,
                            ) -> tuple[Path, str, str]:
-        """Evaluation and scoring stages of a model, and its membership audit with ``audit``
-        when the config enables audits: (eval folder, the evaluation's and score's names).
-        ``published``: the hub id (or folder) and revision of a model the run did not train,
-        evaluated into ``model_dir``."""
+        """Evaluation and scoring stages of a model, and a stage per audit of ``audits``:
+        (eval folder, the evaluation's and score's names). ``published``: the hub id (or
+        folder) and revision of a model the run did not train, evaluated into
+        ``model_dir``."""
         eval_dir = model_dir / f"eval-{split}"
         tasks = {} if track.tasks is None else {"tasks": track.tasks}
         model, revision = published or (str(model_dir), None)
@@ -246,13 +281,10 @@ def plan(config: RunConfig, run_dir: Path) -> Plan:
         scored = add(f"score {label}", "score", score_stage, eval_dir,
                      track.root / f"gold-{split}" / f"eval-{split}",
                      needs=(evaluation, gold_eval))
-        if audit and config.audit is not None:
-            add(f"audit {label}", "audit", audit_stage,
-                AuditConfig(model=str(model_dir), gold=str(run_dir / f"gold-{split}"),
-                            data=data, out=model_dir / f"audit-{split}", forget_split=split,
-                            seed=seed, data_revision=config.data_revision, dtype=config.dtype,
-                            device=config.device, **config.audit),
-                needs=(trained, f"fine-tune gold ({split})"))
+        for name in audits:
+            add(f"audit {name} {label}", "audit", audit_stage,
+                audit_config(name, model_dir, split),
+                needs=(trained, f"fine-tune gold ({split})", "fine-tune vanilla"))
         return eval_dir, evaluation, scored
 
     def gold_stages(track: Track, split: str, seed_offset: int = 0, *,
@@ -262,6 +294,8 @@ def plan(config: RunConfig, run_dir: Path) -> Plan:
         stage names)."""
         suffix = "-reseeded" if seed_offset else ""
         what = "gold, reseeded" if seed_offset else "gold"
+        audits = model_audits(config, main=True) if result and track.name == "multimodal" \
+            else ()
         gold_dir = track.root / f"gold-{split}{suffix}"
         trained = add(f"fine-tune {what} ({split}{track.tag})", "finetune", finetune,
                       FinetuneConfig(out=gold_dir, split=track.view(retain_split_of(split)),
@@ -271,11 +305,11 @@ def plan(config: RunConfig, run_dir: Path) -> Plan:
         gold_eval = "" if not seed_offset else f"evaluate gold ({split}{track.tag})"
         eval_dir, evaluation, scored = evaluate_and_score(
             track, f"{what} ({split}{track.tag})", gold_dir, split, trained, gold_eval,
-            audit=result and track.name == "multimodal")
+            audits=audits)
         if result:
             rows.append(ResultRow(RESEEDED if seed_offset else "gold", None, None, split,
                                   False, 0.0, seed + seed_offset, gold_dir / TRAINING_MARKER,
-                                  eval_dir, track.name))
+                                  eval_dir, track.name, audits))
         return eval_dir, evaluation, scored
 
     if config.multimodal:
@@ -326,10 +360,11 @@ def plan_multimodal(config: RunConfig, track: Track, add: Callable[..., str],
     for split in config.forget_splits:
         _, gold_eval, _ = gold_stages(track, split)
         gold_stages(track, split, RESEED_OFFSET)
+        audits = model_audits(config, main=True)
         eval_dir, _, _ = evaluate_and_score(track, f"vanilla ({split})", vanilla_dir, split,
-                                            vanilla, gold_eval, audit=True)
+                                            vanilla, gold_eval, audits=audits)
         rows.append(ResultRow("vanilla", None, None, split, False, 0.0, seed,
-                              vanilla_dir / TRAINING_MARKER, eval_dir))
+                              vanilla_dir / TRAINING_MARKER, eval_dir, audits=audits))
         runs = [(variant, "both") for variant in config.variants]
         runs += [(config.main_variant, modality) for modality in config.modality_study]
         if selections:
@@ -355,15 +390,16 @@ def plan_multimodal(config: RunConfig, track: Track, add: Callable[..., str],
                     else:
                         unlearned = add(f"unlearn {label}", "unlearn", unlearn, settings_of_run,
                                         needs=(vanilla,))
-                    # audits: the main table's models (and the tuned ones), not the studies
+                    # the main table's models (and the tuned ones), not the studies
                     main = modality == "both" and (variant == config.main_variant or
                                                    tuned is not None)
+                    audits = model_audits(config, main=main, first_seed=run_seed == config.seed)
                     eval_dir, _, _ = evaluate_and_score(track, label, out, split, unlearned,
-                                                        gold_eval, audit=main)
+                                                        gold_eval, audits=audits)
                     rows.append(ResultRow(method, variant, modality, split,
                                           bool(settings.get("lora", False)),
                                           float(settings.get("l1", 0.0)), run_seed,
-                                          out / UNLEARNING_MARKER, eval_dir))
+                                          out / UNLEARNING_MARKER, eval_dir, audits=audits))
 
 
 def plan_text(config: RunConfig, track: Track, add: Callable[..., str],

@@ -11,8 +11,26 @@
   bootstrap interval over persons and seeds (spec §7), plus the bootstrap replicates, on draws
   shared by every model of the forget split, so that differences are paired.
 
-A run with membership audits adds ``"audit"`` to every audited row (its ``audit.json``'s
-attacks) and summary entry (over the seeds); a run with the vision-only track adds ``"cv"``
+A run with audits (``audit`` section) records which in ``run.audits`` and adds to every audited
+row and summary entry (over its audited seeds):
+
+- ``"audit"``: the membership audit's attacks (``audit.json``); over the seeds with a
+  person-bootstrap interval (each replicate averaged over the seeds);
+- ``"robustness"``: per condition (``robustness.json``) forget knowledge K and forgetting
+  progress P = (K_vanilla − K) / (K_vanilla − K_gold), vanilla's and gold's K under the same
+  condition (from their own ``robustness.json``);
+- ``"relearn"``: per attack (``relearn.json``) the steps, K after each, P against gold after
+  the same steps (:func:`~clearbench.evaluation.relearning.progress_against_gold`), the gap to
+  gold with its person-bootstrap interval (rows only) and whether the model passed;
+- ``"robust_forgetting"`` (with robustness or relearn): the lowest P over the headline and
+  every P of these audits and the audit that gave it
+  (:mod:`clearbench.evaluation.worstcase`), with every audit's P.
+
+Robustness and relearn files hold no bootstrap replicates, so over the seeds their numbers are
+``{mean, low, high}`` = the mean and the range (min, max) over the audited seeds, listed in the
+entry's ``seeds``; the summary's robust forgetting is the lowest of these means.
+
+A run with the vision-only track adds ``"cv"``
 (its ``cv_results.json``); a run with a ``tune`` section adds ``"tuning"``: the tuned variant's
 name and each method's ``selection.json`` (grid, validation scores, choice and cost); a run
 with the text-only track adds ``"text"``: its base model, vanilla model, main variant and first
@@ -29,7 +47,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from clearbench.evaluation.aggregates import forgetting_progress
 from clearbench.evaluation.membership import audit_of
+from clearbench.evaluation.relearning import progress_against_gold
+from clearbench.evaluation.robustness import AS_IS
 from clearbench.evaluation.statistics import (
     LEVEL,
     REPLICATES,
@@ -37,16 +58,19 @@ from clearbench.evaluation.statistics import (
     combine_seeds,
     score_replicates,
 )
+from clearbench.evaluation.worstcase import audit_progress, robust_forgetting
 from clearbench.io import read_json, write_json_atomic
 from clearbench.recipes.audit import AUDIT_FILE, attack_draws
 from clearbench.recipes.evaluate import EVAL_FILE, SCORES_FILE
 from clearbench.recipes.finetune import GATE_FILE
 from clearbench.recipes.layout import CV_DIR, TEXT_DIR
+from clearbench.recipes.relearn import RELEARN_FILE
+from clearbench.recipes.robustness import ROBUSTNESS_FILE
 from clearbench.recipes.runconfig import unlearn_settings
 
 if TYPE_CHECKING:
     from clearbench.recipes.pipeline import Plan, ResultRow
-    from clearbench.recipes.runconfig import RunConfig
+    from clearbench.recipes.runconfig import RunAudits, RunConfig
 
 RESULTS_FILE = "results.json"
 SCHEMA = 2
@@ -72,11 +96,12 @@ def _gate(model_dir: Path) -> dict[str, Any] | None:
     return {"passed": bool(gate["passed"]), "failures": list(gate.get("failures", []))}
 
 
-def result_row(row: ResultRow, run_dir: Path, audit: dict[str, Any] | None) -> dict[str, Any]:
-    """One ``results.json`` row from the stage outputs of one model at one seed (its scores
-    other than ``forget_quality_by_task`` are added by :func:`summarise`); its model folder
-    relative to the run folder, so that a moved run has the same results (a published model
-    the run did not train: its evaluation's folder)."""
+def result_row(row: ResultRow, run_dir: Path, audits: dict[str, Any]) -> dict[str, Any]:
+    """One ``results.json`` row from the stage outputs of one model at one seed and its
+    ``audits`` (:func:`row_audits`; its scores other than ``forget_quality_by_task`` are added
+    by :func:`summarise`); its model folder relative to the run folder, so that a moved run
+    has the same results (a published model the run did not train: its evaluation's
+    folder)."""
     record = {} if row.record is None else read_json(row.record, what="stage record")
     folder = row.eval_dir.parent if row.record is None else row.record.parent
     status = record.get("status", "ok")
@@ -92,34 +117,163 @@ def result_row(row: ResultRow, run_dir: Path, audit: dict[str, Any] | None) -> d
             "seed": row.seed, "status": status, "scores": scores, "tasks": tasks,
             "cost": _cost(record), "losses": record.get("losses", []),
             "model": folder.relative_to(run_dir).as_posix(),
-            "gate": _gate(folder),
-            **({"audit": audit["attacks"]} if audit is not None else {})}
+            "gate": _gate(folder), **audits}
 
 
-def _audit(row: ResultRow) -> dict[str, Any] | None:
-    """The membership audit of a row's model (``audit.json``), if the run audited it."""
-    if row.record is None:
+AUDIT_FILES = {"membership": AUDIT_FILE, "relearn": RELEARN_FILE, "robustness": ROBUSTNESS_FILE}
+
+
+AUDIT_INTERVALS = {
+    "membership": "person bootstrap, each replicate averaged over the seeds",
+    "robustness": "range (min, max) over the audited seeds",
+    "relearn": "range (min, max) over the audited seeds (each seed's gap to gold: its own "
+               "person-bootstrap interval)",
+}
+
+
+def audit_settings(audits: RunAudits) -> dict[str, Any]:
+    """``run.audits``: the audits, on which models, and what their intervals are."""
+    return {"audits": list(audits.audits), "scope": audits.scope,
+            "first_seed_only": list(audits.first_seed_only),
+            "intervals": {name: AUDIT_INTERVALS[name] for name in audits.audits}}
+
+
+def audit_files(row: ResultRow) -> dict[str, dict[str, Any]]:
+    """Audit name → the file of each audit the run gave a row's model (a diverged model has
+    none)."""
+    folder = row.eval_dir.parent / f"audit-{row.forget_split}"
+    paths = {name: folder / AUDIT_FILES[name] for name in row.audits}
+    return {name: read_json(path, what=f"{name} audit") for name, path in paths.items()
+            if path.is_file()}
+
+
+def row_audits(files: dict[str, dict[str, Any]],
+               baselines: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A row's audit blocks (see the module docstring) from its audit ``files``;
+    ``baselines``: vanilla's and gold's ``robustness.json`` of the split, where the run has
+    them."""
+    blocks: dict[str, Any] = {}
+    if "membership" in files:
+        blocks["audit"] = files["membership"]["attacks"]
+    if "robustness" in files:
+        blocks["robustness"] = robustness_progress(files["robustness"], baselines)
+    if "relearn" in files:
+        blocks["relearn"] = relearn_progress(files["relearn"])
+    return blocks
+
+
+def robustness_progress(audit: dict[str, Any],
+                        baselines: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per condition of a ``robustness.json``, K and P against vanilla's and gold's K under the
+    same condition (None without both, or where they know the same)."""
+    def knowledge(payload: dict[str, Any], condition: str) -> float:
+        return payload["results"][condition]["forget_knowledge"]
+
+    out = {}
+    for condition in audit["results"]:
+        k = knowledge(audit, condition)
+        progress = None
+        if {"vanilla", "gold"} <= baselines.keys():
+            progress = _number(float(forgetting_progress(
+                k, knowledge(baselines["vanilla"], condition),
+                knowledge(baselines["gold"], condition))))
+        out[condition] = {"forget_knowledge": k, "progress": progress}
+    return out
+
+
+def relearn_progress(audit: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per attack of a ``relearn.json`` (the run gives it the vanilla model): the steps, K of
+    the model after each, P against gold after the same steps, the gap and the verdict."""
+    return {attack: {"steps": curve["steps"], "forget_knowledge": curve["knowledge"]["model"],
+                     "progress": progress_against_gold(curve["knowledge"]["model"],
+                                                       curve["knowledge"]["gold"],
+                                                       audit["vanilla_knowledge"]),
+                     "gap": curve["gap"], "passed": curve["passed"]}
+            for attack, curve in audit["attacks"].items()}
+
+
+def _spread(values: list[float | None]) -> dict[str, float | None]:
+    """Mean, min and max of the values that are not None (all None when none is)."""
+    known = [v for v in values if v is not None]
+    if not known:
+        return {"mean": None, "low": None, "high": None}
+    return {"mean": _number(sum(known) / len(known)), "low": _number(min(known)),
+            "high": _number(max(known))}
+
+
+def over_seeds(blocks: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    """A ``robustness`` or ``relearn`` block over the seeds: every number as its mean and range
+    (the relearning verdict per seed)."""
+    first = blocks[0]
+    if name == "robustness":
+        return {"conditions": {condition: {key: _spread([b[condition][key] for b in blocks])
+                                           for key in ("forget_knowledge", "progress")}
+                               for condition in first}}
+    return {"attacks": {attack: {
+        "steps": curve["steps"],
+        **{key: [_spread(list(values)) for values in zip(*(b[attack][key] for b in blocks),
+                                                         strict=True)]
+           for key in ("forget_knowledge", "progress")},
+        "passed": [b[attack]["passed"] for b in blocks]} for attack, curve in first.items()}}
+
+
+def worst_case(headline: float | None, robustness: dict[str, float | None] | None,
+               relearn: dict[str, list[float | None]] | None) -> dict[str, Any] | None:
+    """Robust forgetting of a row or entry from its headline P, each robustness condition's P
+    and each relearning attack's P per step (step 0 first, left out): the lowest, the audit
+    that gave it and every audit's P; None without either audit."""
+    if robustness is None and relearn is None:
         return None
-    path = row.record.parent / f"audit-{row.forget_split}" / AUDIT_FILE
-    return read_json(path, what="membership audit") if path.is_file() else None
+    progress = audit_progress(
+        headline, {c: p for c, p in (robustness or {}).items() if c != AS_IS},
+        {attack: steps[1:] for attack, steps in (relearn or {}).items()})
+    lowest = robust_forgetting(progress)
+    return {"progress": None if lowest is None else _number(lowest.progress),
+            "audit": None if lowest is None else lowest.audit, "audits": progress}
 
 
-def summarise_audits(config: RunConfig, plan_rows: list[ResultRow],
-                     audits: list[dict[str, Any] | None], summary: list[dict[str, Any]]) -> None:
-    """Per model, every attack's AUCs and PrivLeak over its seeds (``audits``: each plan row's
-    ``audit.json``, or None): each person-bootstrap replicate (the same persons drawn for every
-    model and seed) averaged over the seeds."""
-    by_model: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
-    for row, audit in zip(plan_rows, audits, strict=True):
-        if audit is not None:
-            key = (row.method, row.variant, row.modality, row.forget_split)
-            by_model[key].append(attack_draws(audit["rows"], REPLICATES, config.seed))
+def summarise_audits(config: RunConfig, plan_rows: list[ResultRow], rows: list[dict[str, Any]],
+                     files: list[dict[str, dict[str, Any]]],
+                     summary: list[dict[str, Any]]) -> None:
+    """Every audit of each model over its audited seeds (``files``: each plan row's audit
+    files): the membership audit's attacks, each person-bootstrap replicate (the same persons
+    drawn for every model and seed) averaged over the seeds; robustness and relearn as their
+    mean and range over the seeds; robust forgetting of every row and of every entry (from
+    its means)."""
+    by_model: dict[tuple, list[tuple[dict[str, Any], dict[str, Any]]]] = defaultdict(list)
+    for plan_row, row, found in zip(plan_rows, rows, files, strict=True):
+        key = (plan_row.method, plan_row.variant, plan_row.modality, plan_row.forget_split)
+        by_model[key].append((row, found))
+        worst = worst_case(
+            (row["scores"] or {}).get("forgetting_progress"),
+            {c: v["progress"] for c, v in row["robustness"].items()}
+            if "robustness" in row else None,
+            {a: v["progress"] for a, v in row["relearn"].items()} if "relearn" in row else None)
+        if worst is not None:
+            row["robust_forgetting"] = worst
     for entry in summary:
-        draws = by_model.get((entry["method"], entry["variant"], entry["modality"],
-                              entry["forget_split"]))
+        audited = by_model.get((entry["method"], entry["variant"], entry["modality"],
+                                entry["forget_split"]), [])
+        draws = [attack_draws(found["membership"]["rows"], REPLICATES, config.seed)
+                 for _, found in audited if "membership" in found]
         if draws:
             entry["audit"] = {attack: audit_of([d[attack] for d in draws]).as_dict()
                               for attack in draws[0]}
+        for name in ("robustness", "relearn"):
+            blocks = [row for row, _ in audited if name in row]
+            if blocks:
+                entry[name] = {"seeds": [row["seed"] for row in blocks],
+                               **over_seeds([row[name] for row in blocks], name)}
+        robustness = entry.get("robustness", {}).get("conditions")
+        relearn = entry.get("relearn", {}).get("attacks")
+        worst = worst_case(
+            entry["scores"].get("forgetting_progress", {}).get("mean"),
+            None if robustness is None else
+            {c: v["progress"]["mean"] for c, v in robustness.items()},
+            None if relearn is None else
+            {a: [p["mean"] for p in v["progress"]] for a, v in relearn.items()})
+        if worst is not None:
+            entry["robust_forgetting"] = worst
 
 
 def _number(value: float) -> float | None:
@@ -195,14 +349,18 @@ def collect(the_plan: Plan) -> dict[str, Any]:
     for row in the_plan.rows:
         tracks[row.track].append(row)
     plan_rows = tracks["multimodal"]
-    audits = [_audit(row) for row in plan_rows]
-    rows = [result_row(row, the_plan.run_dir, audit)
-            for row, audit in zip(plan_rows, audits, strict=True)]
+    files = [audit_files(row) for row in plan_rows]
+    references: dict[str, dict[str, Any]] = defaultdict(dict)  # split: its baselines' robustness
+    for row, found in zip(plan_rows, files, strict=True):
+        if row.method in ("vanilla", "gold") and "robustness" in found:
+            references[row.forget_split][row.method] = found["robustness"]
+    rows = [result_row(row, the_plan.run_dir, row_audits(found, references[row.forget_split]))
+            for row, found in zip(plan_rows, files, strict=True)]
     summary = summarise(config, plan_rows, rows)
-    summarise_audits(config, plan_rows, audits, summary)
+    summarise_audits(config, plan_rows, rows, files, summary)
     text = None
     if tracks["text"]:
-        text_rows = [result_row(row, the_plan.run_dir, None) for row in tracks["text"]]
+        text_rows = [result_row(row, the_plan.run_dir, {}) for row in tracks["text"]]
         text = {"model": config.text.model or f"{TEXT_DIR}/base",
                 "vanilla": config.text.vanilla or f"{TEXT_DIR}/vanilla",
                 "main_variant": config.main_variant,
@@ -221,6 +379,7 @@ def collect(the_plan: Plan) -> dict[str, Any]:
         "run": {"config": str(config.path), "data": _relative(the_plan.data, the_plan.run_dir),
                 "main_variant": config.main_variant, "variants": variants,
                 "forget_splits": list(config.forget_splits),
+                **({"audits": audit_settings(config.audit)} if config.audit else {}),
                 "modalities": ["both", *config.modality_study],
                 "seeds": config.unlearning_seeds,
                 "intervals": {"level": LEVEL, "replicates": REPLICATES,

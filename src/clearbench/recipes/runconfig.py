@@ -27,6 +27,8 @@ from clearbench.recipes.audit import AuditConfig
 from clearbench.recipes.base import TEXT_BASE_EPOCHS, BaseConfig
 from clearbench.recipes.evaluate import FORGET_SPLITS, EvalConfig
 from clearbench.recipes.finetune import FinetuneConfig
+from clearbench.recipes.relearn import RelearnConfig
+from clearbench.recipes.robustness import RobustnessConfig
 from clearbench.recipes.tune import TUNED_SUFFIX, TuneConfig, check_grids
 from clearbench.recipes.unlearn import MODALITIES, UnlearnConfig
 from clearbench.training.distributed import check_device
@@ -75,6 +77,43 @@ class TextTrack:
     methods: tuple[str, ...] = ()
 
 
+AUDITS = ("membership", "relearn", "robustness")
+AUDIT_SCOPES = ("main", "all")
+AUDIT_CONFIGS: dict[str, type] = {"membership": AuditConfig, "relearn": RelearnConfig,
+                                  "robustness": RobustnessConfig}
+AUDIT_SETTINGS = {
+    "membership": {"k", "batch_size", "replicates"},
+    "relearn": {"relearn_steps", "relearn_lr", "relearn_batch_size", "batch_size", "replicates"},
+    "robustness": {"samples", "temperature", "batch_size"},
+}
+"""The settings of each audit's config an ``audit`` section may set (the run sets models, data,
+seed and generation length)."""
+AUDIT_KEYS = {"enabled", "audits", "scope", "first_seed_only",
+              *(key for keys in AUDIT_SETTINGS.values() for key in keys)}
+
+
+@dataclass(frozen=True)
+class RunAudits:
+    """The ``audit`` section: which audits run on which models, and their settings."""
+
+    audits: tuple[str, ...] = ("membership",)
+    scope: str = "main"
+    """``main``: the main table's models (the baselines, every method at the main variant with
+    both modalities unlearned, the tuned runs); ``all``: also the other variants' and the
+    modality study's."""
+    first_seed_only: tuple[str, ...] = ()
+    """Audits run on the first unlearning seed's models only (the baselines have one seed)."""
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Audit name → the settings of its config (:data:`AUDIT_CONFIGS`) the section gave."""
+
+    def of_model(self, *, main: bool, first_seed: bool) -> tuple[str, ...]:
+        """The audits of a model of the main table (``main``) or not, at the first seed or
+        not."""
+        if not main and self.scope == "main":
+            return ()
+        return tuple(a for a in self.audits if first_seed or a not in self.first_seed_only)
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """A parsed, validated run config (see ``configs/mini.yaml`` for every key, commented)."""
@@ -112,9 +151,9 @@ class RunConfig:
     """CVConfig settings of the vision-only track; None when the config does not enable it."""
     tune: TuneConfig | None = None
     """The tuning protocol (``clearbench tune``); None when the config has no ``tune`` section."""
-    audit: dict[str, Any] | None = None
-    """AuditConfig settings of the membership audit of every model (``clearbench audit``);
-    None when the config does not enable it."""
+    audit: RunAudits | None = None
+    """The audits of the run's models (``clearbench audit``); None when the config does not
+    enable them."""
     text: TextTrack | None = None
     """The text-only track; None when the config does not enable it."""
     multimodal: bool = True
@@ -415,18 +454,32 @@ def _text_settings(value: Any, methods: tuple[str, ...], found: Found) -> TextTr
     return TextTrack(base=base, finetune=finetune, methods=chosen, **strings)
 
 
-AUDIT_KEYS = {"k", "batch_size", "replicates"}
-"""AuditConfig settings an ``audit`` section may set (the run sets models, data and seed)."""
-
-
-def _audit_settings(value: Any, found: Found) -> dict[str, Any] | None:
-    """The coerced settings of an ``audit`` section (None when ``enabled: false``)."""
-    settings = dict(_section({"audit": value}, "audit", "audit", found))
-    enabled = settings.pop("enabled", True)
+def _audit_settings(value: Any, found: Found) -> RunAudits | None:
+    """The ``audit`` section (None when ``enabled: false``): the audits, the scope, the audits
+    of the first seed only and each audit's coerced settings (a shared key, e.g.
+    ``batch_size``, goes to every audit that has it)."""
+    settings = _unknown(_section({"audit": value}, "audit", "audit", found), AUDIT_KEYS,
+                        "audit", found)
+    enabled = settings.get("enabled", True)
     if not isinstance(enabled, bool):
         found.append(Problem("audit.enabled", "true or false", enabled))
-    built = _typed(AuditConfig, settings, "audit", found, known=AUDIT_KEYS)
-    return _given(built, settings) if enabled else None
+    audits = _names(settings.get("audits", ["membership"]), "audit.audits", AUDITS, found,
+                    empty=False)
+    scope, problems = checked(Annotated[str, one_of(AUDIT_SCOPES)],
+                              settings.get("scope", "main"), "audit.scope")
+    found.extend(problems)
+    first = _names(settings.get("first_seed_only", []), "audit.first_seed_only", AUDITS, found)
+    coerced: dict[str, dict[str, Any]] = {}
+    for name, keys in AUDIT_SETTINGS.items():
+        given = {key: value for key, value in settings.items() if key in keys}
+        own: Found = []
+        built = _typed(AUDIT_CONFIGS[name], given, "audit", own, known=keys)
+        found.extend(problem for problem in own if problem not in found)
+        coerced[name] = _given(built, given) if built is not None else {}
+    if not enabled:
+        return None
+    return RunAudits(audits=audits, scope=scope, first_seed_only=first,
+                     settings={name: coerced[name] for name in audits})
 
 
 def _tune_settings(value: Any, variants: dict[str, Any], found: Found) -> TuneConfig | None:

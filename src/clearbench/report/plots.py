@@ -1,8 +1,10 @@
 """The report's figures, drawn with matplotlib's Agg backend and written as PNG files.
 
 Per forget split: forget knowledge K vs Retain (means with their intervals as error bars) with
-the methods' Pareto front, the per-task metrics (mean over a model's seeds) and the unlearning
-loss curves (first seed). The figures are deterministic (no timestamps or version in the file).
+the methods' Pareto front, the per-task metrics (mean over a model's seeds), the unlearning
+loss curves (first seed) and, in a run with robustness or relearning audits, the method ×
+audit heatmap of forgetting progress P. The figures are deterministic (no timestamps or version
+in the file).
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -27,6 +31,7 @@ from clearbench.report.results import (
     Entry,
     Interval,
     Row,
+    audited,
     display_name,
     estimate,
     find_entry,
@@ -78,6 +83,8 @@ def write_plots(results: dict[str, Any], folder: Path) -> dict[str, list[Plot]]:
             forget_retain_plot(entries, split, variant, folder / f"forget_retain_{slug}.png"),
             task_metrics_plot(rows, split, variant, folder / f"task_metrics_{slug}.png"),
             loss_plot(rows, split, variant, folder / f"losses_{slug}.png"),
+            audit_heatmap(audited(results, split, "robust_forgetting"), split,
+                          folder / f"audits_{slug}.png"),
         ]
         out[split] = [plot for plot in drawn if plot is not None]
     return out
@@ -238,3 +245,36 @@ def loss_plot(rows: list[Row], split: str, main_variant: str | None, path: Path)
     fig.tight_layout()
     _save(fig, path)
     return Plot(path, f"Unlearning loss curves (first seed), {split}")
+
+
+def audit_heatmap(entries: list[tuple[str, Entry]], split: str, path: Path) -> Plot | None:
+    """Forgetting progress P of every model (rows: ``(name, entry)`` with robust forgetting)
+    under every audit (columns: the headline first), each cell labelled, the model's lowest in
+    bold; red = less forgetting than gold (P < 1), white = gold's level, blue = more."""
+    if not entries:
+        return None
+    audits = unique(a for _, e in entries for a in e["robust_forgetting"]["audits"])
+    values = [[_finite(e["robust_forgetting"]["audits"].get(a)) for a in audits]
+              for _, e in entries]
+    fig = Figure(figsize=(1.8 + 0.75 * len(audits), 1.6 + 0.35 * len(entries)),
+                 layout="constrained")
+    ax = fig.add_subplot()
+    norm = TwoSlopeNorm(vmin=0.0, vcenter=1.0, vmax=2.0)
+    image = ax.imshow(values, cmap=colormaps["RdBu"].with_extremes(bad="lightgrey"), norm=norm,
+                      aspect="auto")
+    for i, (_, entry) in enumerate(entries):
+        for j, audit in enumerate(audits):
+            value = values[i][j]
+            dark = not math.isnan(value) and abs(float(norm(value)) - 0.5) > 0.3
+            ax.text(j, i, "–" if math.isnan(value) else f"{value:.2f}", ha="center",
+                    va="center", fontsize=7, color="white" if dark else "black",
+                    fontweight="bold" if audit == entry["robust_forgetting"]["audit"]
+                    else "normal")
+    ax.set_xticks(range(len(audits)), audits, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(entries)), [name for name, _ in entries], fontsize=8)
+    fig.colorbar(image, ax=ax, label="P (1 = gold)", shrink=0.8, extend="both")
+    ax.set_title(f"Forgetting progress P under every audit, {split} (bold: the lowest)",
+                 fontsize=10)
+    _save(fig, path)
+    return Plot(path, f"Forgetting progress P of every audited model under every audit "
+                      f"(method × audit), {split}; bold: its robust forgetting")

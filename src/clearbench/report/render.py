@@ -44,6 +44,9 @@ from clearbench.report.tables import (
     leaderboard_rows,
     main_table,
     modality_table,
+    relearn_table,
+    robust_table,
+    robustness_table,
     text_table,
     tuned_table,
     tuning_table,
@@ -113,13 +116,17 @@ def write_report(run_dir: Path) -> list[Path]:
 
 
 def terminal_summary(run_dir: Path) -> str:
-    """Gate warnings, then per forget split the main table and the findings' verdicts, then
-    the text-only, vision-only and cross-track tables, as plain text."""
+    """Gate warnings, then per forget split the main table (and robust forgetting) and the
+    findings' verdicts, then the text-only, vision-only and cross-track tables, as plain
+    text."""
     results = load_results(run_dir)
     found = findings(results)
     parts = gate_warnings(results["rows"])
     for split in forget_splits(results):
         parts.append(markdown_table(main_table(results, split)))
+        robust = robust_table(results, split)
+        if robust is not None:
+            parts.append(markdown_table(robust))
         parts.append("\n".join(f"- {f.claim}: {f.verdict}"
                                for f in found if f.forget_split == split))
     parts += [markdown_table(block.table) for _, tables in track_sections(results)
@@ -163,7 +170,7 @@ def header(results: dict[str, Any]) -> str:
 
 
 def report_blocks(results: dict[str, Any], name: str, plots: dict[str, list[Plot]]) -> list[Block]:
-    """The report's content: tables and plots per forget split, findings, cost."""
+    """The report's content: tables and plots per forget split, findings, audits, cost."""
     splits = forget_splits(results)
     blocks: list[Block] = [
         Heading(1, f"CLEAR run report: {name}"),
@@ -175,16 +182,18 @@ def report_blocks(results: dict[str, Any], name: str, plots: dict[str, list[Plot
         blocks += [
             Heading(2, f"Forget split {split}"),
             TableBlock(main_table(results, split), html_id),
-            TableBlock(authors_table(results, split)),
         ]
-        extra = (modality_table(results, split), l1_table(results, split))
+        extra = (robust_table(results, split), authors_table(results, split),
+                 modality_table(results, split), l1_table(results, split))
         blocks += [TableBlock(table) for table in extra if table is not None]
         blocks += plots.get(split, [])
     found = findings(results)
     blocks += [Heading(2, FINDINGS_TITLE), Paragraph(verdict_basis(level(results)))]
     for split in splits:
         blocks += [Heading(3, split), FindingList([f for f in found if f.forget_split == split])]
-    audits = [table for table in (audit_table(results, split) for split in splits) if table]
+    audits = [table for split in splits for table in (
+        audit_table(results, split), robustness_table(results, split),
+        relearn_table(results, split)) if table is not None]
     if audits:
         blocks += [Heading(2, "Audits: does the model really forget?")]
         blocks += [TableBlock(table) for table in audits]

@@ -246,6 +246,30 @@ def display_name(method: str) -> str:
     return "gold (reseeded) — noise floor" if method == NOISE_FLOOR else method
 
 
+def audited(results: dict[str, Any], split: str, block: str) -> list[tuple[str, Entry]]:
+    """(name, entry) of every summary entry of ``split`` with the audit ``block`` (``audit``,
+    ``robustness``, ``relearn``, ``robust_forgetting``), in table order: the baselines, then
+    per method the main variant, the tuned run, the other variants, the modality study (names
+    say which: "ga (tuned)", "ga (l1-lora, both)", "ga (lora, text)")."""
+    variant = main_variant(results)
+    tuned = results.get("tuning", {}).get("tuned_variant")
+    entries = [e for e in of_split(results["summary"], split) if block in e]
+    order = [*BASELINES, *methods(entries)]
+
+    def group(entry: Entry) -> int:
+        if entry["method"] in BASELINES or (entry.get("variant"), entry.get("modality")) == (
+                variant, "both"):
+            return 0
+        return 1 if entry.get("variant") == tuned else 2 if entry.get("modality") == "both" else 3
+
+    def name(entry: Entry) -> str:
+        return {0: display_name(entry["method"]), 1: f"{entry['method']} (tuned)"}.get(
+            group(entry), f"{entry['method']} ({entry.get('variant')}, {entry.get('modality')})")
+
+    entries.sort(key=lambda e: (order.index(e["method"]), group(e)))
+    return [(name(e), e) for e in entries]
+
+
 def score_names(entries: list[Entry]) -> list[str]:
     """The score names of the entries: :data:`SCORE_NAMES` order, then any others."""
     present = unique(name for entry in entries for name in entry["scores"])

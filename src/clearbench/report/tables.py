@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from clearbench.evaluation.worstcase import HEADLINE
 from clearbench.report import crosstrack
 from clearbench.report.results import (
     BASELINES,
@@ -19,6 +20,7 @@ from clearbench.report.results import (
     P_VALUES,
     Entry,
     Interval,
+    audited,
     combine,
     display_name,
     estimate,
@@ -303,27 +305,18 @@ AUDIT_ATTACKS = (("loss", "LOSS"), ("zlib", "zlib"), ("min_k", "Min-K %"),
 
 
 def audit_table(results: dict[str, Any], split: str) -> Table | None:
-    """PrivLeak of every audited model of the main table (and the tuned runs) per attack, with
-    its interval; None for a run without audits."""
-    entries = [e for e in of_split(results["summary"], split) if "audit" in e]
+    """PrivLeak of every model the membership audit audited (:func:`.results.audited`) per
+    attack, with its interval; None for a run without membership audits."""
+    entries = audited(results, split, "audit")
     if not entries:
         return None
-    variant = main_variant(results)
-    tuned = results.get("tuning", {}).get("tuned_variant")
-    order = [*BASELINES, *methods(entries)]
-    def is_tuned(entry: Entry) -> bool:
-        return tuned is not None and entry.get("variant") == tuned
-
-    entries.sort(key=lambda e: (order.index(e["method"]) if e["method"] in order else len(order),
-                                is_tuned(e)))
     body = tuple(
-        (display_name(e["method"]) + (" (tuned)" if is_tuned(e) else ""),
-         fmt(e["audit"]["loss"]["auc_model"]["mean"]),
+        (name, fmt(e["audit"]["loss"]["auc_model"]["mean"]),
          *(fmt_interval(Interval(**e["audit"][attack]["privleak"])) for attack, _ in AUDIT_ATTACKS))
-        for e in entries)
+        for name, e in entries)
     return Table(
-        title=f"Audit: privacy leakage (MUSE PrivLeak), {split} (variant {variant}, both "
-        "modalities)",
+        title=f"Audit: privacy leakage (MUSE PrivLeak), {split} (variant "
+        f"{main_variant(results)}, both modalities)",
         columns=("Method", "AUC (LOSS)", *(f"PrivLeak {name}" for _, name in AUDIT_ATTACKS)),
         rows=body,
         note="Membership inference of the forget persons' captions (members) against the "
@@ -334,6 +327,101 @@ def audit_table(results: dict[str, Any], split: str) -> Table | None:
         f"over the seeds [{level(results) * 100:g} % interval: person bootstrap, members and "
         "non-members resampled separately, the same draws for every model and seed]. "
         "docs/audits.md.",
+    )
+
+
+SEEDS_RANGE = ("Each cell: mean over the audited seeds [min, max over them] (the audit files "
+               "hold no bootstrap replicates).")
+
+
+def audit_names(entries: list[tuple[str, Entry]]) -> list[str]:
+    """The audits with a P of the entries' robust forgetting, but the headline, in order."""
+    return [a for a in unique(a for _, e in entries for a in e["robust_forgetting"]["audits"])
+            if a != HEADLINE]
+
+
+def robust_table(results: dict[str, Any], split: str) -> Table | None:
+    """Robust forgetting beside the headline P: per audited model the lowest P over every
+    audit, the audit that gave it and every audit's P (the heatmap's numbers); None for a run
+    without robustness or relearn audits."""
+    entries = audited(results, split, "robust_forgetting")
+    if not entries:
+        return None
+    names = audit_names(entries)
+    body = tuple(
+        (name, cell(e, "forgetting_progress"), fmt(e["robust_forgetting"]["progress"]),
+         e["robust_forgetting"]["audit"] or DASH,
+         *(fmt(e["robust_forgetting"]["audits"].get(a)) for a in names))
+        for name, e in entries)
+    return Table(
+        title=f"Robust forgetting, {split}: the lowest P over every audit",
+        columns=("Method", "P (1 = gold)", "Robust P", "Lowest under", *names),
+        rows=body,
+        note="Robust P: the lowest forgetting progress P of the model over the headline (the "
+        "main table's P, its interval there) and every audit with a P (the other columns, "
+        "drawn in the heatmap below); 1 = gold's level under each. Robustness C: P under "
+        "condition C, (K_vanilla − K) / (K_vanilla − K_gold) with vanilla's and gold's K "
+        "under C. Relearn A: the lowest P over the grid's steps after relearning attack A, "
+        "against gold after the same steps, (K_vanilla − K(s)) / (K_vanilla − K_gold(s)); "
+        "gold itself is 1. Means over the audited seeds; – where "
+        "vanilla and gold know the same. docs/audits.md.",
+    )
+
+
+def robustness_table(results: dict[str, Any], split: str) -> Table | None:
+    """Forget knowledge K of every robustness-audited model under each condition; None for a
+    run without the robustness audit."""
+    entries = audited(results, split, "robustness")
+    if not entries:
+        return None
+    conditions = unique(c for _, e in entries for c in e["robustness"]["conditions"])
+
+    def k(entry: Entry, condition: str) -> str:
+        value = entry["robustness"]["conditions"].get(condition, {}).get("forget_knowledge")
+        return fmt_interval(Interval(**value)) if value else DASH
+
+    return Table(
+        title=f"Audit: robustness, {split}: forget knowledge K under each condition",
+        columns=("Method", *(f"K {c}" for c in conditions), "Seeds"),
+        rows=tuple((name, *(k(e, c) for c in conditions),
+                    " ".join(map(str, e["robustness"]["seeds"]))) for name, e in entries),
+        note="K (lower = forgot more) on the forget tasks as they are (as_is), with the images "
+        "cropped, blurred, JPEG-compressed, in grayscale, mirrored or colour-jittered, asked in "
+        "wordings no training data uses (held_out_wording), and with sampled answers (sampled: "
+        "a row counts as known when any sample states its fact). Compare with vanilla's and "
+        f"gold's rows: K falls for every model where vanilla's does. {SEEDS_RANGE}",
+    )
+
+
+def relearn_table(results: dict[str, Any], split: str) -> Table | None:
+    """Each relearning attack's K curve, lowest P and verdict of every relearn-audited model;
+    None for a run without the relearning attack."""
+    entries = audited(results, split, "relearn")
+    if not entries:
+        return None
+    attacks = unique(a for _, e in entries for a in e["relearn"]["attacks"])
+    steps = unique(s for _, e in entries for c in e["relearn"]["attacks"].values()
+                   for s in c["steps"])
+
+    def cells(entry: Entry, attack: str) -> tuple[str, str]:
+        curve = entry["relearn"]["attacks"].get(attack)
+        if curve is None:
+            return DASH, DASH
+        passed = curve["passed"]
+        return (" / ".join(fmt(v["mean"]) for v in curve["forget_knowledge"]),
+                f"{sum(passed)} of {len(passed)}")
+
+    return Table(
+        title=f"Audit: relearning attack, {split}: K after {', '.join(map(str, steps))} steps",
+        columns=("Method", *(h for a in attacks for h in (f"K {a}", f"Passed {a} (seeds)")),
+                 "Seeds"),
+        rows=tuple((name, *(c for a in attacks for c in cells(e, a)),
+                    " ".join(map(str, e["relearn"]["seeds"]))) for name, e in entries),
+        note="K on half the forget persons (mean over the audited seeds) after each step of "
+        "fine-tuning on the other half's rows (forget_half) or on as many retain rows (retain), "
+        "step 0 first; gold's row is gold relearning from scratch. A seed passes an attack "
+        "when at no step the model's K exceeds gold's after the same steps by more than 0.05 "
+        "beyond its person-bootstrap interval. docs/audits.md.",
     )
 
 
@@ -516,7 +604,10 @@ LEADERBOARD_NOTE = (
     "score S of the summary (forget_knowledge, forgetting_progress, retain, real, "
     "model_utility, forget_quality, forget_quality_qa, authors_real, authors_retain, "
     "authors_forget, authors_forget_quality, then any other) S, S_low and S_high (the mean "
-    "over the seeds and its interval); rank; tied_with. Order: the unlearning models by "
+    "over the seeds and its interval), and after forgetting_progress, in a run with "
+    "robustness or relearning audits, robust_forgetting (the lowest P over every audit, "
+    "of the means over the audited seeds) and robust_forgetting_audit (the audit that gave "
+    "it); rank; tied_with. Order: the unlearning models by "
     "|1 − P|, how far their forgetting is from gold's level (closest first; no P: last, "
     "unranked), then vanilla, gold and the reseeded gold model (unranked). Two models are tied "
     "when the intervals of |1 − P| from their bootstrap replicates overlap; rank is a "
@@ -530,6 +621,7 @@ def leaderboard_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     """One flat record per summary entry, all with the same keys, in :func:`ranking` order
     split by split (columns: :data:`LEADERBOARD_NOTE`; ``rank`` None where unranked)."""
     names = score_names(results["summary"])
+    robust = any("robust_forgetting" in e for e in results["summary"])
     records = []
     for split in forget_splits(results):
         for ranked in ranking(of_split(results["summary"], split), level(results)):
@@ -541,6 +633,10 @@ def leaderboard_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
                 value = estimate(entry, name)
                 scores |= {name: value.mean, f"{name}_low": value.low,
                            f"{name}_high": value.high}
+                if robust and name == "forgetting_progress":
+                    worst = entry.get("robust_forgetting", {})
+                    scores |= {"robust_forgetting": worst.get("progress"),
+                               "robust_forgetting_audit": worst.get("audit")}
             records.append({**identity, **scores, "rank": ranked.rank,
                             "tied_with": " ".join(ranked.tied_with)})
     return records
