@@ -327,6 +327,8 @@ def add_unlearn_command(sub: argparse._SubParsersAction) -> None:
     un.add_argument("--lora-alpha", type=int, default=32)
     un.add_argument("--lora-targets", nargs="+", default=None, metavar="NAME",
                     help="LoRA target module names (default: every language-model linear)")
+    un.add_argument("--save-adapter", action="store_true",
+                    help="with --lora, also save the unmerged adapter to OUT/adapter")
     un.add_argument("--l1", type=float, default=0.0,
                     help="λ of λ·Σ|w| over the LoRA matrices (or θ − θ₀ without LoRA)")
     un.add_argument("--recipe", choices=["auto", "paper", "mini"], default="auto")
