@@ -162,7 +162,7 @@ def test_the_flag_rule_on_hand_made_progress() -> None:
 
 
 def test_save_adapter_writes_a_loadable_adapter_beside_the_same_merged_model(
-    untrained: Path, mini_data: Path, tmp_path: Path
+    untrained: Path, vanilla: Path, mini_data: Path, tmp_path: Path, capsys
 ) -> None:
     def run(out: Path, **options) -> dict:
         return unlearn(UnlearnConfig(model=str(untrained), data=str(mini_data), out=out,
@@ -183,6 +183,11 @@ def test_save_adapter_writes_a_loadable_adapter_beside_the_same_merged_model(
     weights = dict(model.model.named_parameters())
     for name, parameter in rebuilt.model.named_parameters():
         torch.testing.assert_close(parameter, weights[name])
+    capsys.readouterr()
+    assert main(["audit", "--model", str(tmp_path / "saved"), "--gold", str(untrained),
+                 "--vanilla", str(vanilla), "--data", str(mini_data), "--out",
+                 str(tmp_path / "audit"), "--precision"]) == 2  # not the adapter's base
+    assert "--vanilla is not the model" in capsys.readouterr().err
     with pytest.raises(ValueError, match="needs lora"):
         UnlearnConfig(model=str(untrained), data=str(mini_data), out=tmp_path / "x",
                       method="ga", save_adapter=True).validate()
