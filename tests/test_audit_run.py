@@ -252,10 +252,16 @@ def test_the_precision_audit_records_knowledge_under_each_transform(
 ) -> None:
     assert main(["audit", "--model", str(untrained), "--gold", str(untrained), "--data",
                  str(mini_data), "--out", str(tmp_path), "--replicates", "20", "--precision"]) == 0
+    from clearbench.recipes.audit import NO_ADAPTER, TRANSFORMS
+
     precision = json.loads((tmp_path / "audit.json").read_text())["precision"]
-    assert list(precision) == ["as_is", "int8", "bf16", "fp16"]
-    assert precision["as_is"]["change"] == 0.0
-    for result in precision.values():
-        assert 0 <= result["forget_knowledge"] <= 1
-        assert result["change"] == pytest.approx(
-            result["forget_knowledge"] - precision["as_is"]["forget_knowledge"])
+    assert "flagged" not in precision  # P and its flags need --vanilla
+    results = precision["transforms"]
+    assert list(results) == list(TRANSFORMS)
+    assert results["as_is"]["change"] == 0.0
+    for kind in ("int8", "bf16", "fp16"):
+        assert 0 <= results[kind]["forget_knowledge"] <= 1
+        assert results[kind]["change"] == pytest.approx(
+            results[kind]["forget_knowledge"] - results["as_is"]["forget_knowledge"])
+    assert results["merged_bf16"] == {"skipped": NO_ADAPTER}  # the untrained model has none
+    assert "pip install clearbench[quant4]" in results["nf4"]["skipped"]

@@ -227,7 +227,8 @@ def add_audit_command(sub: argparse._SubParsersAction) -> None:
                     help="comma-separated audits to run: membership, relearn, robustness "
                     "(default membership)")
     au.add_argument("--vanilla", default=None,
-                    help="relearn, robustness: the vanilla model, for forgetting progress P")
+                    help="relearn, robustness, --precision: the vanilla model, for "
+                    "forgetting progress P (and --precision's adapter base)")
     au.add_argument("--forget-split", default="forget10",
                     choices=["forget01", "forget05", "forget10", "forget_val"])
     au.add_argument("--out", type=Path, required=True,
@@ -242,8 +243,13 @@ def add_audit_command(sub: argparse._SubParsersAction) -> None:
                     help="seed of the bootstrap and of relearn's person halves, retain sample "
                     "and batches (default 0)")
     au.add_argument("--precision", action="store_true",
-                    help="also forget knowledge K after int8 quantization and bf16 / fp16 "
-                    "round trips (the forget tasks are evaluated four times)")
+                    help="also forget knowledge K after int8 and 4-bit NF4 quantization, bf16 / "
+                    "fp16 round trips, and the LoRA adapter merged into or kept beside the "
+                    "--vanilla base stored at bf16 / fp16; with --vanilla also P per transform, "
+                    "flagged when it falls by more than its interval's half-width")
+    au.add_argument("--adapter", default=None,
+                    help="--precision: the model's unmerged LoRA adapter folder (default "
+                    "MODEL/adapter when present: unlearn --lora --save-adapter)")
     au.add_argument("--max-new-tokens", type=int, default=None,
                     help="greedy generation length of the forget tasks of --precision and "
                     "relearn (default 32)")
@@ -330,6 +336,8 @@ def add_unlearn_command(sub: argparse._SubParsersAction) -> None:
     un.add_argument("--lora-alpha", type=int, default=32)
     un.add_argument("--lora-targets", nargs="+", default=None, metavar="NAME",
                     help="LoRA target module names (default: every language-model linear)")
+    un.add_argument("--save-adapter", action="store_true",
+                    help="with --lora, also save the unmerged adapter to OUT/adapter")
     un.add_argument("--l1", type=float, default=0.0,
                     help="λ of λ·Σ|w| over the LoRA matrices (or θ − θ₀ without LoRA)")
     un.add_argument("--recipe", choices=["auto", "paper", "mini"], default="auto")

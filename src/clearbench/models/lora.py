@@ -10,6 +10,7 @@ there is no tower to freeze.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
@@ -113,6 +114,15 @@ def merge_lora(vlm: VLM) -> None:
     """Fold the LoRA adapters into the base weights and drop the PEFT wrapper (no-op without)."""
     if isinstance(vlm.model, PeftModel):
         vlm.model = vlm.model.merge_and_unload()
+
+
+def load_adapter(vlm: VLM, path: str | Path) -> None:
+    """Put the PEFT LoRA adapter saved in ``path`` on ``vlm.model``, unmerged, for inference."""
+    if isinstance(vlm.model, PeftModel):
+        raise ModelError("the model already has LoRA adapters; merge them first")
+    if not (Path(path) / "adapter_config.json").is_file():
+        raise ModelError(f"{path} holds no PEFT adapter (no adapter_config.json)")
+    vlm.model = PeftModel.from_pretrained(vlm.model, str(path))
 
 
 def enable_gradient_checkpointing(vlm: VLM) -> None:

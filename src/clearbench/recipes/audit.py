@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 from pydantic import Field
 
 from clearbench.config import PositiveInt, one_of, settings
@@ -24,7 +25,7 @@ from clearbench.data.loading import DataSource
 from clearbench.data.preflight import Need, preflight
 from clearbench.data.schema import EVALUATED_SPLITS
 from clearbench.data.views import row_example
-from clearbench.evaluation.aggregates import forget_knowledge
+from clearbench.evaluation.aggregates import forgetting_progress
 from clearbench.evaluation.evaluate import EvalSettings, evaluate_task
 from clearbench.evaluation.membership import (
     ATTACKS,
@@ -35,13 +36,23 @@ from clearbench.evaluation.membership import (
     privleak_draws,
 )
 from clearbench.evaluation.membership_scores import token_scores
-from clearbench.evaluation.statistics import LEVEL, REPLICATES
+from clearbench.evaluation.precision import RULE, progress_under
+from clearbench.evaluation.relearning import knowledge_draws
+from clearbench.evaluation.statistics import LEVEL, REPLICATES, Evaluation, Resampler
 from clearbench.evaluation.tasks import TASKS
-from clearbench.io import stable_hash, write_json_atomic
+from clearbench.io import read_json, stable_hash, write_json_atomic
 from clearbench.models.loading import DTYPES, load_vlm
-from clearbench.models.precision import PRECISIONS, apply_precision
+from clearbench.models.precision import (
+    PACKAGINGS,
+    PRECISIONS,
+    apply_precision,
+    package,
+    unavailable,
+)
 from clearbench.recipes.evaluate import earlier_result
 from clearbench.recipes.stage import data_source, model_key, trained_as
+from clearbench.recipes.unlearn import ADAPTER
+from clearbench.recipes.unlearn import MARKER as UNLEARNING_MARKER
 
 AUDIT_FILE = "audit.json"
 FORGET_TASKS = [task for task in TASKS if task.kind == "forget"]
@@ -51,6 +62,11 @@ NONMEMBERS = "holdout"
 NO_HOLDOUT = ("the membership audit's non-members: persons no model was trained on; only "
               "CLEAR-mini has them (config `holdout`), therem/CLEAR has none, and real data "
               "needs held-out persons and a gold model trained without them (docs/audits.md)")
+AS_IS = "as_is"
+TRANSFORMS = (AS_IS, *PRECISIONS, *PACKAGINGS)
+"""Every state of the model the precision audit measures, in the order it reports them."""
+NO_ADAPTER = (f"no LoRA adapter: MODEL/{ADAPTER} is absent and --adapter is not given "
+              "(unlearn with --lora --save-adapter)")
 
 
 @settings(frozen=True)
@@ -67,8 +83,14 @@ class AuditConfig:
     seed: int = 0
     """Seed of the person bootstrap."""
     precision: bool = False
-    """Also measure forget knowledge K after int8 quantization and bf16 / fp16 round trips
+    """Also measure forget knowledge K under every transform of :data:`TRANSFORMS`
     (:mod:`clearbench.models.precision`), beside K of the model as it is."""
+    vanilla: str | None = None
+    """``precision``: the vanilla model, the base of the packagings (the model the adapter was
+    trained on); with it each transform gets forgetting progress P and the flag
+    (:mod:`clearbench.evaluation.precision`)."""
+    adapter: str | None = None
+    """``precision``: the model's unmerged LoRA adapter (default: MODEL/adapter when present)."""
     max_new_tokens: PositiveInt = 32
     """Greedy generation length of the precision audit's forget tasks."""
     data_revision: str | None = None
@@ -95,16 +117,22 @@ def run_audit(config: AuditConfig) -> dict[str, Any]:
     """Membership audit of ``config.model`` against ``config.gold``; writes OUT/audit.json."""
     out = Path(config.out)
     source = data_source(config.data, config.data_revision)
-    keys = {"model": model_key(config.model), "gold": model_key(config.gold)}
+    paths = {"model": config.model, "gold": config.gold}
     setting = {"k": config.k, "batch_size": config.batch_size, "replicates": config.replicates,
-               "seed": config.seed, "level": LEVEL, "dtype": config.dtype,
-               **({"precision": True, "max_new_tokens": config.max_new_tokens}
-                  if config.precision else {})}
+               "seed": config.seed, "level": LEVEL, "dtype": config.dtype}
+    if config.precision:
+        adapter = adapter_of(config)
+        paths |= {name: path for name, path in (("vanilla", config.vanilla),
+                                                ("adapter", adapter)) if path is not None}
+        setting |= {"precision": True, "max_new_tokens": config.max_new_tokens,
+                    "transforms": list(TRANSFORMS), "skipped": skipped_transforms(config)}
+    keys = {name: model_key(path) for name, path in paths.items()}
+    if "adapter" in keys and "vanilla" in keys:
+        check_adapter_base(config.model, keys["vanilla"])
     header = {
         "schema": SCHEMA,
         "audit": "membership",
-        "model": describe_model(config.model, keys["model"]),
-        "gold": describe_model(config.gold, keys["gold"]),
+        **{name: describe_model(path, keys[name]) for name, path in paths.items()},
         "data": {"source": source.clear, "fingerprint": source.fingerprint()["clear"]},
         "forget_split": config.forget_split,
         "settings": setting,
@@ -161,24 +189,96 @@ def run_audit(config: AuditConfig) -> dict[str, Any]:
     return payload
 
 
+def adapter_of(config: AuditConfig) -> str | None:
+    """The model's LoRA adapter: ``config.adapter``, else MODEL/adapter when present."""
+    if config.adapter is not None:
+        return config.adapter
+    default = Path(config.model) / ADAPTER
+    return str(default) if default.is_dir() else None
+
+
+def skipped_transforms(config: AuditConfig) -> dict[str, str]:
+    """The transforms of :data:`TRANSFORMS` that cannot run here, with the reason (decided
+    before any model loads: a machine that can run more has another audit identity)."""
+    adapter = adapter_of(config)
+    packaging = (NO_ADAPTER if adapter is None else
+                 "needs --vanilla, the model the adapter was trained on"
+                 if config.vanilla is None else None)
+    reasons = {kind: unavailable(kind, config.device) for kind in PRECISIONS}
+    reasons |= {kind: packaging for kind in PACKAGINGS}
+    return {kind: reason for kind, reason in reasons.items() if reason is not None}
+
+
+def reference_transform(kind: str) -> str:
+    """What vanilla and gold, which have no adapter, undergo for transform ``kind``: a
+    packaging's round trip of its dtype, else ``kind`` itself."""
+    return PACKAGINGS[kind][1] if kind in PACKAGINGS else kind
+
+
+def check_adapter_base(model: str, vanilla_key: dict[str, Any]) -> None:
+    """Refuse a vanilla model other than the one the model's unlearning started from (its
+    record's ``model`` key), which the adapter must be merged into."""
+    record = Path(model) / UNLEARNING_MARKER
+    if not record.is_file():
+        return
+    base = read_json(record, what="unlearning record").get("model")
+    if base is not None and base != vanilla_key:
+        raise ValueError(f"--vanilla is not the model {model} was unlearned from (its "
+                         f"{UNLEARNING_MARKER} records {base}, --vanilla is {vanilla_key}): "
+                         "the adapter belongs on the model the unlearning started from")
+
+
 def precision_knowledge(config: AuditConfig, source: DataSource) -> dict[str, Any]:
-    """Forget knowledge K of the model as it is (``as_is``) and after each transform of
-    :data:`~clearbench.models.precision.PRECISIONS`, on the forget tasks (spec §5), and each
-    transform's change of K (> 0: knowledge came back)."""
+    """Forget knowledge K (spec §5) of the model as it is (``as_is``) and under every other
+    transform of :data:`TRANSFORMS` that can run here, each with its change of K (> 0:
+    knowledge came back); skipped ones with the reason. With a vanilla model also vanilla's and
+    gold's K under the same transform (their packagings: the round trip of that dtype, they
+    have no adapter), P on the person-bootstrap draws, its paired change from as is and the
+    flag (:func:`~clearbench.evaluation.precision.progress_under`)."""
     settings = EvalSettings(batch_size=config.batch_size, max_new_tokens=config.max_new_tokens,
                             seed=config.seed)
-    knowledge = {}
-    for kind in ("as_is", *PRECISIONS):
-        vlm = load_vlm(config.model, dtype=config.dtype, device=config.device)
-        if kind != "as_is":
+    rows = {task.name: task.rows(source, config.forget_split) for task in FORGET_TASKS}
+    skipped = skipped_transforms(config)
+    adapter = adapter_of(config)
+
+    def evaluated(path: str, kind: str) -> Evaluation:
+        vlm = load_vlm(path, dtype=config.dtype, device=config.device)
+        if kind in PACKAGINGS:
+            package(vlm, adapter, kind)
+        elif kind != AS_IS:
             apply_precision(vlm.model, kind)
-        summaries = {task.name: evaluate_task(vlm, task, task.rows(source, config.forget_split),
-                                              settings)
-                     for task in FORGET_TASKS}
-        knowledge[kind] = forget_knowledge(summaries)
-        del vlm
-    return {kind: {"forget_knowledge": k, "change": k - knowledge["as_is"]}
-            for kind, k in knowledge.items()}
+        return {"tasks": {task.name: evaluate_task(vlm, task, rows[task.name], settings)
+                          for task in FORGET_TASKS}}
+
+    kinds = [kind for kind in TRANSFORMS if kind not in skipped]
+    model = {kind: evaluated(config.vanilla if kind in PACKAGINGS else config.model, kind)
+             for kind in kinds}
+    resampler = Resampler(model[AS_IS], config.replicates, config.seed)
+    k = {kind: knowledge_draws(evaluation, resampler) for kind, evaluation in model.items()}
+    references = {name: {kind: knowledge_draws(evaluated(path, kind), resampler)
+                         for kind in kinds if kind not in PACKAGINGS}
+                  for name, path in (("vanilla", config.vanilla), ("gold", config.gold))
+                  if config.vanilla is not None}
+
+    def progress(kind: str) -> np.ndarray:
+        reference = reference_transform(kind)
+        return forgetting_progress(k[kind], references["vanilla"][reference],
+                                   references["gold"][reference])
+
+    transforms: dict[str, dict[str, Any]] = {kind: {"skipped": reason}
+                                             for kind, reason in skipped.items()}
+    for kind in kinds:
+        transforms[kind] = {"forget_knowledge": float(k[kind][0]),
+                            "change": float(k[kind][0] - k[AS_IS][0])}
+        if references:
+            transforms[kind] |= {f"forget_knowledge_{name}":
+                                 float(draws[reference_transform(kind)][0])
+                                 for name, draws in references.items()}
+            transforms[kind] |= progress_under(progress(AS_IS), progress(kind))
+    transforms = {kind: transforms[kind] for kind in TRANSFORMS}
+    flags = {"flagged": [kind for kind, result in transforms.items() if result.get("flagged")],
+             "rule": RULE} if references else {}
+    return {"transforms": transforms, **flags}
 
 
 def print_summary(audit: dict[str, Any]) -> None:
@@ -191,9 +291,17 @@ def print_summary(audit: dict[str, Any]) -> None:
         print(f"{name:16} {number(result['auc_model']['mean'], '10.3f')} "
               f"{number(result['auc_gold']['mean'], '9.3f')} {number(leak['mean'], '+9.3f')}  "
               f"[{number(leak['low'], '+.3f')}, {number(leak['high'], '+.3f')}]")
-    for kind, result in audit.get("precision", {}).items():
-        print(f"forget knowledge K {kind:6} {result['forget_knowledge']:.3f} "
-              f"(change {result['change']:+.3f})")
+    if "precision" not in audit:
+        return
+    print(f"{'transform':14} {'K':>6} {'change':>7} {'P':>6}")
+    for kind, result in audit["precision"]["transforms"].items():
+        if "skipped" in result:
+            print(f"{kind:14} skipped: {result['skipped']}")
+            continue
+        progress = result.get("progress", {}).get("mean")
+        flag = "  FLAGGED: P fell" if result.get("flagged") else ""
+        print(f"{kind:14} {result['forget_knowledge']:6.3f} {result['change']:+7.3f} "
+              f"{number(progress, '6.2f'):>6}{flag}")
 
 
 

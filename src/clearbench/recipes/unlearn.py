@@ -73,6 +73,8 @@ from clearbench.training.loop import (
 from clearbench.training.reference import reference_for
 
 MARKER = "unlearning.json"
+ADAPTER = "adapter"
+"""The folder of the unmerged LoRA adapter inside a run's output (``save_adapter``)."""
 MODALITIES = ("both", "visual", "text")
 TRACKS = ("multimodal", "text")
 """``multimodal``: a VLM forgets with the retain set ``retainNN+tofu``; ``text``: the text-only
@@ -129,6 +131,9 @@ class UnlearnConfig:
     lora_rank: PositiveInt = 8
     lora_alpha: PositiveInt = 32
     lora_targets: tuple[str, ...] | None = None
+    save_adapter: bool = False
+    """With LoRA, also save the unmerged adapter (PEFT, safetensors) to OUT/adapter, for the
+    precision audit's packagings; the model beside it is merged as always."""
     l1: NonNegativeFloat = 0.0
     """λ of λ·Σ|w| over the LoRA A and B matrices, or over θ − θ₀ without LoRA."""
     recipe: Annotated[str, one_of(("auto", *RECIPES))] = "auto"
@@ -154,6 +159,8 @@ class UnlearnConfig:
         if self.track == "text" and self.modality != "text":
             raise ValueError(f"the text-only track unlearns text alone: modality must be "
                              f"'text', got {self.modality!r}")
+        if self.save_adapter and not self.lora:
+            raise ValueError("save_adapter keeps the LoRA adapter unmerged: it needs lora")
 
     def resolved_recipe(self, n_parameters: int) -> tuple[str, UnlearnRecipe]:
         name = self.recipe
@@ -268,6 +275,8 @@ def unlearn(config: UnlearnConfig) -> dict[str, Any]:
     }
     for where_or_how in WHERE_OR_HOW:
         identity["config"].pop(where_or_how)
+    if not config.save_adapter:  # stages from before the option keep their keys
+        identity["config"].pop("save_adapter")
     stage_hash = stable_hash(identity)
     folder = StageFolder(out, MARKER, stage_hash, "unlearned model")
     if folder.done():
@@ -358,6 +367,8 @@ def unlearn(config: UnlearnConfig) -> dict[str, Any]:
     if not state.is_main_process:  # other processes of a multi-process launch are done
         state.wait_for_everyone()
         return record
+    if config.save_adapter:
+        vlm.save(work / ADAPTER, merge_lora=False)
     vlm.save(work, merge_lora=True)
     write_json_atomic(work / MARKER,
                       record | {"status": "ok", "model_hash": model_files_hash(work)})
