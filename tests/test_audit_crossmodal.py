@@ -86,29 +86,33 @@ def test_the_describe_score_counts_the_captions_facts_not_the_echoed_name() -> N
     assert k == pytest.approx(fmean(summary[metric] for metric in KNOWLEDGE_METRICS))
 
 
-def test_the_verdict_reads_the_interval() -> None:
-    assert verdict(Estimate(0.3, 0.1, 0.5)) == "greater"
-    assert verdict(Estimate(-0.3, -0.5, -0.1)) == "smaller"
-    assert verdict(Estimate(0.1, -0.1, 0.3)) == "not separable"
-    assert verdict(Estimate(0.0, 0.0, 0.0)) == "not separable"
-    assert verdict(Estimate(float("nan"), float("nan"), float("nan"))) == "undefined"
+def test_the_verdict_reads_the_interval_where_vanilla_and_gold_differ() -> None:
+    gap, nan = Estimate(0.5, 0.4, 0.6), float("nan")
+    assert verdict(Estimate(0.3, 0.1, 0.5), gap) == "greater"
+    assert verdict(Estimate(-0.3, -0.5, -0.1), gap) == "smaller"
+    assert verdict(Estimate(0.1, -0.1, 0.3), gap) == "not separable"
+    assert verdict(Estimate(0.0, 0.0, 0.0), gap) == "not separable"
+    assert verdict(Estimate(nan, nan, nan), gap) == "undefined"
+    assert verdict(Estimate(0.3, 0.1, 0.5), Estimate(0.05, -0.02, 0.1)) == "undefined"
+    assert verdict(Estimate(0.3, 0.1, 0.5), Estimate(-0.5, -0.6, -0.4)) == "undefined"
 
 
 PERSONS = [f"Person {c}" for c in "ABCD"]
 
 
+def rows_of(values: list[float]) -> dict[str, Any]:
+    """A task's hand-made rows, two per person, each scoring its person's value: probability,
+    ROUGE-L and truth knowledge alike, a fact hit above 0.5."""
+    return {"rows": [{"unit": person, "prob": value, "rougeL_recall": value,
+                      "fact_hit": value > 0.5, "truth_ratio_raw": 1.0 - value}
+                     for person, value in zip(PERSONS, values, strict=True) for _ in range(2)]}
+
+
 def hand_made(levels: dict[str, float]) -> dict[str, Any]:
-    """An evaluation of every probe's task whose rows all score ``levels[probe]`` (± a
-    per-person spread): probability, ROUGE-L and truth knowledge alike, a fact hit above 0.5."""
-    tasks = {}
-    for probe, task in PROBES.items():
-        rows = []
-        for i, person in enumerate(PERSONS):
-            value = float(np.clip(levels[probe] + 0.04 * (i - 1.5), 0.0, 1.0))
-            rows += [{"unit": person, "prob": value, "rougeL_recall": value,
-                      "fact_hit": value > 0.5, "truth_ratio_raw": 1.0 - value}] * 2
-        tasks[task] = {"rows": rows}
-    return {"tasks": tasks}
+    """An evaluation of every probe's task at ``levels[probe]`` ± a per-person spread."""
+    return {"tasks": {task: rows_of([float(np.clip(levels[probe] + 0.04 * (i - 1.5), 0, 1))
+                                     for i in range(len(PERSONS))])
+                      for probe, task in PROBES.items()}}
 
 
 def test_the_matrix_checks_the_claim_cell_by_cell() -> None:
@@ -136,6 +140,8 @@ def test_the_matrix_checks_the_claim_cell_by_cell() -> None:
     cell = matrix["both"]["face_name"]["forget_knowledge"]
     assert cell["low"] <= cell["mean"] <= cell["high"]
     assert result["references"]["gold"]["qa"]["mean"] == pytest.approx(0.1 * 3 / 4)  # no hit
+    assert result["gap"]["qa"]["mean"] == pytest.approx(0.925 - 0.075)
+    assert result["gap"]["describe"] == {"mean": 0.0, "low": 0.0, "high": 0.0}
     claim = result["claim"]
     # qa: both forgot less than text, more than visual
     assert claim["qa"]["both_minus_text"]["verdict"] == "smaller"
@@ -151,6 +157,21 @@ def test_the_matrix_checks_the_claim_cell_by_cell() -> None:
     assert matrix["both"]["describe"]["progress"] == {"mean": None, "low": None, "high": None}
     assert claim["describe"]["both_minus_visual"]["verdict"] == "undefined"
     assert json.loads(json.dumps(result, allow_nan=False)) == result
+
+
+def test_no_verdict_where_the_gap_between_vanilla_and_gold_is_not_separable() -> None:
+    evaluations = {name: hand_made(dict.fromkeys(PROBES, level)) for name, level in
+                   (("vanilla", 0.9), ("gold", 0.1), ("text", 0.9), ("visual", 0.9),
+                    ("both", 0.1))}
+    # describe: gold knows two persons better than vanilla does, the others worse
+    evaluations["vanilla"]["tasks"]["describe_person"] = rows_of([0.2, 0.3, 0.8, 0.9])
+    evaluations["gold"]["tasks"]["describe_person"] = rows_of([0.7, 0.7, 0.3, 0.3])
+    result = crossmodal_matrix(evaluations, replicates=200, seed=0)
+    gap = result["gap"]["describe"]
+    assert gap["low"] < 0 < gap["mean"] < gap["high"]
+    assert result["matrix"]["both"]["describe"]["progress"]["mean"] > 10  # a small gap inflates P
+    assert result["claim"]["describe"]["both_minus_text"]["verdict"] == "undefined"
+    assert result["claim"]["qa"]["holds"]
 
 
 @pytest.fixture(scope="module")

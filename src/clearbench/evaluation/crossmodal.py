@@ -52,11 +52,12 @@ def probe_knowledge(evaluation: Evaluation, resampler: Resampler) -> dict[str, n
             for probe, task in PROBES.items()}
 
 
-def verdict(difference: Estimate) -> str:
-    """``greater`` when the difference's interval lies above 0, ``smaller`` when below,
-    ``not separable`` when it holds 0; ``undefined`` when P is (vanilla and gold know as much
-    on the probe)."""
-    if any(math.isnan(value) for value in (difference.mean, difference.low, difference.high)):
+def verdict(difference: Estimate, gap: Estimate) -> str:
+    """``greater`` when the interval of the difference of P lies above 0, ``smaller`` when
+    below, ``not separable`` when it holds 0; ``undefined`` unless the interval of the
+    vanilla − gold ``gap`` (P's denominator) lies above 0: without it P measures nothing."""
+    numbers = (difference.mean, difference.low, difference.high, gap.low)
+    if any(math.isnan(value) for value in numbers) or gap.low <= 0:
         return UNDEFINED
     if difference.low > 0:
         return GREATER
@@ -78,8 +79,9 @@ def crossmodal_matrix(evaluations: Mapping[str, Evaluation], replicates: int,
                       seed: int) -> dict[str, Any]:
     """The matrix from one evaluation of the probes' tasks per model of :data:`MODALITIES`
     and :data:`REFERENCES` (same rows for all): ``matrix`` (modality → probe → K and P),
-    ``references`` (vanilla's and gold's K per probe) and ``claim`` (probe → both's P minus
-    text's and minus visual's, each with its verdict, and ``holds``: both are greater). Every
+    ``references`` (vanilla's and gold's K per probe), ``gap`` (K_vanilla − K_gold per probe,
+    P's denominator) and ``claim`` (probe → both's P minus text's and minus visual's, each
+    with its :func:`verdict`, and ``holds``: both are greater). Every
     model is scored on the same ``seed``-drawn persons, so the differences are paired."""
     resampler = Resampler(evaluations["vanilla"], replicates, seed)
     k = {name: probe_knowledge(evaluations[name], resampler)
@@ -88,10 +90,13 @@ def crossmodal_matrix(evaluations: Mapping[str, Evaluation], replicates: int,
                     k[modality][probe], k["vanilla"][probe], k["gold"][probe]), dtype=float)
                 for probe in PROBES} for modality in MODALITIES}
 
+    gap = {probe: k["vanilla"][probe] - k["gold"][probe] for probe in PROBES}
+
     def against(other: str, probe: str) -> dict[str, Any]:
         both, theirs = progress["both"][probe], progress[other][probe]
         difference = paired_difference(both[1:], theirs[1:], float(both[0] - theirs[0]))
-        return {**_json(difference), "verdict": verdict(difference)}
+        return {**_json(difference), "verdict": verdict(difference, interval(
+            float(gap[probe][0]), gap[probe][1:]))}
 
     claim = {}
     for probe in PROBES:
@@ -104,5 +109,6 @@ def crossmodal_matrix(evaluations: Mapping[str, Evaluation], replicates: int,
                               for probe in PROBES} for modality in MODALITIES},
         "references": {name: {probe: estimate(k[name][probe]) for probe in PROBES}
                        for name in REFERENCES},
+        "gap": {probe: estimate(gap[probe]) for probe in PROBES},
         "claim": claim,
     }

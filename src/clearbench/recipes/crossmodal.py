@@ -157,9 +157,10 @@ def print_summary(result: dict[str, Any]) -> None:
     print(f"{'unlearned on':13}" + "".join(f"{probe:>22}" for probe in PROBES))
     for modality, cells in result["matrix"].items():
         print(f"{modality:13}" + "".join(f"{cell(c['progress']):>22}" for c in cells.values()))
+    references = {**result["references"], "vanilla - gold": result["gap"]}
     print("K: " + "; ".join(f"{name} " + " ".join(f"{probe}={k['mean']:.3f}"
                                                  for probe, k in by_probe.items())
-                            for name, by_probe in result["references"].items()))
+                            for name, by_probe in references.items()))
     for probe, claim in result["claim"].items():
         print(f"{probe:11} P(both) - P(text) {cell(claim['both_minus_text'])} "
               f"{claim['both_minus_text']['verdict']}; P(both) - P(visual) "
