@@ -203,7 +203,7 @@ def add_audit_command(sub: argparse._SubParsersAction) -> None:
     au = sub.add_parser(
         "audit",
         help="does the model still know the forget persons? membership (MUSE PrivLeak), "
-        "relearning and robustness audits",
+        "relearning, robustness and cross-modal audits",
         description="membership: membership inference of the forget persons (members) against "
         "CLEAR-mini's holdout persons (non-members) on image-conditioned captions, with the "
         "LOSS, zlib, Min-K %, Min-K %++ and gold-reference attacks, for the model and for the "
@@ -216,23 +216,34 @@ def add_audit_command(sub: argparse._SubParsersAction) -> None:
         "OUT/relearn.json. robustness: forget knowledge K under seeded image perturbations "
         "(crop, blur, JPEG, grayscale, flip, colour jitter), held-out prompt wordings and "
         "sampled decoding (does any of --samples answers name the person?); with --vanilla "
-        "also vanilla's and gold's K and progress P under each; writes OUT/robustness.json "
-        "(docs/audits.md).",
+        "also vanilla's and gold's K and progress P under each; writes OUT/robustness.json. "
+        "crossmodal: K and P of one method's models unlearned on text only (--text-model), "
+        "images only (--visual-model) and both (--model), probed through the forget QA, "
+        "face->name, captioning and a text prompt naming the person (describe), with paired "
+        "person-bootstrap intervals: does unlearning both modalities forget more, probe by "
+        "probe? writes OUT/crossmodal.json (docs/audits.md).",
     )
-    au.add_argument("--model", required=True, help="model folder (or hub id) to audit")
+    au.add_argument("--model", required=True, help="model folder (or hub id) to audit "
+                    "(crossmodal: the one unlearned on both modalities)")
     au.add_argument("--gold", required=True, help="the gold model of --forget-split")
     au.add_argument("--data", required=True,
                     help="CLEAR-mini folder (membership needs its `holdout`) or hub id")
     au.add_argument("--audits", default="membership",
-                    help="comma-separated audits to run: membership, relearn, robustness "
-                    "(default membership)")
+                    help="comma-separated audits to run: membership, relearn, robustness, "
+                    "crossmodal (default membership)")
     au.add_argument("--vanilla", default=None,
-                    help="relearn, robustness, --precision: the vanilla model, for "
-                    "forgetting progress P (and --precision's adapter base)")
+                    help="relearn, robustness, crossmodal, --precision: the vanilla model, "
+                    "for forgetting progress P (and --precision's adapter base)")
+    au.add_argument("--text-model", default=None,
+                    help="crossmodal: the same method unlearned on text only (--modality text)")
+    au.add_argument("--visual-model", default=None,
+                    help="crossmodal: the same method unlearned on images only "
+                    "(--modality visual)")
     au.add_argument("--forget-split", default="forget10",
                     choices=["forget01", "forget05", "forget10", "forget_val"])
     au.add_argument("--out", type=Path, required=True,
-                    help="folder for audit.json, relearn.json and robustness.json")
+                    help="folder for audit.json, relearn.json, robustness.json and "
+                    "crossmodal.json")
     au.add_argument("--k", type=float, default=None,
                     help="Min-K %% fraction of lowest tokens (default 0.2)")
     au.add_argument("--batch-size", type=int, default=None,
@@ -251,8 +262,8 @@ def add_audit_command(sub: argparse._SubParsersAction) -> None:
                     help="--precision: the model's unmerged LoRA adapter folder (default "
                     "MODEL/adapter when present: unlearn --lora --save-adapter)")
     au.add_argument("--max-new-tokens", type=int, default=None,
-                    help="greedy generation length of the forget tasks of --precision and "
-                    "relearn (default 32)")
+                    help="greedy generation length of the forget tasks of --precision, "
+                    "relearn, robustness and crossmodal (default 32)")
     au.add_argument("--relearn-steps", type=_integers, default=None, metavar="S1,S2,...",
                     help="relearn: optimiser steps after which K is measured, in one run up to "
                     "the largest (default 5,20,50)")
@@ -277,13 +288,14 @@ def _integers(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"not comma-separated integers: {text!r}") from None
 
 
-AUDITS = ("membership", "relearn", "robustness")
+AUDITS = ("membership", "relearn", "robustness", "crossmodal")
 
 
 def run_audit(args: argparse.Namespace) -> None:
     from dataclasses import fields
 
     from clearbench.recipes.audit import AuditConfig, run_audit
+    from clearbench.recipes.crossmodal import CrossModalConfig, run_crossmodal
     from clearbench.recipes.relearn import RelearnConfig, run_relearn
     from clearbench.recipes.robustness import RobustnessConfig, run_robustness
     from clearbench.training.distributed import check_device
@@ -297,7 +309,8 @@ def run_audit(args: argparse.Namespace) -> None:
         raise ValueError("--precision is part of the membership audit: add it to --audits")
     options = {k: v for k, v in vars(args).items() if v is not None}
     runs = {"membership": (AuditConfig, run_audit), "relearn": (RelearnConfig, run_relearn),
-            "robustness": (RobustnessConfig, run_robustness)}
+            "robustness": (RobustnessConfig, run_robustness),
+            "crossmodal": (CrossModalConfig, run_crossmodal)}
     configs = {}
     for name in audits:  # every audit's settings are checked before any runs
         given = options if name != "robustness" or "vanilla" in options else \

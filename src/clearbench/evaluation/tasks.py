@@ -17,7 +17,7 @@ from PIL import Image
 
 from clearbench.data.loading import DATACARD, DataSource, load_clear, load_tofu
 from clearbench.data.preflight import Need
-from clearbench.data.prompts import FACE_NAME_PROMPT, caption_prompt
+from clearbench.data.prompts import FACE_NAME_PROMPT, caption_prompt, describe_prompt
 
 TOFU_QA_PER_AUTHOR = 20
 """TOFU's layout: each author's 20 QA pairs are consecutive rows of a config."""
@@ -96,6 +96,17 @@ def caption_row(row: dict[str, Any], row_id: str) -> TaskRow:
                    row["name"])
 
 
+def describe_row(row: dict[str, Any], row_id: str) -> TaskRow:
+    """A caption row asked through text alone: a prompt naming the person
+    (:func:`~clearbench.data.prompts.describe_prompt`), no image, the caption as the answer.
+    The fact is the caption's words that the prompt does not give (not the name: the prompt
+    names the person); the truth ratio weighs the caption against the same caption naming
+    another person (the row's perturbed captions)."""
+    prompt = describe_prompt(row["name"], row["caption"])
+    return TaskRow(row_id, prompt, None, row["caption"], row["paraphrased_caption"],
+                   tuple(row["perturbed_captions"]), row["caption"], prompt, row["name"])
+
+
 def face_name_row(row: dict[str, Any], row_id: str) -> TaskRow:
     return TaskRow(row_id, FACE_NAME_PROMPT, row["image"], row["name"], row["name"],
                    tuple(row["perturbed_names"]), row["name"], FACE_NAME_PROMPT, row["name"])
@@ -139,6 +150,12 @@ TASKS: tuple[Task, ...] = (
     Task("real_authors", "tofu", "real_authors_perturbed", "real", True, text_options_row),
     Task("world_facts", "tofu", "world_facts_perturbed", "real", True, text_options_row),
 )
-TASKS_BY_NAME = {task.name: task for task in TASKS}
+DESCRIBE_PERSON = Task("describe_person", "clear", "{split}_perturbed", "forget", False,
+                       describe_row)
+"""The cross-modal audit's probe (docs/audits.md): the forget captions, asked for by a text
+prompt naming the person instead of with the image. Not part of the evaluation."""
+TASKS_BY_NAME = {task.name: task for task in (*TASKS, DESCRIBE_PERSON)}
+"""Every task by name: the evaluation's :data:`TASKS` and the audit probe
+:data:`DESCRIBE_PERSON`."""
 TEXT_TASKS: tuple[str, ...] = tuple(task.name for task in TASKS if task.dataset == "tofu")
 """TOFU's four tasks: the evaluation of the text-only track (no image anywhere)."""

@@ -33,6 +33,9 @@ TASKS_DIR = "tasks"
 FORGET_SPLITS = ("forget01", "forget05", "forget10")
 """The test forget splits (a run config's ``forget_splits``)."""
 
+EVALUATED_TASKS = tuple(task.name for task in TASKS)
+"""The tasks an evaluation may run (not the audits' probes)."""
+
 
 @settings(frozen=True)
 class EvalConfig:
@@ -40,7 +43,7 @@ class EvalConfig:
     data: str
     out: Path
     forget_split: Annotated[str, one_of(EVALUATED_SPLITS)] = "forget10"
-    tasks: tuple[Annotated[str, one_of(TASKS_BY_NAME)], ...] = tuple(task.name for task in TASKS)
+    tasks: tuple[Annotated[str, one_of(EVALUATED_TASKS)], ...] = EVALUATED_TASKS
     batch_size: PositiveInt = 32
     max_new_tokens: PositiveInt = 32
     seed: int = 0

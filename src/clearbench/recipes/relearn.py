@@ -39,7 +39,7 @@ from clearbench.evaluation.relearning import (
     person_of,
 )
 from clearbench.evaluation.statistics import LEVEL, REPLICATES, Evaluation, Resampler
-from clearbench.evaluation.tasks import TaskRow
+from clearbench.evaluation.tasks import TASKS_BY_NAME, TaskRow
 from clearbench.io import stable_hash, write_json_atomic
 from clearbench.models.loading import DTYPES, load_vlm
 from clearbench.models.vlm import VLM
@@ -189,9 +189,8 @@ def attack_examples(source: DataSource, forget_split: str, persons: Sequence[str
 
 def forget_evaluation(vlm: VLM, rows: dict[str, list[TaskRow]],
                       settings: EvalSettings) -> Evaluation:
-    """The forget tasks on ``rows`` (per task name), as ``{"tasks": {name: summary}}``."""
-    tasks = {task.name: task for task in FORGET_TASKS}
-    return {"tasks": {name: evaluate_task(vlm, tasks[name], task_rows, settings)
+    """The tasks of ``rows`` (task name → rows), as ``{"tasks": {name: summary}}``."""
+    return {"tasks": {name: evaluate_task(vlm, TASKS_BY_NAME[name], task_rows, settings)
                       for name, task_rows in rows.items()}}
 
 
