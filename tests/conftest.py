@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 import torch
 from huggingface_hub import constants
 
+from clearbench.data.examples import Example
 from clearbench.data.synth import synthesize
 from clearbench.hashing import CACHE_ENV
 from clearbench.models.tiny import TinyVLMConfig
+from clearbench.models.vlm import VLM
 from hub_layout import write_clear, write_hub_cache, write_tofu
 
 
@@ -68,6 +71,20 @@ TINY = TinyVLMConfig(
     vocab_size=600,
 )
 """About 150 k parameters: a training step takes a few tens of milliseconds on one core."""
+
+
+def memorise(vlm: VLM, examples: Sequence[Example], steps: int, lr: float = 3e-3) -> VLM:
+    """``vlm`` after ``steps`` full-batch AdamW steps on ``examples`` (a tiny model memorises
+    them in a few tens), left in eval mode."""
+    optimizer = torch.optim.AdamW(vlm.model.parameters(), lr=lr)
+    batch = vlm.encode(examples)
+    vlm.model.train()
+    for _ in range(steps):
+        vlm.model(**batch).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    vlm.model.eval()
+    return vlm
 
 
 @pytest.fixture(scope="session", autouse=True)

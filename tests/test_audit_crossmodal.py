@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
 
 from clearbench.cli import main
 from clearbench.data.loading import DataSource
@@ -33,7 +32,7 @@ from clearbench.evaluation.tasks import DESCRIBE_PERSON, TASKS_BY_NAME
 from clearbench.models.tiny import build_tiny_vlm
 from clearbench.recipes.base import corpus
 from clearbench.recipes.crossmodal import CROSSMODAL_FILE
-from conftest import TINY
+from conftest import TINY, memorise
 
 
 def test_describe_prompts_appear_in_no_training_prompt(val_data: Path) -> None:
@@ -192,14 +191,8 @@ def models(data: Path) -> dict[str, Path]:
     vlm = build_tiny_vlm(TINY, corpus(source))
     folders = {"gold": data.with_name("gold"), "vanilla": data.with_name("vanilla")}
     vlm.save(folders["gold"])
-    batch = vlm.encode(training_examples(source, "forget10+tofu")
-                       + face_name_examples(source, "forget10+tofu"))
-    optimizer = torch.optim.AdamW(vlm.model.parameters(), lr=3e-3)
-    vlm.model.train()
-    for _ in range(30):
-        vlm.model(**batch).loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
+    memorise(vlm, training_examples(source, "forget10+tofu")
+             + face_name_examples(source, "forget10+tofu"), steps=30)
     vlm.save(folders["vanilla"])
     for modality, origin in (("text", "vanilla"), ("visual", "vanilla"), ("both", "gold")):
         folders[modality] = shutil.copytree(folders[origin], data.with_name(modality))

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
 from clearbench.cli import main
 from clearbench.data.examples import Example
@@ -24,7 +23,7 @@ from clearbench.models.tiny import build_tiny_vlm
 from clearbench.recipes import relearn as relearn_recipe
 from clearbench.recipes.audit import FORGET_TASKS
 from clearbench.recipes.base import corpus
-from conftest import TINY
+from conftest import TINY, memorise
 
 
 @pytest.fixture(scope="module")
@@ -52,14 +51,8 @@ def untrained(data: Path) -> Path:
 @pytest.fixture(scope="module")
 def memorised(untrained: Path, data: Path) -> Path:
     """The untrained model fine-tuned on every forget person's rows (a few seconds)."""
-    vlm = load_vlm(untrained)
-    batch = vlm.encode(training_examples(DataSource.local(data), "forget10+tofu"))
-    optimizer = torch.optim.AdamW(vlm.model.parameters(), lr=3e-3)
-    vlm.model.train()
-    for _ in range(30):
-        vlm.model(**batch).loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
+    vlm = memorise(load_vlm(untrained), training_examples(DataSource.local(data),
+                                                          "forget10+tofu"), steps=30)
     out = untrained.with_name("memorised")
     vlm.save(out)
     return out

@@ -39,7 +39,7 @@ from clearbench.recipes.robustness import (
     run_robustness,
     sample_answers,
 )
-from conftest import TINY
+from conftest import TINY, memorise
 
 
 @pytest.fixture(scope="module")
@@ -60,13 +60,7 @@ def memorised(mini_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     vlm = build_tiny_vlm(TINY, corpus(source))
     examples = (training_examples(source, "forget10+tofu")
                 + face_name_examples(source, "forget10+tofu"))
-    optimizer = torch.optim.AdamW(vlm.model.parameters(), lr=3e-3)
-    vlm.model.train()
-    batch = vlm.encode(examples)
-    for _ in range(40):
-        vlm.model(**batch).loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
+    memorise(vlm, examples, steps=40)
     out = tmp_path_factory.mktemp("robustness") / "memorised"
     vlm.save(out)
     return out

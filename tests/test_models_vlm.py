@@ -27,6 +27,7 @@ from clearbench.models import (
     merge_lora,
 )
 from clearbench.models.vlm import answer_logits
+from conftest import memorise
 
 ARCHS = ["llava", "qwen2_vl"]
 CORPUS = [
@@ -59,16 +60,7 @@ def tiny(arch: str, seed: int = 0) -> VLM:
 @pytest.fixture(scope="module", params=ARCHS)
 def trained(request) -> VLM:
     """A tiny VLM that memorised TRAIN (so its greedy answers are meaningful)."""
-    vlm = tiny(request.param)
-    optimizer = torch.optim.AdamW(vlm.model.parameters(), lr=3e-3)
-    batch = vlm.encode(TRAIN)
-    vlm.model.train()
-    for _ in range(60):
-        vlm.model(**batch).loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-    vlm.model.eval()
-    return vlm
+    return memorise(tiny(request.param), TRAIN, steps=60)
 
 
 def answer_log_likelihood(vlm: VLM, batch: dict[str, torch.Tensor]) -> torch.Tensor:
