@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image
+from tokenizers import Tokenizer, models, normalizers, trainers
 from transformers import (
     GPT2Config,
     LlamaConfig,
@@ -47,7 +48,7 @@ from clearbench.models.tiny import LLAMA2_CHAT_TEMPLATE, tiny_hf_config
 from clearbench.models.vlm import answer_logits, model_inputs
 from clearbench.recipes.unlearn import negate, paired_items
 from clearbench.training.reference import reference_for
-from conftest import TINY
+from conftest import TINY, memorise
 
 CONFIG = TinyVLMConfig(arch="llama", text_hidden=32, text_layers=2, text_heads=2,
                        text_intermediate=64, vocab_size=400)
@@ -97,16 +98,39 @@ def lm_folder(path: Path, tokenizer: PreTrainedTokenizerFast) -> Path:
 @pytest.fixture(scope="module")
 def trained() -> VLM:
     """A tiny LM that memorised TRAIN."""
-    vlm = tiny_lm()
-    optimizer = torch.optim.AdamW(vlm.model.parameters(), lr=1e-2)
-    batch = vlm.encode(TRAIN)
-    vlm.model.train()
-    for _ in range(60):
-        vlm.model(**batch).loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-    vlm.model.eval()
-    return vlm
+    return memorise(tiny_lm(), TRAIN, steps=60, lr=1e-2)
+
+
+def sentencepiece_tokenizer() -> PreTrainedTokenizerFast:
+    """A tokenizer built as Llama-2's tokenizer.json is: BPE with byte fallback, a normaliser
+    that prepends ``▁`` to the text and turns spaces into ``▁``, no pre-tokenizer."""
+    model = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True))
+    model.normalizer = normalizers.Sequence([normalizers.Prepend("▁"),
+                                             normalizers.Replace(" ", "▁")])
+    model.train_from_iterator(CORPUS + [e.prompt + " " + e.answer for e in TRAIN],
+                              trainers.BpeTrainer(vocab_size=300,
+                                                  special_tokens=["<unk>", "<s>", "</s>"]))
+    return PreTrainedTokenizerFast(tokenizer_object=model, bos_token="<s>", eos_token="</s>",
+                                   unk_token="<unk>")
+
+
+def test_answers_are_tokenised_as_they_follow_the_prompt():
+    """With a SentencePiece-style tokenizer ``" Paris"`` alone is ``▁▁Paris``-like; the labels
+    must be the tokens of the whole Llama-2 turn, which has ``▁Paris`` after ``[/INST]``."""
+    sp = sentencepiece_tokenizer()
+    alone = sp.encode(" She was born in Paris.", add_special_tokens=False)
+    ids = {key: getattr(sp, key) for key in ("bos_token_id", "eos_token_id", "pad_token_id")}
+    vlm = VLM(LlamaForCausalLM(tiny_hf_config(CONFIG, len(sp), ids)), sp, None, LLAMA2)
+    batch = vlm.encode(TRAIN[:1])
+    prompt = "[INST] Where was Alice Smith born? [/INST]"
+    whole = sp.encode(prompt + " She was born in Paris.", add_special_tokens=False)
+    in_context = whole[len(sp.encode(prompt, add_special_tokens=False)):]
+    assert alone != in_context  # the pitfall: the answer tokenised alone starts differently
+    assert batch["input_ids"][0].tolist() == [sp.bos_token_id, *whole, sp.eos_token_id]
+    labelled = batch["labels"][0][batch["labels"][0] != -100].tolist()
+    assert labelled == [*in_context, sp.eos_token_id]
+    [[(_, count)]] = vlm.answer_nlls(TRAIN[:1], [["She was born in Paris."]])
+    assert count == len(labelled)
 
 
 # Chat formats

@@ -99,6 +99,14 @@ class VLM:
         self.pad_token_id: int = (
             tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.end_token_id
         )
+        self._name = name
+        self._answer_context = chat_format.prompt("", 0)
+        """The text an answer follows (an empty turn's prompt), to tokenise answers in
+        context: a SentencePiece tokenizer tokenises ``" Paris"`` alone as ``▁▁Paris`` or
+        ``▁ Paris`` but after ``[/INST]`` as ``▁Paris``."""
+        self._answer_context_ids: list[int] = tokenizer.encode(
+            self._answer_context, add_special_tokens=False
+        )
 
     @property
     def takes_images(self) -> bool:
@@ -249,8 +257,18 @@ class VLM:
         return ids
 
     def _answer_ids(self, answer: str) -> list[int]:
-        ids = self.tokenizer.encode(self.chat_format.answer(answer), add_special_tokens=False)
-        return [*ids, self.end_token_id]
+        """The answer's ids as they follow the prompt (tokenised after the prompt text and
+        cut there), then the end token."""
+        text = self.chat_format.answer(answer)
+        ids = self.tokenizer.encode(self._answer_context + text, add_special_tokens=False)
+        cut = len(self._answer_context_ids)
+        if ids[:cut] != self._answer_context_ids:
+            raise ModelError(
+                f"{self._name}: the tokenizer merges the end of the prompt "
+                f"{self._answer_context[-16:]!r} with the answer {text!r}, so the answer's "
+                "tokens cannot be told from the prompt's"
+            )
+        return [*ids[cut:], self.end_token_id]
 
     def generate(
         self, examples: Sequence[Example], *, max_new_tokens: int = 32, batch_size: int = 16
