@@ -136,7 +136,8 @@ CLEAR_CONFIGS: tuple[str, ...] = tuple(c for c in CLEAR_SCHEMAS
 validation configs (:data:`VALIDATION_CONFIGS`)."""
 TOFU_CONFIGS: tuple[str, ...] = tuple(c for c in TOFU_SCHEMAS
                                       if c not in VALIDATION_CONFIGS["tofu"])
-"""Every TOFU config but the optional validation configs."""
+"""Every TOFU config, CLEAR-mini's included (see :data:`MINI_ONLY_CONFIGS`), but the optional
+validation configs."""
 MINI_ONLY_CONFIGS: dict[str, tuple[str, ...]] = {"clear": ("holdout", "pretrain"),
                                                  "tofu": ("holdout",)}
 """The CLEAR and TOFU configs that only CLEAR-mini has, not the hub's ``therem/CLEAR`` and

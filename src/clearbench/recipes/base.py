@@ -59,12 +59,19 @@ class BaseConfig:
                 *(Need("tofu", config) for config in TOFU_CONFIGS)]
 
 
-def corpus(source: DataSource, clear_configs: Iterable[str] = CLEAR_CONFIGS) -> Iterator[str]:
-    """Every text the model will ever read or write: the tokenizer is trained on it."""
+def corpus(source: DataSource, clear_configs: Iterable[str] = CLEAR_CONFIGS,
+           tofu_configs: Iterable[str] = TOFU_CONFIGS) -> Iterator[str]:
+    """Every text the model will ever read or write: the tokenizer is trained on it.
+
+    The holdout persons' captions and QA (CLEAR-mini's ``holdout`` configs) are among them:
+    the membership audit reads them, and a tokenizer that had seen the members' texts but not
+    the non-members' would tell them apart by itself. The tokenizer is all they shape: no
+    model trains on them (the pretraining rows are the ``pretrain`` config).
+    """
     yield from CAPTION_PROMPTS
     yield FACE_NAME_PROMPT
     yield from load_refusals()
-    for loader, configs in ((load_clear, clear_configs), (load_tofu, TOFU_CONFIGS)):
+    for loader, configs in ((load_clear, clear_configs), (load_tofu, tofu_configs)):
         for config in configs:
             dataset = loader(source, config)
             for column in dataset.column_names:
