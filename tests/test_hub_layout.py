@@ -195,7 +195,7 @@ def hub_model(hub_data: dict[str, Path], tmp_path_factory: pytest.TempPathFactor
     """An untrained tiny LLaVA whose tokenizer knows the hub data's text."""
     source = data_source(str(hub_data["clear"]), tofu=str(hub_data["tofu"]))
     out = tmp_path_factory.mktemp("hub-model") / "model"
-    build_tiny_vlm(TINY, corpus(source, HUB_CONFIGS, HUB_TOFU_CONFIGS)).save(out)
+    build_tiny_vlm(TINY, corpus(source, HUB_CONFIGS)).save(out)
     return out
 
 
