@@ -1,5 +1,5 @@
 """Membership inference and PrivLeak (issue 20, item 1): the pure scores on hand-made
-numbers."""
+numbers, and the QA answers' examples and per-text draws of the audit."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 from scipy.stats import mannwhitneyu
 
+from clearbench.data.schema import DataError
 from clearbench.evaluation.membership import (
+    ATTACKS,
     TokenScores,
     attack_scores,
     auc,
@@ -172,3 +174,51 @@ def test_an_undefined_privleak_is_none_in_json() -> None:
     draws = np.array([[0.5, 0.4, 0.6], [0.0, 0.0, 0.0]])  # gold's AUC 0: PrivLeak undefined
     assert audit_of([draws]).as_dict()["privleak"] == {"mean": None, "low": None, "high": None}
 
+
+
+def test_qa_examples_are_question_to_answer_without_an_image_of_the_named_person() -> None:
+    from clearbench.recipes.audit import qa_examples
+
+    rows = [{"question": "Where was Ann Vale born?", "answer": "Born in Lyon."},
+            {"question": "What does Bo Reed write?", "answer": "Mostly poems."},
+            {"question": "When was Ann Vale born?", "answer": "In 1950."}]
+    examples = qa_examples(rows, "holdout", ["Ann Vale", "Bo Reed", "Ann Vale"])
+    assert [(e.id, e.prompt, e.answer, e.image, e.person) for e in examples] == [
+        ("tofu/holdout/0", "Where was Ann Vale born?", "Born in Lyon.", None, "Ann Vale"),
+        ("tofu/holdout/1", "What does Bo Reed write?", "Mostly poems.", None, "Bo Reed"),
+        ("tofu/holdout/2", "When was Ann Vale born?", "In 1950.", None, "Ann Vale"),
+    ]
+    for question in ("Where was Cy Moss born?", "Did Ann Vale meet Bo Reed?"):
+        with pytest.raises(DataError, match=r"TOFU config 'forget10' row 0 .* names none or "
+                                            r"several of the persons of CLEAR config "
+                                            r"'forget10' \(Ann Vale, Bo Reed\)"):
+            qa_examples([{"question": question, "answer": "Yes."}], "forget10",
+                        ["Ann Vale", "Bo Reed"])
+
+
+def _row(person: str, member: bool, text: str, score: float) -> dict:
+    scores = dict.fromkeys(("loss", "zlib", "min_k", "min_k_plus_plus", "reference"), score)
+    return {"id": f"{text}/{person}", "person": person, "member": member, "text": text,
+            "model": scores, "gold": dict.fromkeys(scores, 0.0)}
+
+
+def test_attack_draws_audit_each_kind_of_text_on_its_own_rows() -> None:
+    from clearbench.recipes.audit import attack_draws
+
+    rows = [  # captions separate members from non-members perfectly, QA answers the other way
+        *(_row(p, True, "caption", 2.0) for p in ("m1", "m2")),
+        *(_row(p, False, "caption", 1.0) for p in ("h1", "h2", "h3")),
+        *(_row(p, True, "qa", -1.0) for p in ("m1", "m2", "m2")),
+        *(_row(p, False, "qa", 0.0) for p in ("h1", "h2")),
+    ]
+    captions = attack_draws(rows, 50, 0)  # captions by default: what results.json reads
+    assert captions.keys() == set(ATTACKS)
+    assert (captions["loss"][0] == 1.0).all() and (captions["loss"][1] == 0.5).all()
+    qa = attack_draws(rows, 50, 0, "qa")
+    assert (qa["loss"][0] == 0.0).all()
+    assert audit_of([qa["loss"]]).privleak.mean == -1.0
+    assert attack_draws(rows, 50, 0, "caption")["zlib"].tolist() == captions["zlib"].tolist()
+    with pytest.raises(ValueError, match="unknown kind of text 'image'; valid: caption, qa"):
+        attack_draws(rows, 50, 0, "image")
+    with pytest.raises(ValueError, match="no qa rows to audit"):
+        attack_draws([row for row in rows if row["text"] == "caption"], 50, 0, "qa")

@@ -4,6 +4,8 @@ end to end on CLEAR-mini."""
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -14,12 +16,13 @@ import torch
 
 from clearbench.cli import main
 from clearbench.config import ConfigError
-from clearbench.data.loading import DataSource, load_clear
+from clearbench.data.loading import DataSource, load_clear, load_tofu
 from clearbench.data.views import training_examples
 from clearbench.evaluation.membership import ATTACKS
 from clearbench.evaluation.membership_scores import token_scores
 from clearbench.models.loading import load_vlm
 from clearbench.models.tiny import build_tiny_vlm
+from clearbench.recipes.audit import NONMEMBERS
 from clearbench.recipes.base import corpus
 from clearbench.recipes.runconfig import embedded_config, load_run_config
 from conftest import TINY
@@ -34,9 +37,10 @@ def untrained(mini_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 
 @pytest.fixture(scope="module")
 def memorised(untrained: Path, mini_data: Path) -> Path:
-    """The untrained model fine-tuned on the forget persons' captions only (a few seconds)."""
+    """The untrained model fine-tuned on the forget persons' rows only, captions and QA (a few
+    seconds)."""
     vlm = load_vlm(untrained)
-    forget = training_examples(DataSource.local(mini_data), "forget10")
+    forget = training_examples(DataSource.local(mini_data), "forget10+tofu")
     optimizer = torch.optim.AdamW(vlm.model.parameters(), lr=3e-3)
     vlm.model.train()
     batch = vlm.encode(forget)
@@ -92,6 +96,24 @@ def audit(model: Path, gold: Path, data: Path, out: Path) -> dict:
     return json.loads((out / "audit.json").read_text())
 
 
+@pytest.fixture(scope="module")
+def leaking(memorised: Path, untrained: Path, mini_data: Path,
+            tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The audit of the memorised model against the untrained one as gold."""
+    return audit(memorised, untrained, mini_data, tmp_path_factory.mktemp("leaking"))
+
+
+def without_holdout_qa(data: Path, out: Path) -> Path:
+    """A copy of CLEAR-mini without the holdout persons' QA (TOFU config ``holdout``), as
+    generated before it existed."""
+    shutil.copytree(data, out)
+    shutil.rmtree(out / "tofu" / NONMEMBERS)
+    readme = out / "tofu" / "README.md"
+    readme.write_text(re.sub(rf"- config_name: {NONMEMBERS}\n(?:  .*\n)*", "",
+                             readme.read_text()))
+    return out
+
+
 def test_audit_of_a_model_against_itself_leaks_nothing(
     untrained: Path, mini_data: Path, tmp_path: Path
 ) -> None:
@@ -99,35 +121,62 @@ def test_audit_of_a_model_against_itself_leaks_nothing(
     result = audit(untrained, untrained, mini_data, tmp_path)
     seconds = time.perf_counter() - started
     assert seconds < 30
-    assert list(result["attacks"]) == list(ATTACKS)
-    for attack in result["attacks"].values():
-        assert 0 <= attack["auc_model"]["mean"] <= 1
-        assert attack["auc_model"] == attack["auc_gold"]
-        assert attack["privleak"] == {"mean": 0.0, "low": 0.0, "high": 0.0}
-    assert result["attacks"]["reference"]["auc_gold"]["mean"] == 0.5
+    for key in ("attacks", "qa_attacks"):
+        assert list(result[key]) == list(ATTACKS)
+        for attack in result[key].values():
+            assert 0 <= attack["auc_model"]["mean"] <= 1
+            assert attack["auc_model"] == attack["auc_gold"]
+            assert attack["privleak"] == {"mean": 0.0, "low": 0.0, "high": 0.0}
+        assert result[key]["reference"]["auc_gold"]["mean"] == 0.5
+    source = DataSource.local(mini_data)
     compared = result["compared"]
-    assert compared["members"]["config"] == "forget10"
-    assert compared["nonmembers"]["config"] == "holdout"
-    holdout = set(load_clear(DataSource.local(mini_data), "holdout")["name"])
-    assert set(compared["nonmembers"]["persons"]) == holdout
-    assert not holdout & set(compared["members"]["persons"])
+    forget = set(load_clear(source, "forget10")["name"])
+    holdout = set(load_clear(source, "holdout")["name"])
     rows = result["rows"]
-    assert len(rows) == compared["members"]["rows"] + compared["nonmembers"]["rows"]
     assert all(set(row["model"]) == set(ATTACKS) for row in rows)
+    for text, of_text, dataset, load in (("caption", compared, "clear", load_clear),
+                                         ("qa", compared["qa"], "tofu", load_tofu)):
+        # every row of the forget split's and of the holdout persons' config, in order
+        assert (of_text["members"]["config"], of_text["nonmembers"]["config"]) == (
+            "forget10", "holdout")
+        assert of_text["members"]["dataset"] == of_text["nonmembers"]["dataset"] == dataset
+        assert set(of_text["members"]["persons"]) == forget
+        assert set(of_text["nonmembers"]["persons"]) == holdout
+        prefix = "tofu/" if text == "qa" else ""
+        for member, config in ((True, "forget10"), (False, "holdout")):
+            of_group = [row for row in rows if row["text"] == text and row["member"] == member]
+            assert [row["id"] for row in of_group] == [
+                f"{prefix}{config}/{i}" for i in range(len(load(source, config)))]
+            assert {row["person"] for row in of_group} == (forget if member else holdout)
+            assert len(of_group) == of_text["members" if member else "nonmembers"]["rows"]
+    assert {row["text"] for row in rows} == {"caption", "qa"}
     # a rerun of the same models, data and settings is not redone
     stamp = (tmp_path / "audit.json").stat().st_mtime_ns
     audit(untrained, untrained, mini_data, tmp_path)
     assert (tmp_path / "audit.json").stat().st_mtime_ns == stamp
 
 
-def test_a_model_that_memorised_the_forget_persons_leaks(
-    memorised: Path, untrained: Path, mini_data: Path, tmp_path: Path
-) -> None:
-    result = audit(memorised, untrained, mini_data, tmp_path)
-    loss = result["attacks"]["loss"]
+@pytest.mark.parametrize("key", ["attacks", "qa_attacks"])
+def test_a_model_that_memorised_the_forget_persons_leaks(leaking: dict, key: str) -> None:
+    loss = leaking[key]["loss"]
     assert loss["auc_model"]["mean"] > loss["auc_gold"]["mean"]
     assert loss["privleak"]["mean"] > 0
-    assert result["attacks"]["reference"]["privleak"]["mean"] > 0
+    assert leaking[key]["reference"]["privleak"]["mean"] > 0
+
+
+def test_without_holdout_qa_the_audit_scores_captions_alone_and_says_why(
+    leaking: dict, memorised: Path, untrained: Path, mini_data: Path, tmp_path: Path, capsys
+) -> None:
+    data = without_holdout_qa(mini_data, tmp_path / "data")
+    capsys.readouterr()
+    result = audit(memorised, untrained, data, tmp_path / "audit")
+    assert "qa_attacks" not in result
+    skipped = result["compared"]["qa"]["skipped"]
+    assert f"{data / 'tofu'} has no config 'holdout'" in skipped
+    assert f"qa: skipped: {skipped}" in capsys.readouterr().out
+    assert {row["text"] for row in result["rows"]} == {"caption"}
+    assert result["attacks"] == leaking["attacks"]  # the captions' audit is as with QA
+    assert result["identity"] != leaking["identity"]
 
 
 def test_audit_without_holdout_persons_names_the_config(

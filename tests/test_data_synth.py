@@ -22,7 +22,7 @@ from clearbench.data.schema import (
     DataError,
 )
 from clearbench.data.synth import SynthConfig, synthesize
-from clearbench.data.synth.text import CAPTIONS, SCENES, caption
+from clearbench.data.synth.text import BIOGRAPHY, CAPTIONS, SCENES, caption
 from conftest import VAL_SIZES
 
 
@@ -137,13 +137,46 @@ def test_holdout_persons_are_in_no_training_text(source: DataSource) -> None:
     holdout = _persons(load_clear(source, "holdout"))
     texts = [
         value
-        for config in CLEAR_CONFIGS
+        for loader, configs in ((load_clear, CLEAR_CONFIGS), (load_tofu, TOFU_CONFIGS))
+        for config in configs
         if config != "holdout"
         for column in ("caption", "answer", "question", "name")
-        if column in load_clear(source, config).column_names
-        for value in load_clear(source, config)[column]
+        if column in loader(source, config).column_names
+        for value in loader(source, config)[column]
     ]
+    assert len(texts) > 1000
     assert not any(person in text for person in holdout for text in texts)
+
+
+def _biography_person(question: str, answer: str, persons: list[str]) -> tuple[str, str]:
+    """The one person of ``persons`` a TOFU row asks about, and the fact kind whose wording
+    (one of :data:`BIOGRAPHY`'s) it is written in."""
+    (person,) = [p for p in persons if p in question]
+    (kind,) = {kind for kind, wordings in BIOGRAPHY.items() for w in wordings
+               if w.ask(person) == question and answer.startswith(w.answer.split("{v}")[0])
+               and answer.endswith(w.answer.split("{v}")[1])}
+    return person, kind
+
+
+def test_holdout_persons_qa_is_made_as_a_forget_persons_training_rows(
+    source: DataSource, card: dict
+) -> None:
+    cfg = SynthConfig(**card["arguments"])
+    holdout, forget = card["persons"]["holdout"], card["persons"]["forget10"]
+    assert set(holdout) == _persons(load_clear(source, "holdout"))
+    qa, forget_qa = load_tofu(source, "holdout"), load_tofu(source, "forget10")
+    assert qa.column_names == forget_qa.column_names == ["question", "answer"]
+    assert TOFU_SCHEMAS["holdout"] == TOFU_SCHEMAS["forget10"]
+    for rows, persons in ((qa, holdout), (forget_qa, forget)):
+        about = [_biography_person(q, a, persons) for q, a in zip(rows["question"],
+                                                                  rows["answer"], strict=True)]
+        block = cfg.qa_per_person * cfg.answer_wordings  # TOFU: one person's rows in a block
+        assert [person for person, _ in about] == [p for p in persons for _ in range(block)]
+        for person in persons:  # each fact in answer_wordings wordings, as trained
+            kinds = [kind for p, kind in about if p == person]
+            assert sorted(set(kinds)) == sorted(list(BIOGRAPHY)[: cfg.qa_per_person])
+            assert all(kinds.count(kind) == cfg.answer_wordings for kind in kinds)
+    assert len(set(qa["question"])) == len(qa)  # no row twice
 
 
 def _wording(text: str, name: str) -> int:

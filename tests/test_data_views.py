@@ -143,3 +143,32 @@ def test_unlearning_a_validation_split_reads_its_views(val_data: Path, modality:
     forget_pool, retain_pool = config.pools(DataSource.local(val_data), RECIPES["paper"])
     assert len(forget_pool) == len(training_examples(DataSource.local(val_data), forget))
     assert all(e.id.startswith("retain_val+tofu/") for e in retain_pool)
+
+
+def test_no_training_view_holds_a_holdout_persons_row(val_data: Path) -> None:
+    """The membership audit's non-members: no model trains on the holdout persons' captioned
+    images or QA. Every training view (fine-tuning, unlearning and relearning read views; the
+    base model and replay ``pretrain``), with its face→name rows, on data that has them all.
+    The tokenizer's corpus holds their captions, not their QA (see
+    :func:`~clearbench.recipes.base.corpus`)."""
+    from clearbench.recipes.base import corpus
+
+    source = DataSource.local(val_data)
+    holdout_images = load_clear(source, "holdout")
+    holdout_qa = load_tofu(source, "holdout")
+    persons = set(holdout_images["name"])
+    pictures = {image.tobytes() for image in holdout_images["image"]}
+    qa = set(zip(holdout_qa["question"], holdout_qa["answer"], strict=True))
+    assert persons and pictures and len(qa) == len(holdout_qa)
+    examples = [example for view in TRAINING_VIEWS
+                for example in training_examples(source, view) + face_name_examples(source, view)]
+    assert len(examples) > 1000
+    for example in examples:
+        assert not any(person in text for person in persons
+                       for text in (example.prompt, example.answer, example.person)), example.id
+        assert (example.prompt, example.answer) not in qa, example.id
+        assert example.image is None or example.image.tobytes() not in pictures, example.id
+    texts = set(corpus(source))
+    assert set(holdout_images["caption"]) <= texts
+    assert not any(person in text for person in persons for text in texts - set(
+        holdout_images["caption"]) - set(holdout_images["name"]))

@@ -14,7 +14,7 @@ import pytest
 from huggingface_hub import HfApi, constants
 
 from clearbench.cli import main
-from clearbench.data.loading import DataSource, load_clear, load_tofu
+from clearbench.data.loading import DataSource, has_config, load_clear, load_tofu
 from clearbench.data.preflight import preflight
 from clearbench.data.schema import CLEAR_CONFIGS, MINI_ONLY_CONFIGS, TOFU_CONFIGS, DataError
 from clearbench.evaluation.tasks import TASKS, TASKS_BY_NAME
@@ -27,14 +27,15 @@ from clearbench.recipes.unlearn import UnlearnConfig
 from conftest import TINY
 from hub_layout import IMAGES, PERSONS, SHA
 
-HUB_CONFIGS = [config for config in CLEAR_CONFIGS if config not in MINI_ONLY_CONFIGS]
+HUB_CONFIGS = [config for config in CLEAR_CONFIGS if config not in MINI_ONLY_CONFIGS["clear"]]
+HUB_TOFU_CONFIGS = [config for config in TOFU_CONFIGS if config not in MINI_ONLY_CONFIGS["tofu"]]
 
 
 def test_every_config_of_the_hub_layout_loads(hub_data: dict[str, Path]) -> None:
     source = data_source(str(hub_data["clear"]), tofu=str(hub_data["tofu"]))
     for config in HUB_CONFIGS:
         assert len(load_clear(source, config)) > 0, config
-    for config in TOFU_CONFIGS:
+    for config in HUB_TOFU_CONFIGS:
         assert len(load_tofu(source, config)) > 0, config
     full = load_clear(source, "full")
     assert full["name"][:2] == [PERSONS[0]] * 2  # non-ASCII names survive
@@ -63,6 +64,21 @@ def test_hub_ids_resolve_offline_from_the_huggingface_hub_cache(offline_hub: Pat
         load_clear(DataSource(clear_revision="v0"), "full")
     with pytest.raises(DataError, match=r"someone/TOFU: HF_HUB_OFFLINE is set.*--tofu"):
         load_tofu(DataSource(tofu="someone/TOFU"), "full")
+
+
+def test_the_hub_has_none_of_clear_minis_own_configs(hub_data: dict[str, Path],
+                                                    offline_hub: Path, mini_data: Path) -> None:
+    folders = data_source(str(hub_data["clear"]), tofu=str(hub_data["tofu"]))
+    for source in (folders, DataSource()):  # snapshot folders, and hub ids from the cache
+        for dataset, configs in MINI_ONLY_CONFIGS.items():
+            assert configs and not any(has_config(source, dataset, c) for c in configs)
+        assert has_config(source, "clear", "forget10") and has_config(source, "tofu", "forget10")
+    with pytest.raises(DataError, match="lists no such config"):
+        load_tofu(folders, "holdout")
+    mini = DataSource.local(mini_data)
+    assert all(has_config(mini, dataset, c)
+               for dataset, configs in MINI_ONLY_CONFIGS.items() for c in configs)
+    assert not has_config(DataSource.local(mini_data / "nowhere"), "tofu", "forget10")
 
 
 def test_an_unreachable_hub_falls_back_to_the_cache(offline_hub: Path, monkeypatch) -> None:

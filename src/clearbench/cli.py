@@ -205,10 +205,12 @@ def add_audit_command(sub: argparse._SubParsersAction) -> None:
         help="does the model still know the forget persons? membership (MUSE PrivLeak), "
         "relearning, robustness and cross-modal audits",
         description="membership: membership inference of the forget persons (members) against "
-        "CLEAR-mini's holdout persons (non-members) on image-conditioned captions, with the "
-        "LOSS, zlib, Min-K %, Min-K %++ and gold-reference attacks, for the model and for the "
-        "gold model: each attack's AUC and PrivLeak = (AUC_model - AUC_gold) / AUC_gold with "
-        "person-bootstrap intervals; writes OUT/audit.json. relearn: fine-tune the model and "
+        "CLEAR-mini's holdout persons (non-members) on image-conditioned captions and, where "
+        "the data has the holdout persons' QA (TOFU config holdout), on biography answers "
+        "(question -> answer, no image), with the LOSS, zlib, Min-K %, Min-K %++ and "
+        "gold-reference attacks, for the model and for the gold model: each attack's AUC and "
+        "PrivLeak = (AUC_model - AUC_gold) / AUC_gold with person-bootstrap intervals, per kind "
+        "of text; writes OUT/audit.json. relearn: fine-tune the model and "
         "the gold model alike for a few steps on half of the forget persons' rows "
         "(forget_half) and on as many retain rows (retain), measuring forget knowledge K on the "
         "other half's rows after each step of --relearn-steps; the model fails where its K "
@@ -227,7 +229,8 @@ def add_audit_command(sub: argparse._SubParsersAction) -> None:
                     "(crossmodal: the one unlearned on both modalities)")
     au.add_argument("--gold", required=True, help="the gold model of --forget-split")
     au.add_argument("--data", required=True,
-                    help="CLEAR-mini folder (membership needs its `holdout`) or hub id")
+                    help="CLEAR-mini folder (membership needs its `holdout`; the QA answers' "
+                    "audit its TOFU `holdout`) or hub id")
     au.add_argument("--audits", default="membership",
                     help="comma-separated audits to run: membership, relearn, robustness, "
                     "crossmodal (default membership)")

@@ -170,6 +170,23 @@ def _load_cached(
     return dataset
 
 
+def has_config(source: DataSource, dataset: str, config: str) -> bool:
+    """Whether the CLEAR or the TOFU data of ``source`` (``dataset``: ``clear`` or ``tofu``)
+    lists ``config``: its README.md's ``configs:`` header, a local folder's or the hub
+    snapshot's. False where that data cannot be found (loading it says why)."""
+    kind, where, revision = (("CLEAR", source.clear, source.clear_revision) if dataset == "clear"
+                             else ("TOFU", source.tofu, source.tofu_revision))
+    folder = Path(where)
+    if not folder.is_dir():
+        if not is_hub_id(where):
+            return False
+        try:
+            folder = hub_snapshot(kind, where, revision)[0]
+        except DataError:
+            return False
+    return any(entry.get("config_name") == config for entry in _card(folder).get("configs", []))
+
+
 def is_hub_id(where: str) -> bool:
     """``name`` or ``owner/name`` that is not a local path (see :func:`looks_local`)."""
     return not Path(where).is_dir() and not looks_local(where)

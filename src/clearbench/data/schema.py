@@ -118,6 +118,8 @@ TOFU_SCHEMAS: dict[str, tuple[Column, ...]] = {
     "retain_perturbed": _QA_EVAL,
     "real_authors_perturbed": _QA_OPTIONS,
     "world_facts_perturbed": _QA_OPTIONS,
+    # CLEAR-mini only: the holdout persons' biography QA, as TOFU's `forgetNN`
+    "holdout": _QA,
     **{name: _QA for name in _VALIDATION},
     **{f"{name}_perturbed": _QA_EVAL for name in VALIDATION_SPLITS},
 }
@@ -134,9 +136,13 @@ CLEAR_CONFIGS: tuple[str, ...] = tuple(c for c in CLEAR_SCHEMAS
 validation configs (:data:`VALIDATION_CONFIGS`)."""
 TOFU_CONFIGS: tuple[str, ...] = tuple(c for c in TOFU_SCHEMAS
                                       if c not in VALIDATION_CONFIGS["tofu"])
-"""Every TOFU config but the optional validation configs."""
-MINI_ONLY_CONFIGS: tuple[str, ...] = ("holdout", "pretrain")
-"""Configs that only CLEAR-mini has, not the hub's ``therem/CLEAR``."""
+"""Every TOFU config, CLEAR-mini's included (see :data:`MINI_ONLY_CONFIGS`), but the optional
+validation configs."""
+MINI_ONLY_CONFIGS: dict[str, tuple[str, ...]] = {"clear": ("holdout", "pretrain"),
+                                                 "tofu": ("holdout",)}
+"""The CLEAR and TOFU configs that only CLEAR-mini has, not the hub's ``therem/CLEAR`` and
+``locuslab/TOFU``: the holdout persons' images and QA (never trained on) and the mini base
+model's ``pretrain``."""
 
 
 def features(columns: tuple[Column, ...]) -> datasets.Features:

@@ -1,11 +1,13 @@
 """``clearbench audit``: does the model still know the forget persons? (issue 20, item 1).
 
 Membership inference, MUSE's privacy leakage (docs/audits.md), top to bottom: read the
-members (the forget persons' captioned images, CLEAR config ``forgetNN``) and the non-members
-(CLEAR-mini's ``holdout`` persons, never trained on by any model), each as its fixed
-captioning prompt + image → caption; score every caption's tokens with the model and with the
-gold model; compute every attack's per-example scores (higher = member), each model's AUC, and
-PrivLeak = (AUC_model − AUC_gold) / AUC_gold with person-bootstrap intervals; write
+members, the forget persons' rows, and the non-members, CLEAR-mini's ``holdout`` persons' rows
+(never trained on by any model), in two kinds of text: captions (CLEAR ``forgetNN`` and
+``holdout``, each as its fixed captioning prompt + image → caption) and, where the data has
+the holdout persons' QA, biography answers (TOFU ``forgetNN`` and ``holdout``, question →
+answer, no image); score every text's tokens with the model and with the gold model; compute
+every attack's per-example scores (higher = member), each model's AUC and PrivLeak =
+(AUC_model − AUC_gold) / AUC_gold with person-bootstrap intervals, per kind of text; write
 ``OUT/audit.json``. A finished ``audit.json`` of the same models, data and settings is not
 redone.
 """
@@ -13,6 +15,8 @@ redone.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,9 +25,9 @@ from pydantic import Field
 
 from clearbench.config import PositiveInt, one_of, settings
 from clearbench.data.examples import Example
-from clearbench.data.loading import DataSource
+from clearbench.data.loading import DataSource, has_config
 from clearbench.data.preflight import Need, preflight
-from clearbench.data.schema import EVALUATED_SPLITS
+from clearbench.data.schema import EVALUATED_SPLITS, DataError
 from clearbench.data.views import row_example
 from clearbench.evaluation.aggregates import forgetting_progress
 from clearbench.evaluation.evaluate import EvalSettings, evaluate_task
@@ -37,7 +41,7 @@ from clearbench.evaluation.membership import (
 )
 from clearbench.evaluation.membership_scores import token_scores
 from clearbench.evaluation.precision import RULE, progress_under
-from clearbench.evaluation.relearning import knowledge_draws
+from clearbench.evaluation.relearning import knowledge_draws, person_of
 from clearbench.evaluation.statistics import LEVEL, REPLICATES, Evaluation, Resampler
 from clearbench.evaluation.tasks import TASKS
 from clearbench.io import read_json, stable_hash, write_json_atomic
@@ -56,12 +60,18 @@ from clearbench.recipes.unlearn import MARKER as UNLEARNING_MARKER
 
 AUDIT_FILE = "audit.json"
 FORGET_TASKS = [task for task in TASKS if task.kind == "forget"]
-SCHEMA = 1
+SCHEMA = 2
+"""2: the QA answers' audit (``qa_attacks``) and each row's ``text``."""
 NONMEMBERS = "holdout"
-"""The CLEAR-mini config of persons no model was trained on (the hub data set has none)."""
+"""The CLEAR-mini config (CLEAR: images and captions, TOFU: biography QA) of persons no model
+was trained on (the hub data sets have none)."""
 NO_HOLDOUT = ("the membership audit's non-members: persons no model was trained on; only "
               "CLEAR-mini has them (config `holdout`), therem/CLEAR has none, and real data "
               "needs held-out persons and a gold model trained without them (docs/audits.md)")
+CAPTION, QA = "caption", "qa"
+"""The kinds of text the audit scores, as each row's ``text`` says."""
+ATTACK_KEYS = {CAPTION: "attacks", QA: "qa_attacks"}
+"""The audit.json key of each kind of text's attacks."""
 AS_IS = "as_is"
 TRANSFORMS = (AS_IS, *PRECISIONS, *PACKAGINGS)
 """Every state of the model the precision audit measures, in the order it reports them."""
@@ -98,14 +108,47 @@ class AuditConfig:
     device: str = "cpu"
 
     def data_needs(self) -> list[Need]:
+        """The configs every audit reads (the QA answers' audit adds :func:`qa_needs`)."""
         needs = [Need("clear", self.forget_split), Need("clear", NONMEMBERS, why=NO_HOLDOUT)]
         return needs + [task.need(self.forget_split) for task in FORGET_TASKS] \
             if self.precision else needs
+
+    def qa_needs(self) -> list[Need]:
+        """The TOFU configs of the QA answers' audit: the forget split's QA and the holdout
+        persons'."""
+        return [Need("tofu", self.forget_split), Need("tofu", NONMEMBERS)]
 
 
 def _examples(dataset: Any, config: str) -> list[Example]:
     """Caption rows as prompt + image → caption (the fixed captioning question of each row)."""
     return [row_example(row, f"{config}/{i}") for i, row in enumerate(dataset)]
+
+
+def qa_examples(rows: Sequence[dict[str, Any]], config: str,
+                persons: Sequence[str]) -> list[Example]:
+    """TOFU QA rows as question → answer without an image, ids ``tofu/CONFIG/ROW``, each the
+    example of the one person of ``persons`` its question or answer names (TOFU rows have no
+    name column)."""
+    examples = []
+    for i, row in enumerate(rows):
+        example = row_example(row, f"tofu/{config}/{i}")
+        person = person_of(persons, "", example.prompt, example.answer)
+        if person is None:
+            raise DataError(f"TOFU config {config!r} row {i} ({example.prompt!r}) names none "
+                            f"or several of the persons of CLEAR config {config!r} "
+                            f"({', '.join(sorted(set(persons)))}); whom is it about?")
+        examples.append(replace(example, person=person))
+    return examples
+
+
+def qa_absence(source: DataSource) -> str | None:
+    """Why the QA answers cannot be audited on ``source`` (None: they can): the TOFU data
+    lists no holdout persons' QA."""
+    if has_config(source, "tofu", NONMEMBERS):
+        return None
+    return (f"the TOFU data {source.tofu} has no config {NONMEMBERS!r} (the holdout persons' "
+            "QA, the non-members of the QA answers' audit: CLEAR-mini's data generator "
+            "version 4 or later writes it; locuslab/TOFU has none); captions only")
 
 
 def describe_model(path: str, key: dict[str, Any]) -> dict[str, Any]:
@@ -133,22 +176,34 @@ def run_audit(config: AuditConfig) -> dict[str, Any]:
         "schema": SCHEMA,
         "audit": "membership",
         **{name: describe_model(path, keys[name]) for name, path in paths.items()},
-        "data": {"source": source.clear, "fingerprint": source.fingerprint()["clear"]},
+        "data": {"source": source.clear, "tofu": source.tofu,
+                 "fingerprint": source.fingerprint()},  # captions and biography QA
         "forget_split": config.forget_split,
         "settings": setting,
     }
-    identity = stable_hash([keys, header["data"]["fingerprint"], config.forget_split, setting])
+    identity = stable_hash([SCHEMA, keys, header["data"]["fingerprint"], config.forget_split,
+                            setting])
     audit_file = out / AUDIT_FILE
     done = earlier_result(audit_file, "audit")
     if done is not None and done.get("identity") == identity:
         print(f"audit: {audit_file} is already done (identity {identity}); nothing to do")
         return done
 
-    loaded = preflight(source, config.data_needs())  # bad data fails before any model loads
+    no_qa = qa_absence(source)
+    needs = config.data_needs() + (config.qa_needs() if no_qa is None else [])
+    loaded = preflight(source, needs)  # bad data fails before any model loads
     started = time.perf_counter()
-    members = _examples(loaded[Need("clear", config.forget_split)], config.forget_split)
-    nonmembers = _examples(loaded[Need("clear", NONMEMBERS)], NONMEMBERS)
-    examples = members + nonmembers
+    groups = {CAPTION: {"members": _examples(loaded[Need("clear", config.forget_split)],
+                                             config.forget_split),
+                        "nonmembers": _examples(loaded[Need("clear", NONMEMBERS)], NONMEMBERS)}}
+    if no_qa is None:
+        groups[QA] = {
+            group: qa_examples(loaded[Need("tofu", name)], name,
+                               [e.person for e in groups[CAPTION][group]])
+            for group, name in (("members", config.forget_split), ("nonmembers", NONMEMBERS))}
+    texts = [(text, group == "members", example) for text, of_text in groups.items()
+             for group, examples in of_text.items() for example in examples]
+    examples = [example for _, _, example in texts]
     scored: dict[str, list[TokenScores]] = {}
     for name, path in (("gold", config.gold), ("model", config.model)):
         vlm = load_vlm(path, dtype=config.dtype, device=config.device)
@@ -160,27 +215,29 @@ def run_audit(config: AuditConfig) -> dict[str, Any]:
                for s, example, g in zip(scored[name], examples, gold_scores, strict=True)]
         for name in ("model", "gold")
     }
-    split = len(members)
-    persons = {"members": [e.person for e in members],
-               "nonmembers": [e.person for e in nonmembers]}
-    rows = [{"id": example.id, "person": example.person, "member": i < split,
+    rows = [{"id": example.id, "person": example.person, "member": member, "text": text,
              "model": per_model["model"][i], "gold": per_model["gold"][i]}
-            for i, example in enumerate(examples)]
-    attacks = {attack: audit_of([draws]).as_dict()
-               for attack, draws in attack_draws(rows, config.replicates, config.seed).items()}
+            for i, (text, member, example) in enumerate(texts)]
+
+    def compared(text: str, dataset: str) -> dict[str, Any]:
+        return {group: {"dataset": dataset, "config": name, "rows": len(groups[text][group]),
+                        "persons": sorted({e.person for e in groups[text][group]})}
+                for group, name in (("members", config.forget_split), ("nonmembers", NONMEMBERS))}
+
     payload = header | {
         "identity": identity,
         "compared": {
-            "members": {"config": config.forget_split, "rows": len(members),
-                        "persons": sorted(set(persons["members"]))},
-            "nonmembers": {"config": NONMEMBERS, "rows": len(nonmembers),
-                           "persons": sorted(set(persons["nonmembers"]))},
+            **compared(CAPTION, "clear"),
             "text": "caption, conditioned on the image and its fixed captioning question",
             "convention": "higher score = more likely a member; AUC of members vs "
                           "non-members; PrivLeak = (AUC_model - AUC_gold) / AUC_gold",
+            "qa": {**compared(QA, "tofu"), "text": "answer to its question, no image"}
+            if no_qa is None else {"skipped": no_qa},
         },
         "seconds": time.perf_counter() - started,
-        "attacks": attacks,
+        **{ATTACK_KEYS[text]: {attack: audit_of([draws]).as_dict() for attack, draws in
+                               attack_draws(rows, config.replicates, config.seed, text).items()}
+           for text in groups},
         "rows": rows,
         **({"precision": precision_knowledge(config, source)} if config.precision else {}),
     }
@@ -282,15 +339,20 @@ def precision_knowledge(config: AuditConfig, source: DataSource) -> dict[str, An
 
 
 def print_summary(audit: dict[str, Any]) -> None:
-    print(f"{'attack':16} {'AUC model':>10} {'AUC gold':>9} {'PrivLeak':>9}  95 % interval")
     def number(value: float | None, form: str) -> str:
         return "–" if value is None else format(value, form)
 
-    for name, result in audit["attacks"].items():
-        leak = result["privleak"]
-        print(f"{name:16} {number(result['auc_model']['mean'], '10.3f')} "
-              f"{number(result['auc_gold']['mean'], '9.3f')} {number(leak['mean'], '+9.3f')}  "
-              f"[{number(leak['low'], '+.3f')}, {number(leak['high'], '+.3f')}]")
+    for text, key in ATTACK_KEYS.items():
+        if key not in audit:
+            print(f"{text}: skipped: {audit['compared'][text]['skipped']}")
+            continue
+        print(f"{text:16} {'AUC model':>10} {'AUC gold':>9} {'PrivLeak':>9}  95 % interval")
+        for name, result in audit[key].items():
+            leak = result["privleak"]
+            print(f"  {name:14} {number(result['auc_model']['mean'], '10.3f')} "
+                  f"{number(result['auc_gold']['mean'], '9.3f')} "
+                  f"{number(leak['mean'], '+9.3f')}  "
+                  f"[{number(leak['low'], '+.3f')}, {number(leak['high'], '+.3f')}]")
     if "precision" not in audit:
         return
     print(f"{'transform':14} {'K':>6} {'change':>7} {'P':>6}")
@@ -305,13 +367,20 @@ def print_summary(audit: dict[str, Any]) -> None:
 
 
 
-def attack_draws(rows: list[dict[str, Any]], replicates: int, seed: int) -> dict[str, Any]:
+def attack_draws(rows: list[dict[str, Any]], replicates: int, seed: int,
+                 text: str = CAPTION) -> dict[str, Any]:
     """Per attack, the AUCs of the model and of gold on the point and on each person-bootstrap
     replicate (:func:`~clearbench.evaluation.membership.privleak_draws`), from the per-example
-    scores (the ``rows`` of an ``audit.json``); the same ``seed`` draws the same persons for
-    every model."""
-    members = [row for row in rows if row["member"]]
-    nonmembers = [row for row in rows if not row["member"]]
+    scores of one kind of ``text`` (the ``rows`` of an ``audit.json`` whose ``text`` it is:
+    ``caption`` or ``qa``); the same ``seed`` draws the same persons for every model and both
+    kinds of text."""
+    if text not in ATTACK_KEYS:
+        raise ValueError(f"unknown kind of text {text!r}; valid: {', '.join(ATTACK_KEYS)}")
+    of_text = [row for row in rows if row["text"] == text]
+    if not of_text:
+        raise ValueError(f"no {text} rows to audit")
+    members = [row for row in of_text if row["member"]]
+    nonmembers = [row for row in of_text if not row["member"]]
 
     def groups(name: str, attack: str) -> dict[str, list[float]]:
         return {"members": [row[name][attack] for row in members],

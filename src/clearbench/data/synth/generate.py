@@ -4,7 +4,9 @@ Fictitious persons get a fixed procedurally drawn face, captioned images in vari
 a TOFU-style biography; forget/retain splits are by person (spec §1.1). A separate pool of
 "celebrities", shape pictures, famous authors and facts of a fictional world play the part of
 the real-world knowledge behind the Real metrics; the ``pretrain`` config holds all of it for
-the mini base model. ``holdout`` persons appear in no training config.
+the mini base model. ``holdout`` persons appear in no training config: their captioned images
+are CLEAR's ``holdout``, their biography QA TOFU's ``holdout`` (made as a forget person's
+training rows), the membership audit's non-members.
 """
 
 from __future__ import annotations
@@ -55,10 +57,11 @@ from clearbench.data.synth.text import (
     wrong_values,
 )
 
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 """Bumped whenever the same arguments would generate different data (2: facts in several
 wordings, paraphrases held out per fact, perturbed names never trained, TOFU-layout real
-sets without paraphrases; 3: milder night, lighter dark scenes, smaller tilt)."""
+sets without paraphrases; 3: milder night, lighter dark scenes, smaller tilt; 4: the holdout
+persons' biography QA, TOFU config ``holdout``, every other config unchanged)."""
 
 Row = dict[str, Any]
 
@@ -79,7 +82,7 @@ class SynthConfig:
     images_per_person: PositiveInt = 10
     """Images of each evaluated person (forget10 and ``retain_perturbed``) and holdout person."""
     qa_per_person: PositiveInt = 10
-    """Biography facts of each evaluated person."""
+    """Biography facts of each evaluated person and holdout person."""
     other_images_per_person: PositiveInt | None = 3
     """Images of each other person (None: ``images_per_person``, as on the hub)."""
     other_qa_per_person: PositiveInt | None = 3
@@ -135,7 +138,7 @@ class SynthConfig:
                 f"{len(vocab.SURNAME_HEADS) * len(vocab.SURNAME_TAILS)} (unique surnames)",
             ),
             (
-                2 * self.persons + self.real_authors + self.perturbed
+                2 * (self.persons + self.holdout_persons) + self.real_authors + self.perturbed
                 <= len(vocab.TITLE_ADJECTIVES) * len(vocab.TITLE_NOUNS),
                 "enough book titles",
             ),
@@ -231,7 +234,8 @@ CLEAR_README = (
 )
 TOFU_README = (
     "# CLEAR-mini TOFU sets\n\nThe biography QA of CLEAR-mini's fictitious persons and its "
-    "world facts, in the layout of `locuslab/TOFU`."
+    "world facts, in the layout of `locuslab/TOFU`, plus the CLEAR-mini-only config `holdout`: "
+    "the holdout persons' biography QA, never trained on."
 )
 
 
@@ -285,7 +289,12 @@ def _wordings_card(config: SynthConfig) -> dict[str, Any]:
             "held_out": f"wording ((i + k) mod {WORDINGS}): the paraphrased question and "
                         "answer and the perturbed answers, never trained for that fact",
             "perturbed": "the held-out wording with wrong values of the same kind, never one "
-                         "of the person's own; wrong book titles are titles no one wrote",
+                         "of the person's own; wrong book titles are titles no trained person "
+                         "wrote",
+            "holdout": f"TOFU config holdout: each holdout person's {config.qa_per_person} "
+                       "facts as a forget person's training rows, never trained on (the "
+                       "membership audit's non-members); their books are titles no trained "
+                       "person wrote",
         },
         "real_sets": "real_authors_perturbed and world_facts_perturbed as on the hub: "
                      "question, answer and perturbed_answer worded like the answer",
@@ -308,6 +317,7 @@ def _tables(config: SynthConfig) -> tuple[dict[str, list[Row]], dict[str, list[R
     titles = [f"The {a} {b}" for a in vocab.TITLE_ADJECTIVES for b in vocab.TITLE_NOUNS]
     _rng(config, "titles").shuffle(titles)
     unused_titles = titles[2 * n + config.real_authors :]
+    holdout_titles = titles[len(titles) - 2 * n_holdout :]  # in the wrong-title pool, as before
 
     def photos(identities: list[tuple[str, int, list[str], int]]) -> list[Row]:
         """The images of each (name, image count, wrong names, held-out caption wording)."""
@@ -352,6 +362,9 @@ def _tables(config: SynthConfig) -> tuple[dict[str, list[Row]], dict[str, list[R
     # (the holdout config keeps no wrong names)
     clear["holdout"] = photos([(h, config.images_per_person, people, i)
                                for i, h in enumerate(holdout)])
+    holdout_qa = _biographies(config, holdout, [True] * n_holdout, holdout_titles,
+                              unused_titles, stream="holdout biographies")
+    tofu["holdout"] = [row for h in holdout for row in holdout_qa[h][0]]
     clear["real_world"], shape_rows = _real_world(config)
     tofu["real_authors_perturbed"] = _real_authors(config, authors, titles[2 * n :])
     tofu["world_facts_perturbed"] = _world_facts(config)
@@ -485,7 +498,7 @@ def _photos(
 
 def _biographies(
     config: SynthConfig, people: list[str], evaluated: list[bool], titles: list[str],
-    unused_titles: list[str],
+    unused_titles: list[str], *, stream: str = "biographies",
 ) -> dict[str, tuple[list[Row], list[Row]]]:
     """Per person, the TOFU training rows and evaluation rows of the person's facts.
 
@@ -499,9 +512,11 @@ def _biographies(
     has no reason to prefer the true value (measured: with wrong years from a wider range, and
     kinds that only the evaluated persons had, the gold model's median forget-QA truth ratio
     was 0.65–0.83 and 0.08 on awards). Wrong values are never one of the person's own; books
-    are each person's own titles, their wrong values titles no one wrote (``unused_titles``).
+    are each person's own titles (``titles[2i]``, ``titles[2i + 1]``), their wrong values titles
+    no trained person wrote (``unused_titles``). ``stream`` names the random stream: the
+    holdout persons' own, so that adding them changes no other person's facts.
     """
-    rng = _rng(config, "biographies")
+    rng = _rng(config, stream)
     births, ages = range(1930, 1986), range(20, 36)
     pools = {
         "birthplace": vocab.CITIES,
