@@ -105,7 +105,9 @@ def test_the_plan_audits_the_scope_s_models_with_the_split_s_gold_and_vanilla(
         str(model), str(run / "gold-forget10"), str(run / "vanilla"))
     assert settings.out == model / "audit-forget10" and settings.max_new_tokens == 16
     assert relearn.needs == ("unlearn ga (l1-lora, both, forget10, seed 0)",
-                             "fine-tune gold (forget10)", "fine-tune vanilla")
+                             "fine-tune gold (forget10)", "fine-tune vanilla",
+                             "audit relearn gold (forget10)")  # reuses gold's curves
+    assert settings.gold_curves == run / "gold-forget10" / "audit-forget10" / "relearn.json"
     assert "audit relearn ga (lora, text, forget10, seed 1)" not in every  # first seed only
     robustness = every["audit robustness ga (lora, text, forget10, seed 1)"].args[0]
     assert isinstance(robustness, RobustnessConfig)
