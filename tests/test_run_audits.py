@@ -36,7 +36,13 @@ def with_audit(tmp_path: Path, preset: str, section: str) -> Path:
 
 def test_the_audit_section_chooses_audits_scope_seeds_and_settings(tmp_path: Path) -> None:
     assert load_run_config(embedded_config("mini")).audit == RunAudits(
-        settings={"membership": {"k": 0.2, "batch_size": 16, "replicates": 1000}})
+        audits=("membership", "relearn", "robustness", "precision"),
+        first_seed_only=("relearn", "robustness", "precision"),
+        settings={"membership": {"k": 0.2, "batch_size": 16, "replicates": 1000},
+                  "relearn": {"relearn_steps": (5, 20, 50), "relearn_lr": 2e-3,
+                              "relearn_batch_size": 16, "batch_size": 16, "replicates": 1000},
+                  "robustness": {"samples": 5, "temperature": 1.0, "batch_size": 16},
+                  "precision": {"batch_size": 16, "replicates": 1000}})
     path = with_audit(tmp_path, "smoke", "audit: {audits: [relearn, robustness], scope: all, "
                       "first_seed_only: [relearn], relearn_steps: [2, 1], relearn_lr: 1e-3, "
                       "samples: 2, temperature: 0.5, batch_size: 4}")
@@ -51,7 +57,8 @@ def test_the_audit_section_chooses_audits_scope_seeds_and_settings(tmp_path: Pat
     main = RunAudits(audits=("membership",))
     assert main.of_model(main=False, first_seed=True) == ()
     full = load_run_config(embedded_config("full"))
-    assert full.audit.audits == ("membership", "relearn", "robustness")
+    assert full.audit.audits == ("membership", "relearn", "robustness", "precision",
+                                 "crossmodal")
     assert full.audit.scope == "all" and not full.audit.first_seed_only
     paper = load_run_config(embedded_config("paper-tables"))
     assert (full.variants, full.modality_study) == (paper.variants, paper.modality_study)
