@@ -4,6 +4,11 @@ and packaging (:func:`~clearbench.recipes.audit.precision_knowledge`, docs/audit
 "Precision"), written to ``OUT/precision.json`` beside the membership audit's ``audit.json``,
 so that neither audit redoes the other. A finished ``precision.json`` of the same models, data
 and settings is not redone.
+
+Vanilla's and gold's evaluations under every transform are the same for every model of a
+split: the file keeps them (``reference_evaluations``, with every row's record), and an audit
+given another model's ``precision.json`` (``references``; in the run, gold's) reuses them
+instead of evaluating vanilla and gold again.
 """
 
 from __future__ import annotations
@@ -14,8 +19,8 @@ from typing import Any
 
 from clearbench.config import settings
 from clearbench.data.preflight import Need, preflight
-from clearbench.evaluation.statistics import LEVEL
-from clearbench.io import stable_hash, write_json_atomic
+from clearbench.evaluation.statistics import LEVEL, Evaluation
+from clearbench.io import read_json, stable_hash, write_json_atomic
 from clearbench.recipes.audit import (
     FORGET_TASKS,
     TRANSFORMS,
@@ -23,7 +28,10 @@ from clearbench.recipes.audit import (
     adapter_of,
     check_adapter_base,
     describe_model,
+    forget_rows,
     precision_knowledge,
+    reference_evaluations,
+    reference_kinds,
     skipped_transforms,
 )
 from clearbench.recipes.evaluate import earlier_result
@@ -39,6 +47,10 @@ class PrecisionConfig(AuditConfig):
     membership, so no ``holdout`` persons); ``vanilla`` gives each transform its P."""
 
     precision: bool = True
+    references: Path | None = None
+    """A ``precision.json`` with the same vanilla and gold models, data, split and settings
+    (gold's own, in the run) whose vanilla and gold evaluations are reused instead of
+    evaluating them again; the results are the same."""
 
     def data_needs(self) -> list[Need]:
         return [task.need(self.forget_split) for task in FORGET_TASKS]
@@ -70,9 +82,12 @@ def run_precision(config: PrecisionConfig) -> dict[str, Any]:
 
     preflight(source, config.data_needs())  # bad data fails before any model loads
     started = time.perf_counter()
-    result = precision_knowledge(config, source)
+    references = (reused_references(config.references, header, reference_kinds(config))
+                  if config.references else
+                  reference_evaluations(config, forget_rows(config, source)))
+    result = precision_knowledge(config, source, references)
     payload = header | {"identity": identity, "seconds": time.perf_counter() - started,
-                        **result}
+                        **result, "reference_evaluations": references}
     write_json_atomic(result_file, payload)
     for kind, transform in result["transforms"].items():
         progress = transform.get("progress", {}).get("mean")
@@ -82,3 +97,31 @@ def run_precision(config: PrecisionConfig) -> dict[str, Any]:
                                           + ("  FLAGGED: P fell" if transform.get("flagged")
                                              else "")))
     return payload
+
+
+def reused_references(path: Path, header: dict[str, Any],
+                      kinds: list[str]) -> dict[str, dict[str, Evaluation]]:
+    """Vanilla's and gold's evaluations under every transform of ``kinds`` from the
+    ``precision.json`` at ``path``; ValueError naming the file where its vanilla or gold
+    model, data, split or settings (but which packagings were skipped) are not this audit's."""
+    stored = read_json(path, what="precision audit")
+
+    def setting(payload: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in payload.get("settings", {}).items() if k != "skipped"}
+
+    differ = [part for part, mine, theirs in (
+        ("vanilla model", header.get("vanilla", {}).get("key"),
+         stored.get("vanilla", {}).get("key")),
+        ("gold model", header["gold"]["key"], stored.get("gold", {}).get("key")),
+        ("data", header["data"]["fingerprint"], stored.get("data", {}).get("fingerprint")),
+        ("forget split", header["forget_split"], stored.get("forget_split")),
+        ("settings", setting(header), setting(stored))) if mine != theirs]
+    evaluations = stored.get("reference_evaluations", {})
+    if any(kind not in evaluations.get(name, {}) for name in ("vanilla", "gold")
+           for kind in kinds):
+        differ.append("transforms")
+    if differ:
+        raise ValueError(f"precision audit: references {path} cannot be reused: its "
+                         f"{', '.join(differ)} differ from this audit's")
+    return {name: {kind: evaluations[name][kind] for kind in kinds}
+            for name in ("vanilla", "gold")}
