@@ -16,11 +16,12 @@ from clearbench.data.loading import DataSource
 from clearbench.data.synth import synthesize
 from clearbench.models.loading import load_vlm
 from clearbench.models.tiny import build_tiny_vlm
+from clearbench.recipes import audit as audit_recipe
 from clearbench.recipes import relearn as relearn_recipe
 from clearbench.recipes.base import corpus
 from clearbench.recipes.crossmodal import CrossModalConfig
 from clearbench.recipes.pipeline import ResultRow, plan
-from clearbench.recipes.precision import PrecisionConfig
+from clearbench.recipes.precision import PrecisionConfig, run_precision
 from clearbench.recipes.relearn import RelearnConfig, run_relearn
 from clearbench.recipes.results import AUDIT_FILES, audit_files, row_audits, summarise_audits
 from clearbench.recipes.runconfig import embedded_config, load_run_config
@@ -75,7 +76,10 @@ def test_precision_stages_save_the_adapters_of_the_audited_lora_runs_only(
         str(run / "vanilla"),)
     assert gold.out == run / "gold-forget10" / "audit-forget10"
     assert gold.max_new_tokens == 8 and gold.precision  # the evaluation's generation length
-    assert "audit precision vanilla (forget10)" in stages
+    assert gold.references is None
+    vanilla = stages["audit precision vanilla (forget10)"]
+    assert vanilla.args[0].references == gold.out / "precision.json"  # gold's are reused
+    assert "audit precision gold (forget10)" in vanilla.needs
     saved = {s.name for s in the_plan.stages if s.kind == "unlearn" and s.args[0].save_adapter}
     # the main variant's and the tuned runs' both-modality models at the first seed: audited
     assert saved == {f"unlearn {m} ({v}, both, forget10, seed 0)"
@@ -252,19 +256,23 @@ def test_results_and_robust_forgetting_take_precision_and_crossmodal(tmp_path: P
 
 @pytest.fixture(scope="module")
 def relearn_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Small CLEAR-mini (3 forget10 persons) and two tiny models: gold and a perturbed copy."""
+    """Small CLEAR-mini (3 forget10 persons) and three tiny models: gold and two perturbed
+    copies (the model and vanilla)."""
     root = tmp_path_factory.mktemp("reuse")
     data = synthesize(root / "data", persons=30, images_per_person=3, qa_per_person=3,
                       other_images_per_person=2, other_qa_per_person=2, celebrities=4,
                       images_per_celebrity=2, real_world=4, world_facts=4, real_authors=4,
                       holdout_persons=1)
     build_tiny_vlm(TINY, corpus(DataSource.local(data))).save(root / "gold")
-    vlm = load_vlm(root / "gold")
-    with torch.no_grad():
-        for parameter in vlm.model.parameters():
-            parameter.add_(0.01 * torch.randn_like(parameter))
-    vlm.save(root / "model")
-    return {"data": data, "gold": root / "gold", "model": root / "model"}
+    torch.manual_seed(0)
+    for name in ("model", "vanilla"):
+        vlm = load_vlm(root / "gold")
+        with torch.no_grad():
+            for parameter in vlm.model.parameters():
+                parameter.add_(0.01 * torch.randn_like(parameter))
+        vlm.save(root / name)
+    return {"data": data, "gold": root / "gold", "model": root / "model",
+            "vanilla": root / "vanilla"}
 
 
 def test_reused_gold_curves_equal_recomputed_ones(relearn_models: dict[str, Path],
@@ -299,3 +307,39 @@ def test_reused_gold_curves_equal_recomputed_ones(relearn_models: dict[str, Path
     with pytest.raises(ValueError, match=r"gold_curves .*gold.*relearn\.json cannot be "
                                          r"reused: its settings differ"):
         audit("model", "other", relearn_lr=1e-3, gold_curves=tmp_path / "gold" / "relearn.json")
+
+
+def test_reused_precision_references_equal_recomputed_ones(
+    relearn_models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    evaluated = []
+    real = audit_recipe.precision_evaluation
+    monkeypatch.setattr(audit_recipe, "precision_evaluation",
+                        lambda config, rows, path, kind: evaluated.append((Path(path).name, kind))
+                        or real(config, rows, path, kind))
+    models = {key: str(path) for key, path in relearn_models.items()}
+
+    def audit(model: str, out: str, **given: object) -> dict:
+        return run_precision(PrecisionConfig(**{
+            "model": models[model], "gold": models["gold"], "vanilla": models["vanilla"],
+            "data": models["data"], "out": tmp_path / out, "max_new_tokens": 8,
+            "replicates": 50, "batch_size": 8, **given}))
+
+    gold = audit("gold", "gold")
+    kinds = ["as_is", "int8", "bf16", "fp16"]  # nf4 and the packagings are skipped here
+    assert sorted(gold["reference_evaluations"]["vanilla"]) == sorted(kinds)
+    assert all(gold["transforms"][kind]["progress"]["mean"] == 1.0 for kind in kinds)
+    evaluated.clear()
+    reused = audit("model", "reused", references=tmp_path / "gold" / "precision.json")
+    assert evaluated == [("model", kind) for kind in kinds]  # vanilla and gold not again
+    recomputed = audit("model", "recomputed")
+    assert len(evaluated) == 4 + 3 * 4
+    assert reused["identity"] == recomputed["identity"]
+    assert reused["transforms"] == recomputed["transforms"]
+    assert json.loads(json.dumps(recomputed["reference_evaluations"])) == \
+        reused["reference_evaluations"]
+    with pytest.raises(ValueError, match=r"references .*gold.*precision\.json cannot be "
+                                         r"reused: its settings differ"):
+        audit("model", "other", max_new_tokens=4,
+              references=tmp_path / "gold" / "precision.json")
+

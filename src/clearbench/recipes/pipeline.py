@@ -58,7 +58,7 @@ from clearbench.recipes.finetune import MARKER as TRAINING_MARKER
 from clearbench.recipes.finetune import FinetuneConfig, finetune
 from clearbench.recipes.layout import CV_DIR, TEXT_DIR
 from clearbench.recipes.lock import RunError, run_folder_lock
-from clearbench.recipes.precision import PrecisionConfig, run_precision
+from clearbench.recipes.precision import PRECISION_FILE, PrecisionConfig, run_precision
 from clearbench.recipes.relearn import RELEARN_FILE, RelearnConfig, run_relearn
 from clearbench.recipes.robustness import RobustnessConfig, run_robustness
 from clearbench.recipes.runconfig import (
@@ -189,10 +189,15 @@ def model_audits(config: RunConfig, *, main: bool, first_seed: bool = True,
                  if crossmodal or audit != "crossmodal")
 
 
-def gold_relearn(split: str) -> str:
-    """The stage of the relearning audit of ``split``'s gold model, whose gold curves every
-    other model's relearning audit of the split reuses."""
-    return f"audit relearn gold ({split})"
+REUSED = {"relearn": ("gold_curves", RELEARN_FILE), "precision": ("references", PRECISION_FILE)}
+"""Audit → its setting naming gold's own result file of the audit (and that file), whose gold
+(relearn) or vanilla and gold (precision) part every other model's audit of the split
+reuses."""
+
+
+def gold_audit(name: str, split: str) -> str:
+    """The stage of audit ``name`` of ``split``'s gold model."""
+    return f"audit {name} gold ({split})"
 
 
 def score_stage(eval_dir: Path, gold_dir: Path) -> None:
@@ -268,15 +273,16 @@ def plan(config: RunConfig, run_dir: Path) -> Plan:
         ``audit-SPLIT`` folder: gold is the split's, vanilla the run's; the robustness audit
         runs on the model alone (each condition's P comes from vanilla's and gold's own
         robustness.json when the results are collected: the same numbers at a third of the
-        cost); the relearning audit of any other model than gold reuses gold's curves (its
-        relearn.json); the others generate as the evaluation does. ``models``: the
+        cost); the relearning and precision audits of any other model than gold reuse gold's
+        (:data:`REUSED`); the others generate as the evaluation does. ``models``: the
         cross-modal audit's text-only and visual-only models."""
         gold_dir = run_dir / f"gold-{split}"
         both = {"gold": str(gold_dir), "vanilla": str(run_dir / "vanilla")}
-        curves = {} if model_dir == gold_dir else \
-            {"gold_curves": gold_dir / f"audit-{split}" / RELEARN_FILE}
-        references = {"membership": {"gold": str(gold_dir)}, "relearn": {**both, **curves},
-                      "robustness": {}, "precision": both, "crossmodal": {**both, **models}}[name]
+        reused = {} if model_dir == gold_dir or name not in REUSED else \
+            {REUSED[name][0]: gold_dir / f"audit-{split}" / REUSED[name][1]}
+        references = {"membership": {"gold": str(gold_dir)}, "relearn": both,
+                      "robustness": {}, "precision": both,
+                      "crossmodal": {**both, **models}}[name] | reused
         generation = {} if name == "membership" or "max_new_tokens" not in config.eval else \
             {"max_new_tokens": config.eval["max_new_tokens"]}
         return AUDIT_CONFIGS[name](
@@ -306,10 +312,10 @@ def plan(config: RunConfig, run_dir: Path) -> Plan:
                      needs=(evaluation, gold_eval))
         for name in audits:
             settings = audit_config(name, model_dir, split)
-            reuses = getattr(settings, "gold_curves", None) is not None
+            reuses = name in REUSED and getattr(settings, REUSED[name][0]) is not None
             add(f"audit {name} {label}", "audit", audit_stage, settings,
                 needs=(trained, f"fine-tune gold ({split})", "fine-tune vanilla",
-                       gold_relearn(split) if reuses else ""))
+                       gold_audit(name, split) if reuses else ""))
         return eval_dir, evaluation, scored
 
     def gold_stages(track: Track, split: str, seed_offset: int = 0, *,
@@ -396,16 +402,16 @@ def plan_multimodal(config: RunConfig, track: Track, add: Callable[..., str],
         if selections:
             runs.append((tuned_variant(config.main_variant), "both"))
         for method in config.methods:
-            crossmodal: list[tuple[str, Path, int]] = []  # (label, model, seed) to audit
+            folder = partial(unlearned_folder, run_dir, split, method)
+            label_of = partial(unlearned_label, config, split, method)
+            crossmodal: list[int] = []  # the seeds whose main model gets the matrix
             for variant, modality in runs:
                 tuned = variant.removesuffix(TUNED_SUFFIX) if variant not in config.variants \
                     else None
                 settings = unlearn_settings(config, tuned or variant)
                 for run_seed in config.unlearning_seeds:
-                    out = (run_dir / "unlearn" / split / modality / f"{method}-{variant}"
-                           / f"seed{run_seed}")
-                    seeded = f", seed {run_seed}" if config.seeds > 1 else ""
-                    label = f"{method} ({variant}, {modality}, {split}{seeded})"
+                    out = folder(variant, modality, run_seed)
+                    label = label_of(variant, modality, run_seed)
                     # the main table's models (and the tuned ones), not the studies
                     main = modality == "both" and (variant == config.main_variant or
                                                    tuned is not None)
@@ -427,7 +433,7 @@ def plan_multimodal(config: RunConfig, track: Track, add: Callable[..., str],
                         unlearned = add(f"unlearn {label}", "unlearn", unlearn, settings_of_run,
                                         needs=(vanilla,))
                     if "crossmodal" in audits:
-                        crossmodal.append((label, out, run_seed))
+                        crossmodal.append(run_seed)
                     eval_dir, _, _ = evaluate_and_score(
                         track, label, out, split, unlearned, gold_eval,
                         audits=tuple(a for a in audits if a != "crossmodal"))
@@ -435,16 +441,30 @@ def plan_multimodal(config: RunConfig, track: Track, add: Callable[..., str],
                                           bool(settings.get("lora", False)),
                                           float(settings.get("l1", 0.0)), run_seed,
                                           out / UNLEARNING_MARKER, eval_dir, audits=audits))
-            for label, out, run_seed in crossmodal:
-                twins = {f"{modality}_model": out.parents[2] / modality / out.parent.name /
-                         out.name for modality in ("text", "visual")}
-                seeded = f", seed {run_seed}" if config.seeds > 1 else ""
-                add(f"audit crossmodal {label}", "audit", audit_stage,
-                    audit_config("crossmodal", out, split,
-                                 **{key: str(path) for key, path in twins.items()}),
-                    needs=(f"unlearn {label}", f"fine-tune gold ({split})", "fine-tune vanilla",
-                           *(f"unlearn {method} ({config.main_variant}, {modality}, "
-                             f"{split}{seeded})" for modality in ("text", "visual"))))
+            variant = config.main_variant
+            for run_seed in crossmodal:  # after the modality study's runs it needs
+                add(f"audit crossmodal {label_of(variant, 'both', run_seed)}", "audit",
+                    audit_stage,
+                    audit_config("crossmodal", folder(variant, "both", run_seed), split,
+                                 **{f"{modality}_model": str(folder(variant, modality, run_seed))
+                                    for modality in ("text", "visual")}),
+                    needs=(*(f"unlearn {label_of(variant, modality, run_seed)}"
+                             for modality in ("both", "text", "visual")),
+                           f"fine-tune gold ({split})", "fine-tune vanilla"))
+
+
+def unlearned_folder(run_dir: Path, split: str, method: str, variant: str, modality: str,
+                     run_seed: int) -> Path:
+    """Where a multimodal unlearning run writes its model."""
+    return run_dir / "unlearn" / split / modality / f"{method}-{variant}" / f"seed{run_seed}"
+
+
+def unlearned_label(config: RunConfig, split: str, method: str, variant: str, modality: str,
+                    run_seed: int) -> str:
+    """How the stages of a multimodal unlearning run name it (the seed when there are
+    several)."""
+    seeded = f", seed {run_seed}" if config.seeds > 1 else ""
+    return f"{method} ({variant}, {modality}, {split}{seeded})"
 
 
 def plan_text(config: RunConfig, track: Track, add: Callable[..., str],
