@@ -17,6 +17,7 @@ from clearbench.data.synth import synthesize
 from clearbench.models.loading import load_vlm
 from clearbench.models.tiny import build_tiny_vlm
 from clearbench.recipes import audit as audit_recipe
+from clearbench.recipes import pipeline
 from clearbench.recipes import relearn as relearn_recipe
 from clearbench.recipes.base import corpus
 from clearbench.recipes.crossmodal import CrossModalConfig
@@ -343,3 +344,22 @@ def test_reused_precision_references_equal_recomputed_ones(
         audit("model", "other", max_new_tokens=4,
               references=tmp_path / "gold" / "precision.json")
 
+
+
+def test_a_crossmodal_audit_with_a_diverged_twin_is_skipped(tmp_path: Path, capsys,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    models = {}
+    for modality, status in (("both", "ok"), ("text", "diverged"), ("visual", "ok")):
+        models[modality] = tmp_path / modality
+        models[modality].mkdir()
+        (models[modality] / "unlearning.json").write_text(json.dumps({"status": status}))
+    ran = []
+    monkeypatch.setitem(pipeline.AUDIT_RUNS, CrossModalConfig, ran.append)
+    config = CrossModalConfig(model=str(models["both"]), text_model=str(models["text"]),
+                              visual_model=str(models["visual"]), vanilla="v", gold="g",
+                              data="d", out=tmp_path / "out")
+    pipeline.audit_stage(config)
+    assert not ran and f"{models['text']} diverged; nothing to audit" in capsys.readouterr().out
+    (models["text"] / "unlearning.json").write_text(json.dumps({"status": "ok"}))
+    pipeline.audit_stage(config)
+    assert ran == [config]
