@@ -36,7 +36,13 @@ def with_audit(tmp_path: Path, preset: str, section: str) -> Path:
 
 def test_the_audit_section_chooses_audits_scope_seeds_and_settings(tmp_path: Path) -> None:
     assert load_run_config(embedded_config("mini")).audit == RunAudits(
-        settings={"membership": {"k": 0.2, "batch_size": 16, "replicates": 1000}})
+        audits=("membership", "relearn", "robustness", "precision"),
+        first_seed_only=("relearn", "robustness", "precision"),
+        settings={"membership": {"k": 0.2, "batch_size": 16, "replicates": 1000},
+                  "relearn": {"relearn_steps": (5, 20, 50), "relearn_lr": 2e-3,
+                              "relearn_batch_size": 16, "batch_size": 16, "replicates": 1000},
+                  "robustness": {"samples": 5, "temperature": 1.0, "batch_size": 16},
+                  "precision": {"batch_size": 16, "replicates": 1000}})
     path = with_audit(tmp_path, "smoke", "audit: {audits: [relearn, robustness], scope: all, "
                       "first_seed_only: [relearn], relearn_steps: [2, 1], relearn_lr: 1e-3, "
                       "samples: 2, temperature: 0.5, batch_size: 4}")
@@ -51,7 +57,8 @@ def test_the_audit_section_chooses_audits_scope_seeds_and_settings(tmp_path: Pat
     main = RunAudits(audits=("membership",))
     assert main.of_model(main=False, first_seed=True) == ()
     full = load_run_config(embedded_config("full"))
-    assert full.audit.audits == ("membership", "relearn", "robustness")
+    assert full.audit.audits == ("membership", "relearn", "robustness", "precision",
+                                 "crossmodal")
     assert full.audit.scope == "all" and not full.audit.first_seed_only
     paper = load_run_config(embedded_config("paper-tables"))
     assert (full.variants, full.modality_study) == (paper.variants, paper.modality_study)
@@ -105,7 +112,9 @@ def test_the_plan_audits_the_scope_s_models_with_the_split_s_gold_and_vanilla(
         str(model), str(run / "gold-forget10"), str(run / "vanilla"))
     assert settings.out == model / "audit-forget10" and settings.max_new_tokens == 16
     assert relearn.needs == ("unlearn ga (l1-lora, both, forget10, seed 0)",
-                             "fine-tune gold (forget10)", "fine-tune vanilla")
+                             "fine-tune gold (forget10)", "fine-tune vanilla",
+                             "audit relearn gold (forget10)")  # reuses gold's curves
+    assert settings.gold_curves == run / "gold-forget10" / "audit-forget10" / "relearn.json"
     assert "audit relearn ga (lora, text, forget10, seed 1)" not in every  # first seed only
     robustness = every["audit robustness ga (lora, text, forget10, seed 1)"].args[0]
     assert isinstance(robustness, RobustnessConfig)

@@ -56,14 +56,21 @@ def test_results_hold_every_model_and_seed_of_the_run(smoke_run: Path) -> None:
         assert selection["chosen"] in ("lr×1", "lr×2") and selection["split"] == "forget_val"
         assert selection["cost"]["runs"] == 2 and selection["cost"]["seconds"] > 0
     assert "forget_val" not in {r["forget_split"] for r in rows}
-    # audits: every model of the main table (and the tuned runs), not the studies; relearning
-    # and robustness of the methods at the first seed only
+    # audits: every model of the main table (and the tuned runs), not the studies; relearning,
+    # robustness, precision and the cross-modal matrix of the methods at the first seed only,
+    # the matrix of the main variant's methods only
     main = {(m, v, "both") for m in METHODS for v in ("lora", "lora-tuned")} | {
         ("vanilla", None, None), ("gold", None, None), ("gold_reseeded", None, None)}
-    for block, audited_seeds in (("audit", seeds), ("relearn", [0]), ("robustness", [0])):
+    for block, audited_seeds in (("audit", seeds), ("relearn", [0]), ("robustness", [0]),
+                                 ("precision", [0])):
         assert {(r["method"], r["variant"], r["modality"]) for r in rows if block in r} == main
         assert sorted({r["seed"] for r in rows if block in r and r["method"] in METHODS}) == \
             audited_seeds
+    assert {(r["method"], r["variant"], r["modality"], r["seed"]) for r in rows
+            if "crossmodal" in r} == {(m, "lora", "both", 0) for m in METHODS}
+    for row in rows:  # packagings ran on the adapters the audited LoRA runs saved
+        if "precision" in row and row["method"] in METHODS and row["status"] == "ok":
+            assert "progress" in row["precision"]["merged_bf16"], row["method"]
     gold_entry = next(e for e in summary if e["method"] == "gold")
     # gold is every P-based audit's reference: P 1 under each (relearning: against gold after
     # the same steps, which is itself)
@@ -116,7 +123,9 @@ def test_results_hold_every_model_and_seed_of_the_run(smoke_run: Path) -> None:
     report = (smoke_run / "report.md").read_text()
     assert "gold (reseeded)" in report and "Audit: privacy leakage (MUSE PrivLeak)" in report
     for title in ("Robust forgetting, forget10", "Audit: robustness, forget10",
-                  "Audit: relearning attack, forget10", "](plots/audits_forget10.png)"):
+                  "Audit: relearning attack, forget10", "](plots/audits_forget10.png)",
+                  "Audit: precision and packaging, forget10",
+                  "Audit: cross-modal leakage, forget10"):
         assert title in report, title
     leaderboard = (smoke_run / "leaderboard.csv").read_text().splitlines()[0].split(",")
     assert "robust_forgetting" in leaderboard and "robust_forgetting_audit" in leaderboard

@@ -31,6 +31,7 @@ from clearbench.evaluation.statistics import (
     paired_difference,
     task_summaries,
 )
+from clearbench.evaluation.tasks import TASKS, TASKS_BY_NAME
 
 PROBES: dict[str, str] = {
     "qa": "forget_qa",
@@ -39,6 +40,11 @@ PROBES: dict[str, str] = {
     "describe": "describe_person",
 }
 """Column → the forget task that probes it."""
+NEW_ROUTES = tuple(probe for probe, task in PROBES.items() if TASKS_BY_NAME[task] not in TASKS)
+"""The probes that are no task of the evaluation (``describe``). The others are the
+evaluation's own forget tasks, same rows and prompts: for the both-modality model their cells
+are the headline K split by task, not another way in, so robust forgetting takes only these
+(:mod:`clearbench.evaluation.worstcase`)."""
 MODALITIES = ("text", "visual", "both")
 """Rows: what the method unlearned on (``clearbench unlearn --modality``)."""
 REFERENCES = ("vanilla", "gold")

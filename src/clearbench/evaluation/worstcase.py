@@ -36,12 +36,17 @@ def robust_forgetting(progress: Mapping[str, float | None]) -> WorstCase | None:
 
 
 def audit_progress(headline: float | None, robustness: Mapping[str, float | None],
-                   relearn: Mapping[str, Sequence[float | None]]) -> dict[str, float | None]:
+                   relearn: Mapping[str, Sequence[float | None]],
+                   precision: Mapping[str, float | None] | None = None,
+                   crossmodal: Mapping[str, float | None] | None = None,
+                   ) -> dict[str, float | None]:
     """Audit name → P of one model: :data:`HEADLINE` (the evaluation's P); ``robustness C``
     for each robustness condition C given (leave ``as_is`` out: the headline measures the
     tasks as they are); ``relearn A`` for each relearning attack A, the lowest P over the
     steps given (pass the grid's steps after 0: a relearning curve need not peak at its last
-    step)."""
+    step); ``precision T`` for each precision transform or packaging T given (leave out
+    ``as_is`` and the skipped ones); ``crossmodal R`` for each cross-modal probe R given
+    (the model's own row of the matrix; which probes: see ``clearbench.recipes.results``)."""
     lowest = {attack: [p for p in values if p is not None and math.isfinite(p)]
               for attack, values in relearn.items()}
     return {
@@ -49,4 +54,6 @@ def audit_progress(headline: float | None, robustness: Mapping[str, float | None
         **{f"robustness {condition}": p for condition, p in robustness.items()},
         **{f"relearn {attack}": min(values) if values else None
            for attack, values in lowest.items()},
+        **{f"precision {kind}": p for kind, p in (precision or {}).items()},
+        **{f"crossmodal {probe}": p for probe, p in (crossmodal or {}).items()},
     }

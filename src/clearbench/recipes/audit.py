@@ -43,7 +43,7 @@ from clearbench.evaluation.membership_scores import token_scores
 from clearbench.evaluation.precision import RULE, progress_under
 from clearbench.evaluation.relearning import knowledge_draws, person_of
 from clearbench.evaluation.statistics import LEVEL, REPLICATES, Evaluation, Resampler
-from clearbench.evaluation.tasks import TASKS
+from clearbench.evaluation.tasks import TASKS, TaskRow
 from clearbench.io import read_json, stable_hash, write_json_atomic
 from clearbench.models.loading import DTYPES, load_vlm
 from clearbench.models.precision import (
@@ -285,56 +285,85 @@ def check_adapter_base(model: str, vanilla_key: dict[str, Any]) -> None:
                          "the adapter belongs on the model the unlearning started from")
 
 
-def precision_knowledge(config: AuditConfig, source: DataSource) -> dict[str, Any]:
+def precision_evaluation(config: AuditConfig, rows: dict[str, list[TaskRow]], path: str,
+                         kind: str) -> Evaluation:
+    """The forget tasks' evaluation (``rows``: task name → rows) of the model at ``path``
+    under transform ``kind`` (a packaging: ``path`` is the base the model's adapter goes on)."""
+    settings = EvalSettings(batch_size=config.batch_size, max_new_tokens=config.max_new_tokens,
+                            seed=config.seed)
+    vlm = load_vlm(path, dtype=config.dtype, device=config.device)
+    if kind in PACKAGINGS:
+        package(vlm, adapter_of(config), kind)
+    elif kind != AS_IS:
+        apply_precision(vlm.model, kind)
+    return {"tasks": {task.name: evaluate_task(vlm, task, rows[task.name], settings)
+                      for task in FORGET_TASKS}}
+
+
+def forget_rows(config: AuditConfig, source: DataSource) -> dict[str, list[TaskRow]]:
+    """Task name → the rows of every forget task of the config's split."""
+    return {task.name: task.rows(source, config.forget_split) for task in FORGET_TASKS}
+
+
+def reference_kinds(config: AuditConfig) -> list[str]:
+    """The transforms vanilla and gold undergo: every one of :data:`TRANSFORMS` that runs
+    here but the packagings (theirs is their dtype's round trip)."""
+    skipped = skipped_transforms(config)
+    return [kind for kind in TRANSFORMS if kind not in skipped and kind not in PACKAGINGS]
+
+
+def reference_evaluations(config: AuditConfig, rows: dict[str, list[TaskRow]],
+                          ) -> dict[str, dict[str, Evaluation]]:
+    """Vanilla's and gold's evaluations of the forget ``rows`` under every transform of
+    :func:`reference_kinds` (none without a vanilla model)."""
+    if config.vanilla is None:
+        return {}
+    return {name: {kind: precision_evaluation(config, rows, path, kind)
+                   for kind in reference_kinds(config)}
+            for name, path in (("vanilla", config.vanilla), ("gold", config.gold))}
+
+
+def precision_knowledge(config: AuditConfig, source: DataSource,
+                        references: dict[str, dict[str, Evaluation]] | None = None,
+                        ) -> dict[str, Any]:
     """Forget knowledge K (spec §5) of the model as it is (``as_is``) and under every other
     transform of :data:`TRANSFORMS` that can run here, each with its change of K (> 0:
     knowledge came back); skipped ones with the reason. With a vanilla model also vanilla's and
     gold's K under the same transform (their packagings: the round trip of that dtype, they
     have no adapter), P on the person-bootstrap draws, its paired change from as is and the
-    flag (:func:`~clearbench.evaluation.precision.progress_under`)."""
-    settings = EvalSettings(batch_size=config.batch_size, max_new_tokens=config.max_new_tokens,
-                            seed=config.seed)
-    rows = {task.name: task.rows(source, config.forget_split) for task in FORGET_TASKS}
+    flag (:func:`~clearbench.evaluation.precision.progress_under`). ``references``: vanilla's
+    and gold's :func:`reference_evaluations`, when already made (the same for every model)."""
     skipped = skipped_transforms(config)
-    adapter = adapter_of(config)
-
-    def evaluated(path: str, kind: str) -> Evaluation:
-        vlm = load_vlm(path, dtype=config.dtype, device=config.device)
-        if kind in PACKAGINGS:
-            package(vlm, adapter, kind)
-        elif kind != AS_IS:
-            apply_precision(vlm.model, kind)
-        return {"tasks": {task.name: evaluate_task(vlm, task, rows[task.name], settings)
-                          for task in FORGET_TASKS}}
-
     kinds = [kind for kind in TRANSFORMS if kind not in skipped]
-    model = {kind: evaluated(config.vanilla if kind in PACKAGINGS else config.model, kind)
+    rows = forget_rows(config, source)
+    model = {kind: precision_evaluation(
+                 config, rows, config.vanilla if kind in PACKAGINGS else config.model, kind)
              for kind in kinds}
     resampler = Resampler(model[AS_IS], config.replicates, config.seed)
     k = {kind: knowledge_draws(evaluation, resampler) for kind, evaluation in model.items()}
-    references = {name: {kind: knowledge_draws(evaluated(path, kind), resampler)
-                         for kind in kinds if kind not in PACKAGINGS}
-                  for name, path in (("vanilla", config.vanilla), ("gold", config.gold))
-                  if config.vanilla is not None}
+    evaluations = reference_evaluations(config, rows) if references is None else references
+    known = {name: {kind: knowledge_draws(by_kind[kind], resampler)
+                    for kind in reference_kinds(config)}
+             for name, by_kind in evaluations.items()}
 
     def progress(kind: str) -> np.ndarray:
         reference = reference_transform(kind)
-        return forgetting_progress(k[kind], references["vanilla"][reference],
-                                   references["gold"][reference])
+        return forgetting_progress(k[kind], known["vanilla"][reference],
+                                   known["gold"][reference])
 
     transforms: dict[str, dict[str, Any]] = {kind: {"skipped": reason}
                                              for kind, reason in skipped.items()}
     for kind in kinds:
         transforms[kind] = {"forget_knowledge": float(k[kind][0]),
                             "change": float(k[kind][0] - k[AS_IS][0])}
-        if references:
+        if known:
             transforms[kind] |= {f"forget_knowledge_{name}":
                                  float(draws[reference_transform(kind)][0])
-                                 for name, draws in references.items()}
+                                 for name, draws in known.items()}
             transforms[kind] |= progress_under(progress(AS_IS), progress(kind))
     transforms = {kind: transforms[kind] for kind in TRANSFORMS}
     flags = {"flagged": [kind for kind, result in transforms.items() if result.get("flagged")],
-             "rule": RULE} if references else {}
+             "rule": RULE} if known else {}
     return {"transforms": transforms, **flags}
 
 

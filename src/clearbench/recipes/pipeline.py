@@ -5,7 +5,8 @@ fine-tune the vanilla model, and per forget split: fine-tune its gold model and 
 model with another seed (the noise floor of every score), evaluate and score the three, then
 unlearn with every method in every variant (``both`` modality) and, for the modality study, in
 the other modalities, once per seed; evaluate and score each unlearned model; audit the models
-the config's ``audit`` section names (membership, relearning, robustness); run the
+the config's ``audit`` section names (membership, relearning, robustness, precision, the
+cross-modal matrix); run the
 vision-only track when the config has a ``cv`` section; finally collect ``results.json`` (with
 confidence intervals) and write the report. Before any stage starts (and in a dry run), the
 preflight checks every config and column any stage will read and names every problem at once.
@@ -50,13 +51,15 @@ from clearbench.io import read_json, write_json_atomic
 from clearbench.models.loading import count_parameters
 from clearbench.recipes.audit import AuditConfig, run_audit
 from clearbench.recipes.base import BaseConfig, build_base
+from clearbench.recipes.crossmodal import CrossModalConfig, run_crossmodal
 from clearbench.recipes.estimate import describe, model_shape, stage_track, track_names
 from clearbench.recipes.evaluate import EVAL_FILE, EvalConfig, run_eval, run_score
 from clearbench.recipes.finetune import MARKER as TRAINING_MARKER
 from clearbench.recipes.finetune import FinetuneConfig, finetune
 from clearbench.recipes.layout import CV_DIR, TEXT_DIR
 from clearbench.recipes.lock import RunError, run_folder_lock
-from clearbench.recipes.relearn import RelearnConfig, run_relearn
+from clearbench.recipes.precision import PRECISION_FILE, PrecisionConfig, run_precision
+from clearbench.recipes.relearn import RELEARN_FILE, RelearnConfig, run_relearn
 from clearbench.recipes.robustness import RobustnessConfig, run_robustness
 from clearbench.recipes.runconfig import (
     AUDIT_CONFIGS,
@@ -158,23 +161,43 @@ def evaluate_stage(config: EvalConfig) -> None:
     run_eval(config)
 
 
+AuditSettings = AuditConfig | RelearnConfig | RobustnessConfig | PrecisionConfig | \
+    CrossModalConfig
 AUDIT_RUNS: dict[type, Callable[..., object]] = {
-    AuditConfig: run_audit, RelearnConfig: run_relearn, RobustnessConfig: run_robustness}
+    AuditConfig: run_audit, RelearnConfig: run_relearn, RobustnessConfig: run_robustness,
+    PrecisionConfig: run_precision, CrossModalConfig: run_crossmodal}
 
 
-def audit_stage(config: AuditConfig | RelearnConfig | RobustnessConfig) -> None:
-    if not unlearned_ok(Path(config.model)):
-        print(f"audit: {config.model} diverged; nothing to audit")
+def audit_stage(config: AuditSettings) -> None:
+    models = config.models().values() if isinstance(config, CrossModalConfig) else [config.model]
+    diverged = [model for model in models if not unlearned_ok(Path(model))]
+    if diverged:
+        print(f"audit: {', '.join(diverged)} diverged; nothing to audit")
         return
     AUDIT_RUNS[type(config)](config)
 
 
-def model_audits(config: RunConfig, *, main: bool, first_seed: bool = True) -> tuple[str, ...]:
+def model_audits(config: RunConfig, *, main: bool, first_seed: bool = True,
+                 crossmodal: bool = False) -> tuple[str, ...]:
     """The audits of a multimodal model of the results: of the main table's models
-    (``main``) or not, at the first unlearning seed or not (none without an audit section)."""
+    (``main``) or not, at the first unlearning seed or not (none without an audit section);
+    the cross-modal matrix only for a method's model at the main variant with both modalities
+    unlearned (``crossmodal``: its text-only and visual-only twins exist)."""
     if config.audit is None:
         return ()
-    return config.audit.of_model(main=main, first_seed=first_seed)
+    return tuple(audit for audit in config.audit.of_model(main=main, first_seed=first_seed)
+                 if crossmodal or audit != "crossmodal")
+
+
+REUSED = {"relearn": ("gold_curves", RELEARN_FILE), "precision": ("references", PRECISION_FILE)}
+"""Audit → its setting naming gold's own result file of the audit (and that file), whose gold
+(relearn) or vanilla and gold (precision) part every other model's audit of the split
+reuses."""
+
+
+def gold_audit(name: str, split: str) -> str:
+    """The stage of audit ``name`` of ``split``'s gold model."""
+    return f"audit {name} gold ({split})"
 
 
 def score_stage(eval_dir: Path, gold_dir: Path) -> None:
@@ -244,16 +267,22 @@ def plan(config: RunConfig, run_dir: Path) -> Plan:
                     needs=(synth,))
         return {"model": str(root / "base"), "model_revision": None}, built
 
-    def audit_config(name: str, model_dir: Path,
-                     split: str) -> AuditConfig | RelearnConfig | RobustnessConfig:
+    def audit_config(name: str, model_dir: Path, split: str,
+                     **models: str) -> AuditSettings:
         """The settings of audit ``name`` of a multimodal model, written into its
         ``audit-SPLIT`` folder: gold is the split's, vanilla the run's; the robustness audit
         runs on the model alone (each condition's P comes from vanilla's and gold's own
         robustness.json when the results are collected: the same numbers at a third of the
-        cost); relearn and robustness generate as the evaluation does."""
-        gold = {"gold": str(run_dir / f"gold-{split}")}
-        references = {"membership": gold, "relearn": {**gold, "vanilla": str(run_dir / "vanilla")},
-                      "robustness": {}}[name]
+        cost); the relearning and precision audits of any other model than gold reuse gold's
+        (:data:`REUSED`); the others generate as the evaluation does. ``models``: the
+        cross-modal audit's text-only and visual-only models."""
+        gold_dir = run_dir / f"gold-{split}"
+        both = {"gold": str(gold_dir), "vanilla": str(run_dir / "vanilla")}
+        reused = {} if model_dir == gold_dir or name not in REUSED else \
+            {REUSED[name][0]: gold_dir / f"audit-{split}" / REUSED[name][1]}
+        references = {"membership": {"gold": str(gold_dir)}, "relearn": both,
+                      "robustness": {}, "precision": both,
+                      "crossmodal": {**both, **models}}[name] | reused
         generation = {} if name == "membership" or "max_new_tokens" not in config.eval else \
             {"max_new_tokens": config.eval["max_new_tokens"]}
         return AUDIT_CONFIGS[name](
@@ -282,9 +311,11 @@ def plan(config: RunConfig, run_dir: Path) -> Plan:
                      track.root / f"gold-{split}" / f"eval-{split}",
                      needs=(evaluation, gold_eval))
         for name in audits:
-            add(f"audit {name} {label}", "audit", audit_stage,
-                audit_config(name, model_dir, split),
-                needs=(trained, f"fine-tune gold ({split})", "fine-tune vanilla"))
+            settings = audit_config(name, model_dir, split)
+            reuses = name in REUSED and getattr(settings, REUSED[name][0]) is not None
+            add(f"audit {name} {label}", "audit", audit_stage, settings,
+                needs=(trained, f"fine-tune gold ({split})", "fine-tune vanilla",
+                       gold_audit(name, split) if reuses else ""))
         return eval_dir, evaluation, scored
 
     def gold_stages(track: Track, split: str, seed_offset: int = 0, *,
@@ -316,7 +347,7 @@ def plan(config: RunConfig, run_dir: Path) -> Plan:
         model, base = base_model(run_dir, config.base, config.model, config.model_revision, "")
         track = Track("multimodal", run_dir,
                       {**model, **source, **common, **config.finetune}, (synth, base))
-        plan_multimodal(config, track, add, evaluate_and_score, gold_stages, rows)
+        plan_multimodal(config, track, add, evaluate_and_score, gold_stages, audit_config, rows)
     if config.text is not None:
         text = config.text
         model, base = base_model(run_dir / TEXT_DIR, text.base, text.model,
@@ -341,9 +372,10 @@ def plan(config: RunConfig, run_dir: Path) -> Plan:
 def plan_multimodal(config: RunConfig, track: Track, add: Callable[..., str],
                     evaluate_and_score: Callable[..., tuple[Path, str, str]],
                     gold_stages: Callable[..., tuple[Path, str, str]],
-                    rows: list[ResultRow]) -> None:
+                    audit_config: Callable[..., Any], rows: list[ResultRow]) -> None:
     """The VLM's stages: vanilla, per forget split its gold models, every method in every
-    variant (and the modality study, and the tuned runs) per seed, with their evaluations."""
+    variant (and the modality study, and the tuned runs) per seed, with their evaluations and
+    audits; a method's cross-modal audits come after its modality study's unlearning."""
     run_dir, seed = track.root, config.seed
     shared = {key: track.finetune[key] for key in ("data", "data_revision", "tofu",
                                                    "tofu_revision", "dtype", "device")}
@@ -370,19 +402,29 @@ def plan_multimodal(config: RunConfig, track: Track, add: Callable[..., str],
         if selections:
             runs.append((tuned_variant(config.main_variant), "both"))
         for method in config.methods:
+            folder = partial(unlearned_folder, run_dir, split, method)
+            label_of = partial(unlearned_label, config, split, method)
+            crossmodal: list[int] = []  # the seeds whose main model gets the matrix
             for variant, modality in runs:
                 tuned = variant.removesuffix(TUNED_SUFFIX) if variant not in config.variants \
                     else None
                 settings = unlearn_settings(config, tuned or variant)
                 for run_seed in config.unlearning_seeds:
-                    out = (run_dir / "unlearn" / split / modality / f"{method}-{variant}"
-                           / f"seed{run_seed}")
-                    seeded = f", seed {run_seed}" if config.seeds > 1 else ""
-                    label = f"{method} ({variant}, {modality}, {split}{seeded})"
+                    out = folder(variant, modality, run_seed)
+                    label = label_of(variant, modality, run_seed)
+                    # the main table's models (and the tuned ones), not the studies
+                    main = modality == "both" and (variant == config.main_variant or
+                                                   tuned is not None)
+                    audits = model_audits(config, main=main, first_seed=run_seed == config.seed,
+                                          crossmodal=modality == "both" and
+                                          variant == config.main_variant)
+                    # the precision audit's packagings need the unmerged adapter
+                    adapter = {"save_adapter": True} if "precision" in audits and \
+                        settings.get("lora", False) else {}
                     settings_of_run = UnlearnConfig(
                         model=str(vanilla_dir), method=method, out=out, forget_split=split,
                         modality=modality, options=config.method_options.get(method, {}),
-                        **shared, **{"seed": run_seed}, **settings)
+                        **shared, **{"seed": run_seed}, **settings, **adapter)
                     if tuned:  # the settings the tuning chose, read when the stage runs
                         unlearned = add(f"unlearn {label}", "unlearn", unlearn_tuned,
                                         settings_of_run, selections[method],
@@ -390,16 +432,39 @@ def plan_multimodal(config: RunConfig, track: Track, add: Callable[..., str],
                     else:
                         unlearned = add(f"unlearn {label}", "unlearn", unlearn, settings_of_run,
                                         needs=(vanilla,))
-                    # the main table's models (and the tuned ones), not the studies
-                    main = modality == "both" and (variant == config.main_variant or
-                                                   tuned is not None)
-                    audits = model_audits(config, main=main, first_seed=run_seed == config.seed)
-                    eval_dir, _, _ = evaluate_and_score(track, label, out, split, unlearned,
-                                                        gold_eval, audits=audits)
+                    if "crossmodal" in audits:
+                        crossmodal.append(run_seed)
+                    eval_dir, _, _ = evaluate_and_score(
+                        track, label, out, split, unlearned, gold_eval,
+                        audits=tuple(a for a in audits if a != "crossmodal"))
                     rows.append(ResultRow(method, variant, modality, split,
                                           bool(settings.get("lora", False)),
                                           float(settings.get("l1", 0.0)), run_seed,
                                           out / UNLEARNING_MARKER, eval_dir, audits=audits))
+            variant = config.main_variant
+            for run_seed in crossmodal:  # after the modality study's runs it needs
+                add(f"audit crossmodal {label_of(variant, 'both', run_seed)}", "audit",
+                    audit_stage,
+                    audit_config("crossmodal", folder(variant, "both", run_seed), split,
+                                 **{f"{modality}_model": str(folder(variant, modality, run_seed))
+                                    for modality in ("text", "visual")}),
+                    needs=(*(f"unlearn {label_of(variant, modality, run_seed)}"
+                             for modality in ("both", "text", "visual")),
+                           f"fine-tune gold ({split})", "fine-tune vanilla"))
+
+
+def unlearned_folder(run_dir: Path, split: str, method: str, variant: str, modality: str,
+                     run_seed: int) -> Path:
+    """Where a multimodal unlearning run writes its model."""
+    return run_dir / "unlearn" / split / modality / f"{method}-{variant}" / f"seed{run_seed}"
+
+
+def unlearned_label(config: RunConfig, split: str, method: str, variant: str, modality: str,
+                    run_seed: int) -> str:
+    """How the stages of a multimodal unlearning run name it (the seed when there are
+    several)."""
+    seeded = f", seed {run_seed}" if config.seeds > 1 else ""
+    return f"{method} ({variant}, {modality}, {split}{seeded})"
 
 
 def plan_text(config: RunConfig, track: Track, add: Callable[..., str],

@@ -8,6 +8,10 @@ answer-only loss up to the largest step of the grid, measuring forget knowledge 
 evaluation half's rows at step 0 and at every step of the grid; compare the model's curve with
 gold's (learning from scratch) step by step; write ``OUT/relearn.json``. A finished
 ``relearn.json`` of the same models, data and settings is not redone.
+
+Gold's curves are the same for every model of a split: the file keeps them (``gold_curves``,
+every row's record), and an audit given gold's own ``relearn.json`` (``gold_curves``) reuses
+them instead of training gold again; gold audited against itself trains once.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from clearbench.evaluation.relearning import (
 )
 from clearbench.evaluation.statistics import LEVEL, REPLICATES, Evaluation, Resampler
 from clearbench.evaluation.tasks import TASKS_BY_NAME, TaskRow
-from clearbench.io import stable_hash, write_json_atomic
+from clearbench.io import read_json, stable_hash, write_json_atomic
 from clearbench.models.loading import DTYPES, load_vlm
 from clearbench.models.vlm import VLM
 from clearbench.recipes.audit import FORGET_TASKS, describe_model
@@ -50,7 +54,8 @@ from clearbench.recipes.stage import data_source, model_key
 from clearbench.training.loop import DivergedError, TrainSettings, check_finite, train
 
 RELEARN_FILE = "relearn.json"
-SCHEMA = 1
+SCHEMA = 2
+"""2: the file keeps gold's curves (``gold_curves``); a schema-1 file is redone."""
 ATTACKS = ("forget_half", "retain")
 """Relearning on the relearn half's forget rows, and on retain rows only (benign)."""
 STEPS = (5, 20, 50)
@@ -77,6 +82,10 @@ class RelearnConfig:
     replicates: PositiveInt = REPLICATES
     seed: int = 0
     """Seed of the person halves, the retain sample, the batches and the bootstrap."""
+    gold_curves: Path | None = None
+    """A ``relearn.json`` of the gold model (any audit by it with the same settings, data and
+    split: gold's own, in the run) whose gold curves are reused instead of training gold
+    again; the results are the same."""
     data_revision: str | None = None
     dtype: Annotated[str, one_of(DTYPES)] = "auto"
     device: str = "cpu"
@@ -113,7 +122,7 @@ def run_relearn(config: RelearnConfig) -> dict[str, Any]:
     identity = stable_hash([keys, header["data"]["fingerprint"], config.forget_split, setting])
     relearn_file = out / RELEARN_FILE
     done = earlier_result(relearn_file, "relearning audit")
-    if done is not None and done.get("identity") == identity:
+    if done is not None and (done.get("identity"), done.get("schema")) == (identity, SCHEMA):
         print(f"relearn: {relearn_file} is already done (identity {identity}); nothing to do")
         return done
 
@@ -133,7 +142,12 @@ def run_relearn(config: RelearnConfig) -> dict[str, Any]:
         return load_vlm(paths[name], dtype=config.dtype, device=config.device)
 
     curves: dict[str, dict[str, list[Evaluation]]] = {attack: {} for attack in ATTACKS}
+    reused = reused_gold_curves(config.gold_curves, header) if config.gold_curves else None
     for name in ("model", "gold"):
+        if name == "gold" and (reused is not None or keys["gold"] == keys["model"]):
+            for attack in ATTACKS:  # gold against itself: the same seed, the same curves
+                curves[attack]["gold"] = reused[attack] if reused else curves[attack]["model"]
+            continue
         start = measure(load(name))
         for attack in ATTACKS:
             curves[attack][name] = [start, *relearn(load(name), items[attack], steps,
@@ -153,10 +167,29 @@ def run_relearn(config: RelearnConfig) -> dict[str, Any]:
         "attacks": {attack: attack_result([0, *steps], curves[attack], resampler, config.margin,
                                           k_vanilla)
                     for attack in ATTACKS},
+        "gold_curves": {attack: curves[attack]["gold"] for attack in ATTACKS},
     }
     write_json_atomic(relearn_file, payload)
     print_summary(payload)
     return payload
+
+
+def reused_gold_curves(path: Path, header: dict[str, Any]) -> dict[str, list[Evaluation]]:
+    """Gold's curves (per attack, one evaluation with its rows per step, step 0 first) from
+    the ``relearn.json`` at ``path``; ValueError naming the file where its gold model, data,
+    split or settings are not this audit's."""
+    stored = read_json(path, what="relearning audit")
+    differ = [part for part, mine, theirs in (
+        ("gold model", header["gold"]["key"], stored.get("gold", {}).get("key")),
+        ("data", header["data"]["fingerprint"], stored.get("data", {}).get("fingerprint")),
+        ("forget split", header["forget_split"], stored.get("forget_split")),
+        ("settings", header["settings"], stored.get("settings"))) if mine != theirs]
+    if "gold_curves" not in stored:
+        differ.append("gold curves (written by an older clearbench)")
+    if differ:
+        raise ValueError(f"relearning audit: gold_curves {path} cannot be reused: its "
+                         f"{', '.join(differ)} differ from this audit's")
+    return stored["gold_curves"]
 
 
 def rows_about(rows: dict[str, list[TaskRow]], persons: Sequence[str],

@@ -22,13 +22,22 @@ row and summary entry (over its audited seeds):
 - ``"relearn"``: per attack (``relearn.json``) the steps, K after each, P against gold after
   the same steps (:func:`~clearbench.evaluation.relearning.progress_against_gold`), the gap to
   gold with its person-bootstrap interval (rows only) and whether the model passed;
-- ``"robust_forgetting"`` (with robustness or relearn): the lowest P over the headline and
+- ``"precision"``: per transform (``precision.json``) K, P (against vanilla's and gold's K
+  under the same transform) and the flag, or why it was skipped;
+- ``"crossmodal"`` (a method's model at the main variant with both modalities unlearned):
+  the cross-modal matrix (``crossmodal.json``), per modality and probe K and P, per probe
+  whether vanilla and gold are separable there and whether the claim holds;
+- ``"robust_forgetting"`` (with any audit but membership): the lowest P over the headline and
   every P of these audits and the audit that gave it
-  (:mod:`clearbench.evaluation.worstcase`), with every audit's P.
+  (:mod:`clearbench.evaluation.worstcase`), with every audit's P: each robustness condition
+  but as is, each relearning attack's lowest step, each precision transform that ran but as
+  is, and the cross-modal probes of :data:`~clearbench.evaluation.crossmodal.NEW_ROUTES` of
+  the model's own (both-modality) row where vanilla and gold are separable on that probe.
 
-Robustness and relearn files hold no bootstrap replicates, so over the seeds their numbers are
+Robustness, relearn, precision and crossmodal blocks over the seeds give every number as
 ``{mean, low, high}`` = the mean and the range (min, max) over the audited seeds, listed in the
-entry's ``seeds``; the summary's robust forgetting is the lowest of these means.
+entry's ``seeds`` (the files' own intervals are per seed); the summary's robust forgetting is
+the lowest of these means.
 
 A run with the vision-only track adds ``"cv"``
 (its ``cv_results.json``); a run with a ``tune`` section adds ``"tuning"``: the tuned variant's
@@ -42,12 +51,14 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from clearbench.evaluation.aggregates import forgetting_progress
+from clearbench.evaluation.crossmodal import NEW_ROUTES
 from clearbench.evaluation.membership import audit_of
 from clearbench.evaluation.relearning import progress_against_gold
 from clearbench.evaluation.robustness import AS_IS
@@ -60,10 +71,13 @@ from clearbench.evaluation.statistics import (
 )
 from clearbench.evaluation.worstcase import audit_progress, robust_forgetting
 from clearbench.io import read_json, write_json_atomic
+from clearbench.recipes.audit import AS_IS as UNTRANSFORMED
 from clearbench.recipes.audit import AUDIT_FILE, attack_draws
+from clearbench.recipes.crossmodal import CROSSMODAL_FILE
 from clearbench.recipes.evaluate import EVAL_FILE, SCORES_FILE
 from clearbench.recipes.finetune import GATE_FILE
 from clearbench.recipes.layout import CV_DIR, TEXT_DIR
+from clearbench.recipes.precision import PRECISION_FILE
 from clearbench.recipes.relearn import RELEARN_FILE
 from clearbench.recipes.robustness import ROBUSTNESS_FILE
 from clearbench.recipes.runconfig import unlearn_settings
@@ -120,7 +134,8 @@ def result_row(row: ResultRow, run_dir: Path, audits: dict[str, Any]) -> dict[st
             "gate": _gate(folder), **audits}
 
 
-AUDIT_FILES = {"membership": AUDIT_FILE, "relearn": RELEARN_FILE, "robustness": ROBUSTNESS_FILE}
+AUDIT_FILES = {"membership": AUDIT_FILE, "relearn": RELEARN_FILE, "robustness": ROBUSTNESS_FILE,
+               "precision": PRECISION_FILE, "crossmodal": CROSSMODAL_FILE}
 
 
 AUDIT_INTERVALS = {
@@ -128,6 +143,10 @@ AUDIT_INTERVALS = {
     "robustness": "range (min, max) over the audited seeds",
     "relearn": "range (min, max) over the audited seeds (each seed's gap to gold: its own "
                "person-bootstrap interval)",
+    "precision": "range (min, max) over the audited seeds (each seed's P and flag: its own "
+                 "person-bootstrap interval)",
+    "crossmodal": "range (min, max) over the audited seeds (each seed's cells: their own "
+                  "person-bootstrap intervals)",
 }
 
 
@@ -159,6 +178,22 @@ def row_audits(files: dict[str, dict[str, Any]],
         blocks["robustness"] = robustness_progress(files["robustness"], baselines)
     if "relearn" in files:
         blocks["relearn"] = relearn_progress(files["relearn"])
+    if "precision" in files:
+        blocks["precision"] = {
+            kind: {"skipped": t["skipped"]} if "skipped" in t else
+            {"forget_knowledge": t["forget_knowledge"], "progress": t["progress"]["mean"],
+             "flagged": t["flagged"]}
+            for kind, t in files["precision"]["transforms"].items()}
+    if "crossmodal" in files:
+        found = files["crossmodal"]
+        blocks["crossmodal"] = {
+            "matrix": {modality: {probe: {key: value[key]["mean"]
+                                          for key in ("forget_knowledge", "progress")}
+                                  for probe, value in cells.items()}
+                       for modality, cells in found["matrix"].items()},
+            "separable": {probe: gap["low"] is not None and gap["low"] > 0
+                          for probe, gap in found["gap"].items()},
+            "claim": {probe: claim["holds"] for probe, claim in found["claim"].items()}}
     return blocks
 
 
@@ -202,9 +237,22 @@ def _spread(values: list[float | None]) -> dict[str, float | None]:
 
 
 def over_seeds(blocks: list[dict[str, Any]], name: str) -> dict[str, Any]:
-    """A ``robustness`` or ``relearn`` block over the seeds: every number as its mean and range
-    (the relearning verdict per seed)."""
+    """A ``robustness``, ``relearn``, ``precision`` or ``crossmodal`` block over the seeds:
+    every number as its mean and range (verdicts, flags and separability per seed)."""
     first = blocks[0]
+    if name == "precision":
+        return {"transforms": {kind: dict(first[kind]) if "skipped" in first[kind] else {
+            **{key: _spread([b[kind][key] for b in blocks])
+               for key in ("forget_knowledge", "progress")},
+            "flagged": [b[kind]["flagged"] for b in blocks]} for kind in first}}
+    if name == "crossmodal":
+        return {"matrix": {modality: {probe: {key: _spread([b["matrix"][modality][probe][key]
+                                                            for b in blocks])
+                                              for key in ("forget_knowledge", "progress")}
+                                      for probe in cells}
+                           for modality, cells in first["matrix"].items()},
+                **{key: {probe: [b[key][probe] for b in blocks] for probe in first[key]}
+                   for key in ("separable", "claim")}}
     if name == "robustness":
         return {"conditions": {condition: {key: _spread([b[condition][key] for b in blocks])
                                            for key in ("forget_knowledge", "progress")}
@@ -218,18 +266,46 @@ def over_seeds(blocks: list[dict[str, Any]], name: str) -> dict[str, Any]:
 
 
 def worst_case(headline: float | None, robustness: dict[str, float | None] | None,
-               relearn: dict[str, list[float | None]] | None) -> dict[str, Any] | None:
-    """Robust forgetting of a row or entry from its headline P, each robustness condition's P
-    and each relearning attack's P per step (step 0 first, left out): the lowest, the audit
-    that gave it and every audit's P; None without either audit."""
-    if robustness is None and relearn is None:
+               relearn: dict[str, list[float | None]] | None,
+               precision: dict[str, float | None] | None = None,
+               crossmodal: dict[str, float | None] | None = None) -> dict[str, Any] | None:
+    """Robust forgetting of a row or entry from its headline P, each robustness condition's P,
+    each relearning attack's P per step (step 0 first, left out), each precision transform's P
+    that ran and the P of the cross-modal probes that count (:func:`crossmodal_progress`):
+    the lowest, the audit that gave it and every audit's P; None without any of these
+    audits. As is (robustness, precision) is the headline's measurement, left out."""
+    if all(block is None for block in (robustness, relearn, precision, crossmodal)):
         return None
     progress = audit_progress(
         headline, {c: p for c, p in (robustness or {}).items() if c != AS_IS},
-        {attack: steps[1:] for attack, steps in (relearn or {}).items()})
+        {attack: steps[1:] for attack, steps in (relearn or {}).items()},
+        {kind: p for kind, p in (precision or {}).items() if kind != UNTRANSFORMED},
+        crossmodal)
     lowest = robust_forgetting(progress)
     return {"progress": None if lowest is None else _number(lowest.progress),
             "audit": None if lowest is None else lowest.audit, "audits": progress}
+
+
+def precision_progress(transforms: dict[str, dict[str, Any]],
+                       value: Callable[[Any], float | None]) -> dict[str, float | None]:
+    """P of every transform of a ``precision`` block that ran (``value`` reads a row's P or
+    an entry's mean)."""
+    return {kind: value(t["progress"]) for kind, t in transforms.items() if "skipped" not in t}
+
+
+def crossmodal_progress(block: dict[str, Any],
+                        value: Callable[[Any], float | None]) -> dict[str, float | None]:
+    """P of the model's own (both-modality) row of a ``crossmodal`` block on each probe of
+    :data:`~clearbench.evaluation.crossmodal.NEW_ROUTES` (the other probes are the
+    evaluation's own forget tasks: the headline split by task), None where vanilla and gold
+    are not separable on it (in every audited seed, for an entry): P measures nothing
+    there."""
+    def separable(probe: str) -> bool:
+        flags = block["separable"][probe]
+        return all(flags) if isinstance(flags, list) else flags
+
+    return {probe: value(block["matrix"]["both"][probe]["progress"]) if separable(probe)
+            else None for probe in NEW_ROUTES}
 
 
 def summarise_audits(config: RunConfig, plan_rows: list[ResultRow], rows: list[dict[str, Any]],
@@ -248,7 +324,9 @@ def summarise_audits(config: RunConfig, plan_rows: list[ResultRow], rows: list[d
             (row["scores"] or {}).get("forgetting_progress"),
             {c: v["progress"] for c, v in row["robustness"].items()}
             if "robustness" in row else None,
-            {a: v["progress"] for a, v in row["relearn"].items()} if "relearn" in row else None)
+            {a: v["progress"] for a, v in row["relearn"].items()} if "relearn" in row else None,
+            precision_progress(row["precision"], _same) if "precision" in row else None,
+            crossmodal_progress(row["crossmodal"], _same) if "crossmodal" in row else None)
         if worst is not None:
             row["robust_forgetting"] = worst
     for entry in summary:
@@ -259,7 +337,7 @@ def summarise_audits(config: RunConfig, plan_rows: list[ResultRow], rows: list[d
         if draws:
             entry["audit"] = {attack: audit_of([d[attack] for d in draws]).as_dict()
                               for attack in draws[0]}
-        for name in ("robustness", "relearn"):
+        for name in ("robustness", "relearn", "precision", "crossmodal"):
             blocks = [row for row, _ in audited if name in row]
             if blocks:
                 entry[name] = {"seeds": [row["seed"] for row in blocks],
@@ -271,9 +349,20 @@ def summarise_audits(config: RunConfig, plan_rows: list[ResultRow], rows: list[d
             None if robustness is None else
             {c: v["progress"]["mean"] for c, v in robustness.items()},
             None if relearn is None else
-            {a: [p["mean"] for p in v["progress"]] for a, v in relearn.items()})
+            {a: [p["mean"] for p in v["progress"]] for a, v in relearn.items()},
+            precision_progress(entry["precision"]["transforms"], _mean)
+            if "precision" in entry else None,
+            crossmodal_progress(entry["crossmodal"], _mean) if "crossmodal" in entry else None)
         if worst is not None:
             entry["robust_forgetting"] = worst
+
+
+def _same(value: float | None) -> float | None:
+    return value
+
+
+def _mean(value: dict[str, float | None]) -> float | None:
+    return value["mean"]
 
 
 def _number(value: float) -> float | None:

@@ -25,8 +25,10 @@ from clearbench.models.tiny import TEXT_ARCHS, TinyVLMConfig
 from clearbench.presets import PRESETS
 from clearbench.recipes.audit import AuditConfig
 from clearbench.recipes.base import TEXT_BASE_EPOCHS, BaseConfig
+from clearbench.recipes.crossmodal import CrossModalConfig
 from clearbench.recipes.evaluate import FORGET_SPLITS, EvalConfig
 from clearbench.recipes.finetune import FinetuneConfig
+from clearbench.recipes.precision import PrecisionConfig
 from clearbench.recipes.relearn import RelearnConfig
 from clearbench.recipes.robustness import RobustnessConfig
 from clearbench.recipes.tune import TUNED_SUFFIX, TuneConfig, check_grids
@@ -77,14 +79,17 @@ class TextTrack:
     methods: tuple[str, ...] = ()
 
 
-AUDITS = ("membership", "relearn", "robustness")
+AUDITS = ("membership", "relearn", "robustness", "precision", "crossmodal")
 AUDIT_SCOPES = ("main", "all")
 AUDIT_CONFIGS: dict[str, type] = {"membership": AuditConfig, "relearn": RelearnConfig,
-                                  "robustness": RobustnessConfig}
+                                  "robustness": RobustnessConfig, "precision": PrecisionConfig,
+                                  "crossmodal": CrossModalConfig}
 AUDIT_SETTINGS = {
     "membership": {"k", "batch_size", "replicates"},
     "relearn": {"relearn_steps", "relearn_lr", "relearn_batch_size", "batch_size", "replicates"},
     "robustness": {"samples", "temperature", "batch_size"},
+    "precision": {"batch_size", "replicates"},
+    "crossmodal": {"batch_size", "replicates"},
 }
 """The settings of each audit's config an ``audit`` section may set (the run sets models, data,
 seed and generation length)."""
@@ -376,7 +381,7 @@ def load_run_config(path: Path) -> RunConfig:
 
     cv = _cv_settings(raw["cv"], found) if "cv" in raw else None
     tune = _tune_settings(raw["tune"], variants, found) if "tune" in raw else None
-    audit = _audit_settings(raw["audit"], found) if "audit" in raw else None
+    audit = _audit_settings(raw["audit"], study, found) if "audit" in raw else None
     text = _text_settings(raw["text"], methods, found) if "text" in raw else None
     if found:
         raise ConfigError(f"run config {path}", found)
@@ -454,10 +459,11 @@ def _text_settings(value: Any, methods: tuple[str, ...], found: Found) -> TextTr
     return TextTrack(base=base, finetune=finetune, methods=chosen, **strings)
 
 
-def _audit_settings(value: Any, found: Found) -> RunAudits | None:
+def _audit_settings(value: Any, study: tuple[str, ...], found: Found) -> RunAudits | None:
     """The ``audit`` section (None when ``enabled: false``): the audits, the scope, the audits
     of the first seed only and each audit's coerced settings (a shared key, e.g.
-    ``batch_size``, goes to every audit that has it)."""
+    ``batch_size``, goes to every audit that has it). ``crossmodal`` needs the modality
+    ``study``'s text-only and visual-only models."""
     settings = _unknown(_section({"audit": value}, "audit", "audit", found), AUDIT_KEYS,
                         "audit", found)
     enabled = settings.get("enabled", True)
@@ -465,6 +471,10 @@ def _audit_settings(value: Any, found: Found) -> RunAudits | None:
         found.append(Problem("audit.enabled", "true or false", enabled))
     audits = _names(settings.get("audits", ["membership"]), "audit.audits", AUDITS, found,
                     empty=False)
+    if "crossmodal" in audits and not {"text", "visual"} <= set(study):
+        found.append(Problem("audit.audits", "crossmodal only with the modality study's "
+                             "text-only and visual-only models (unlearn.modality_study: "
+                             f"[text, visual]; it is {list(study)})", list(audits)))
     scope, problems = checked(Annotated[str, one_of(AUDIT_SCOPES)],
                               settings.get("scope", "main"), "audit.scope")
     found.extend(problems)

@@ -2,9 +2,9 @@
 
 Per forget split: forget knowledge K vs Retain (means with their intervals as error bars) with
 the methods' Pareto front, the per-task metrics (mean over a model's seeds), the unlearning
-loss curves (first seed) and, in a run with robustness or relearning audits, the method ×
-audit heatmap of forgetting progress P. The figures are deterministic (no timestamps or version
-in the file).
+loss curves (first seed) and, in a run with audits that yield a P (robustness, relearning,
+precision, cross-modal), the method × audit heatmap of forgetting progress P. The figures
+are deterministic (no timestamps or version in the file).
 """
 
 from __future__ import annotations

@@ -36,6 +36,7 @@ from clearbench.report.tables import (
     audit_table,
     authors_table,
     cost_table,
+    crossmodal_table,
     crosstrack_tables,
     cv_table,
     fmt_lambda,
@@ -44,6 +45,7 @@ from clearbench.report.tables import (
     leaderboard_rows,
     main_table,
     modality_table,
+    precision_table,
     relearn_table,
     robust_table,
     robustness_table,
@@ -193,7 +195,8 @@ def report_blocks(results: dict[str, Any], name: str, plots: dict[str, list[Plot
         blocks += [Heading(3, split), FindingList([f for f in found if f.forget_split == split])]
     audits = [table for split in splits for table in (
         audit_table(results, split), robustness_table(results, split),
-        relearn_table(results, split)) if table is not None]
+        relearn_table(results, split), precision_table(results, split),
+        crossmodal_table(results, split)) if table is not None]
     if audits:
         blocks += [Heading(2, "Audits: does the model really forget?")]
         blocks += [TableBlock(table) for table in audits]

@@ -343,7 +343,7 @@ def audit_names(entries: list[tuple[str, Entry]]) -> list[str]:
 def robust_table(results: dict[str, Any], split: str) -> Table | None:
     """Robust forgetting beside the headline P: per audited model the lowest P over every
     audit, the audit that gave it and every audit's P (the heatmap's numbers); None for a run
-    without robustness or relearn audits."""
+    without audits that yield a P (all but membership)."""
     entries = audited(results, split, "robust_forgetting")
     if not entries:
         return None
@@ -363,8 +363,11 @@ def robust_table(results: dict[str, Any], split: str) -> Table | None:
         "condition C, (K_vanilla − K) / (K_vanilla − K_gold) with vanilla's and gold's K "
         "under C. Relearn A: the lowest P over the grid's steps after relearning attack A, "
         "against gold after the same steps, (K_vanilla − K(s)) / (K_vanilla − K_gold(s)); "
-        "gold itself is 1. Means over the audited seeds; – where "
-        "vanilla and gold know the same. docs/audits.md.",
+        "gold itself is 1. Precision T: P after transform or packaging T, with vanilla's "
+        "and gold's K after the same. Crossmodal describe: P of the model (both modalities "
+        "unlearned) asked to describe a person it is told the name of, the one probe that is "
+        "no task of the evaluation (the others split the headline by task). Means over the "
+        "audited seeds; – where vanilla and gold know the same. docs/audits.md.",
     )
 
 
@@ -422,6 +425,73 @@ def relearn_table(results: dict[str, Any], split: str) -> Table | None:
         "step 0 first; gold's row is gold relearning from scratch. A seed passes an attack "
         "when at no step the model's K exceeds gold's after the same steps by more than 0.05 "
         "beyond its person-bootstrap interval. docs/audits.md.",
+    )
+
+
+def _spread_cell(value: dict[str, float | None] | None) -> str:
+    return fmt_interval(Interval(**value)) if value and value["mean"] is not None else DASH
+
+
+def precision_table(results: dict[str, Any], split: str) -> Table | None:
+    """P of every precision-audited model after each transform that ran, and the transforms
+    flagged; None for a run without the precision audit."""
+    entries = audited(results, split, "precision")
+    if not entries:
+        return None
+    kinds = unique(k for _, e in entries for k, t in e["precision"]["transforms"].items()
+                   if "skipped" not in t)
+    skipped = unique(f"{k}: {t['skipped']}" for _, e in entries
+                     for k, t in e["precision"]["transforms"].items() if "skipped" in t)
+
+    def flagged(entry: Entry) -> str:
+        transforms = entry["precision"]["transforms"]
+        found = [f"{k} ({sum(t['flagged'])} of {len(t['flagged'])})"
+                 for k, t in transforms.items() if any(t.get("flagged", []))]
+        return ", ".join(found) or "none"
+
+    return Table(
+        title=f"Audit: precision and packaging, {split}: P after each transform",
+        columns=("Method", *(f"P {k}" for k in kinds), "Flagged (seeds)", "Seeds"),
+        rows=tuple((name, *(_spread_cell(e["precision"]["transforms"][k].get("progress"))
+                            if k in e["precision"]["transforms"] else DASH for k in kinds),
+                    flagged(e), " ".join(map(str, e["precision"]["seeds"])))
+                   for name, e in entries),
+        note="P on the forget tasks after int8 dynamic quantization, bf16 and fp16 round "
+        "trips and (LoRA runs) merging the unmerged adapter into the base or not before the "
+        "round trip, with vanilla's and gold's K after the same; as_is is the headline's. A "
+        "transform is flagged when P falls below P as is by more than half its interval. "
+        f"Skipped: {'; '.join(skipped) or 'none'}. {SEEDS_RANGE}",
+    )
+
+
+def crossmodal_table(results: dict[str, Any], split: str) -> Table | None:
+    """The cross-modal matrix (P per modality unlearned and probe) of every method audited;
+    None for a run without the cross-modal audit."""
+    entries = audited(results, split, "crossmodal")
+    if not entries:
+        return None
+    probes = unique(p for _, e in entries for cells in e["crossmodal"]["matrix"].values()
+                    for p in cells)
+    rows = []
+    for name, entry in entries:
+        block = entry["crossmodal"]
+        for modality, cells in block["matrix"].items():
+            holds = ", ".join(f"{p} ({sum(v)} of {len(v)})" for p, v in block["claim"].items()
+                              if any(v)) or "none"
+            rows.append((name if modality == "both" else f"{name} · {modality} only",
+                         *(_spread_cell(cells.get(p, {}).get("progress")) for p in probes),
+                         holds if modality == "both" else "",
+                         " ".join(map(str, entry["crossmodal"]["seeds"]))))
+    return Table(
+        title=f"Audit: cross-modal leakage, {split}: P per modality unlearned and probe",
+        columns=("Method", *(f"P {p}" for p in probes), "Both forgets more (seeds)", "Seeds"),
+        rows=tuple(rows),
+        note="P of each method's models unlearned on text only, images only and both (the "
+        "modality study's, at the main variant), probed by the forget QA without image "
+        "(qa), face→name, captioning and a text prompt naming the person answered with their "
+        "captions (describe). Both forgets more on a probe when P(both) exceeds P(text) and "
+        "P(visual) beyond their paired person-bootstrap intervals (undefined where vanilla "
+        f"and gold are not separable on the probe). {SEEDS_RANGE}",
     )
 
 
@@ -605,7 +675,7 @@ LEADERBOARD_NOTE = (
     "model_utility, forget_quality, forget_quality_qa, authors_real, authors_retain, "
     "authors_forget, authors_forget_quality, then any other) S, S_low and S_high (the mean "
     "over the seeds and its interval), and after forgetting_progress, in a run with "
-    "robustness or relearning audits, robust_forgetting (the lowest P over every audit, "
+    "audits that yield a P (all but membership), robust_forgetting (the lowest P over every audit, "
     "of the means over the audited seeds) and robust_forgetting_audit (the audit that gave "
     "it); rank; tied_with. Order: the unlearning models by "
     "|1 − P|, how far their forgetting is from gold's level (closest first; no P: last, "
