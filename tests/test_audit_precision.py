@@ -28,8 +28,8 @@ from clearbench.models.precision import (
     round_trip,
 )
 from clearbench.models.tiny import build_tiny_vlm
-from clearbench.recipes.audit import TRANSFORMS
 from clearbench.recipes.base import corpus
+from clearbench.recipes.precision import TRANSFORMS
 from clearbench.recipes.unlearn import ADAPTER, MARKER, UnlearnConfig, unlearn
 from conftest import TINY
 
@@ -118,10 +118,9 @@ def test_the_audit_sees_knowledge_come_back_when_the_adapter_is_merged_in_bf16(
 ) -> None:
     assert main(["audit", "--model", str(unlearned), "--gold", str(untrained), "--vanilla",
                  str(vanilla), "--data", str(mini_data), "--out", str(tmp_path),
-                 "--replicates", "50", "--precision"]) == 0
-    audit = json.loads((tmp_path / "audit.json").read_text())
-    assert audit["adapter"]["path"] == str(unlearned / ADAPTER)  # the default
-    precision = audit["precision"]
+                 "--replicates", "50", "--audits", "precision"]) == 0
+    precision = json.loads((tmp_path / "precision.json").read_text())
+    assert precision["adapter"]["path"] == str(unlearned / ADAPTER)  # the default
     results = precision["transforms"]
     assert list(results) == list(TRANSFORMS)
     assert QUANT4 in results["nf4"]["skipped"] and "CUDA" in results["nf4"]["skipped"]
@@ -186,7 +185,7 @@ def test_save_adapter_writes_a_loadable_adapter_beside_the_same_merged_model(
     capsys.readouterr()
     assert main(["audit", "--model", str(tmp_path / "saved"), "--gold", str(untrained),
                  "--vanilla", str(vanilla), "--data", str(mini_data), "--out",
-                 str(tmp_path / "audit"), "--precision"]) == 2  # not the adapter's base
+                 str(tmp_path / "audit"), "--audits", "precision"]) == 2  # not the adapter's base
     assert "--vanilla is not the model" in capsys.readouterr().err
     with pytest.raises(ValueError, match="needs lora"):
         UnlearnConfig(model=str(untrained), data=str(mini_data), out=tmp_path / "x",

@@ -207,8 +207,6 @@ def test_audit_command_names_the_relearning_attack_and_checks_audits(
               "--out", str(tmp_path)]
     assert main(["audit", "--audits", "membership,relearning", *common]) == 2
     assert "choose from membership, relearn" in capsys.readouterr().err
-    assert main(["audit", "--audits", "relearn", "--precision", *common]) == 2
-    assert "--precision is part of the membership audit" in capsys.readouterr().err
     assert main(["audit", "--audits", "relearn", "--relearn-steps", "0,5", *common]) == 2
     assert "relearn_steps.0 = 0" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())

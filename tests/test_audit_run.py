@@ -236,7 +236,8 @@ def test_audit_section_is_read_and_checked(tmp_path: Path) -> None:
     assert "audit.model = 'runs/x': set by the run, not by its config" in str(error.value)
 
 
-def test_the_report_table_shows_each_audited_model_once_with_its_privleak() -> None:
+@pytest.mark.parametrize("block", ["audit", "qa_audit"])
+def test_the_report_table_shows_each_audited_model_once_with_its_privleak(block: str) -> None:
     from clearbench.report.tables import audit_table
 
     def audited(method: str, variant: str | None, leak: float) -> dict:
@@ -245,18 +246,20 @@ def test_the_report_table_shows_each_audited_model_once_with_its_privleak() -> N
                        "auc_gold": {"mean": 0.5, "low": 0.4, "high": 0.6},
                        "privleak": estimate} for a in ATTACKS}
         return {"method": method, "variant": variant, "modality": variant and "both",
-                "forget_split": "forget10", "status": "ok", "scores": {}, "audit": attacks}
+                "forget_split": "forget10", "status": "ok", "scores": {}, block: attacks}
 
     summary = [audited("ga", "lora", 0.25), audited("vanilla", None, 0.8),
                audited("gold", None, 0.0)]
-    table = audit_table({"run": {"main_variant": "lora"}, "summary": summary}, "forget10")
+    table = audit_table({"run": {"main_variant": "lora"}, "summary": summary}, "forget10", block)
     assert [row[0] for row in table.rows] == ["vanilla", "gold", "ga"]  # no "(tuned)" here
     assert table.rows[2][2] == "0.250 [0.150, 0.350]"
+    assert ("QA answers" in table.title) == (block == "qa_audit")
     tuned = {"run": {"main_variant": "lora"}, "tuning": {"tuned_variant": "lora-tuned"},
              "summary": [*summary, audited("ga", "lora-tuned", 0.1)]}
-    assert [row[0] for row in audit_table(tuned, "forget10").rows][-2:] == ["ga", "ga (tuned)"]
-    unaudited = [{k: v for k, v in entry.items() if k != "audit"} for entry in summary]
-    assert audit_table({"run": {}, "summary": unaudited}, "forget10") is None
+    assert [row[0] for row in audit_table(tuned, "forget10", block).rows][-2:] == [
+        "ga", "ga (tuned)"]
+    unaudited = [{k: v for k, v in entry.items() if k != block} for entry in summary]
+    assert audit_table({"run": {}, "summary": unaudited}, "forget10", block) is None
 
 
 def test_int8_quantization_changes_the_weights_storage_and_the_model_still_generates(
@@ -300,10 +303,12 @@ def test_the_precision_audit_records_knowledge_under_each_transform(
     untrained: Path, mini_data: Path, tmp_path: Path
 ) -> None:
     assert main(["audit", "--model", str(untrained), "--gold", str(untrained), "--data",
-                 str(mini_data), "--out", str(tmp_path), "--replicates", "20", "--precision"]) == 0
-    from clearbench.recipes.audit import NO_ADAPTER, TRANSFORMS
+                 str(mini_data), "--out", str(tmp_path), "--replicates", "20", "--audits",
+                 "precision"]) == 0
+    from clearbench.recipes.precision import NO_ADAPTER, TRANSFORMS
 
-    precision = json.loads((tmp_path / "audit.json").read_text())["precision"]
+    assert not (tmp_path / "audit.json").exists()  # its own file, not the membership audit's
+    precision = json.loads((tmp_path / "precision.json").read_text())
     assert "flagged" not in precision  # P and its flags need --vanilla
     results = precision["transforms"]
     assert list(results) == list(TRANSFORMS)

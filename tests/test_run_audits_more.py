@@ -16,8 +16,8 @@ from clearbench.data.loading import DataSource
 from clearbench.data.synth import synthesize
 from clearbench.models.loading import load_vlm
 from clearbench.models.tiny import build_tiny_vlm
-from clearbench.recipes import audit as audit_recipe
 from clearbench.recipes import pipeline
+from clearbench.recipes import precision as precision_recipe
 from clearbench.recipes import relearn as relearn_recipe
 from clearbench.recipes.base import corpus
 from clearbench.recipes.crossmodal import CrossModalConfig
@@ -76,7 +76,7 @@ def test_precision_stages_save_the_adapters_of_the_audited_lora_runs_only(
     assert (gold.model, gold.gold, gold.vanilla) == (str(run / "gold-forget10"),) * 2 + (
         str(run / "vanilla"),)
     assert gold.out == run / "gold-forget10" / "audit-forget10"
-    assert gold.max_new_tokens == 8 and gold.precision  # the evaluation's generation length
+    assert gold.max_new_tokens == 8  # the evaluation's generation length
     assert gold.references is None
     vanilla = stages["audit precision vanilla (forget10)"]
     assert vanilla.args[0].references == gold.out / "precision.json"  # gold's are reused
@@ -314,8 +314,8 @@ def test_reused_precision_references_equal_recomputed_ones(
     relearn_models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     evaluated = []
-    real = audit_recipe.precision_evaluation
-    monkeypatch.setattr(audit_recipe, "precision_evaluation",
+    real = precision_recipe.precision_evaluation
+    monkeypatch.setattr(precision_recipe, "precision_evaluation",
                         lambda config, rows, path, kind: evaluated.append((Path(path).name, kind))
                         or real(config, rows, path, kind))
     models = {key: str(path) for key, path in relearn_models.items()}

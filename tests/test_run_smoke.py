@@ -61,8 +61,8 @@ def test_results_hold_every_model_and_seed_of_the_run(smoke_run: Path) -> None:
     # the matrix of the main variant's methods only
     main = {(m, v, "both") for m in METHODS for v in ("lora", "lora-tuned")} | {
         ("vanilla", None, None), ("gold", None, None), ("gold_reseeded", None, None)}
-    for block, audited_seeds in (("audit", seeds), ("relearn", [0]), ("robustness", [0]),
-                                 ("precision", [0])):
+    for block, audited_seeds in (("audit", seeds), ("qa_audit", seeds), ("relearn", [0]),
+                                 ("robustness", [0]), ("precision", [0])):
         assert {(r["method"], r["variant"], r["modality"]) for r in rows if block in r} == main
         assert sorted({r["seed"] for r in rows if block in r and r["method"] in METHODS}) == \
             audited_seeds
@@ -81,11 +81,12 @@ def test_results_hold_every_model_and_seed_of_the_run(smoke_run: Path) -> None:
         assert curve["steps"] == [0, 1, 2] and curve["passed"] == [True]
     assert all("robust_forgetting" in e for e in summary
                if (e["method"], e["variant"], e["modality"]) in main and e["status"] == "ok")
-    gold_audit = gold_entry["audit"]
-    assert set(gold_audit) == {"loss", "zlib", "min_k", "min_k_plus_plus", "reference"}
-    for attack in gold_audit.values():  # gold is the reference: PrivLeak 0 (None: AUC_gold 0)
-        assert attack["auc_model"] == attack["auc_gold"]
-        assert attack["privleak"]["mean"] in (0.0, None)
+    for block in ("audit", "qa_audit"):  # captions and QA answers
+        gold_audit = gold_entry[block]
+        assert set(gold_audit) == {"loss", "zlib", "min_k", "min_k_plus_plus", "reference"}
+        for attack in gold_audit.values():  # gold is the reference: PrivLeak 0 (None: AUC 0)
+            assert attack["auc_model"] == attack["auc_gold"]
+            assert attack["privleak"]["mean"] in (0.0, None)
     for row in rows:
         assert set(row) >= {"method", "modality", "forget_split", "lora", "l1", "seed",
                             "status", "scores", "cost"}

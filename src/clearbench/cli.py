@@ -203,7 +203,7 @@ def add_audit_command(sub: argparse._SubParsersAction) -> None:
     au = sub.add_parser(
         "audit",
         help="does the model still know the forget persons? membership (MUSE PrivLeak), "
-        "relearning, robustness and cross-modal audits",
+        "relearning, robustness, precision and cross-modal audits",
         description="membership: membership inference of the forget persons (members) against "
         "CLEAR-mini's holdout persons (non-members) on image-conditioned captions and, where "
         "the data has the holdout persons' QA (TOFU config holdout), on biography answers "
@@ -219,7 +219,11 @@ def add_audit_command(sub: argparse._SubParsersAction) -> None:
         "(crop, blur, JPEG, grayscale, flip, colour jitter), held-out prompt wordings and "
         "sampled decoding (does any of --samples answers name the person?); with --vanilla "
         "also vanilla's and gold's K and progress P under each; writes OUT/robustness.json. "
-        "crossmodal: K and P of one method's models unlearned on text only (--text-model), "
+        "precision: K after int8 and 4-bit NF4 quantization, bf16 / fp16 round trips, and the "
+        "LoRA adapter (--adapter) merged into or kept beside the --vanilla base stored at bf16 "
+        "/ fp16; with --vanilla also P per transform, flagged when it falls by more than its "
+        "interval's half-width; writes OUT/precision.json. crossmodal: K and P of one "
+        "method's models unlearned on text only (--text-model), "
         "images only (--visual-model) and both (--model), probed through the forget QA, "
         "face->name, captioning and a text prompt naming the person (describe), with paired "
         "person-bootstrap intervals: does unlearning both modalities forget more, probe by "
@@ -233,10 +237,10 @@ def add_audit_command(sub: argparse._SubParsersAction) -> None:
                     "audit its TOFU `holdout`) or hub id")
     au.add_argument("--audits", default="membership",
                     help="comma-separated audits to run: membership, relearn, robustness, "
-                    "crossmodal (default membership)")
+                    "precision, crossmodal (default membership)")
     au.add_argument("--vanilla", default=None,
-                    help="relearn, robustness, crossmodal, --precision: the vanilla model, "
-                    "for forgetting progress P (and --precision's adapter base)")
+                    help="relearn, robustness, precision, crossmodal: the vanilla model, for "
+                    "forgetting progress P (and precision's adapter base)")
     au.add_argument("--text-model", default=None,
                     help="crossmodal: the same method unlearned on text only (--modality text)")
     au.add_argument("--visual-model", default=None,
@@ -245,8 +249,8 @@ def add_audit_command(sub: argparse._SubParsersAction) -> None:
     au.add_argument("--forget-split", default="forget10",
                     choices=["forget01", "forget05", "forget10", "forget_val"])
     au.add_argument("--out", type=Path, required=True,
-                    help="folder for audit.json, relearn.json, robustness.json and "
-                    "crossmodal.json")
+                    help="folder for audit.json, relearn.json, robustness.json, "
+                    "precision.json and crossmodal.json")
     au.add_argument("--k", type=float, default=None,
                     help="Min-K %% fraction of lowest tokens (default 0.2)")
     au.add_argument("--batch-size", type=int, default=None,
@@ -256,16 +260,11 @@ def add_audit_command(sub: argparse._SubParsersAction) -> None:
     au.add_argument("--seed", type=int, default=0,
                     help="seed of the bootstrap and of relearn's person halves, retain sample "
                     "and batches (default 0)")
-    au.add_argument("--precision", action="store_true",
-                    help="also forget knowledge K after int8 and 4-bit NF4 quantization, bf16 / "
-                    "fp16 round trips, and the LoRA adapter merged into or kept beside the "
-                    "--vanilla base stored at bf16 / fp16; with --vanilla also P per transform, "
-                    "flagged when it falls by more than its interval's half-width")
     au.add_argument("--adapter", default=None,
-                    help="--precision: the model's unmerged LoRA adapter folder (default "
+                    help="precision: the model's unmerged LoRA adapter folder (default "
                     "MODEL/adapter when present: unlearn --lora --save-adapter)")
     au.add_argument("--max-new-tokens", type=int, default=None,
-                    help="greedy generation length of the forget tasks of --precision, "
+                    help="greedy generation length of the forget tasks of precision, "
                     "relearn, robustness and crossmodal (default 32)")
     au.add_argument("--relearn-steps", type=_integers, default=None, metavar="S1,S2,...",
                     help="relearn: optimiser steps after which K is measured, in one run up to "
@@ -291,7 +290,7 @@ def _integers(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"not comma-separated integers: {text!r}") from None
 
 
-AUDITS = ("membership", "relearn", "robustness", "crossmodal")
+AUDITS = ("membership", "relearn", "robustness", "precision", "crossmodal")
 
 
 def run_audit(args: argparse.Namespace) -> None:
@@ -299,6 +298,7 @@ def run_audit(args: argparse.Namespace) -> None:
 
     from clearbench.recipes.audit import AuditConfig, run_audit
     from clearbench.recipes.crossmodal import CrossModalConfig, run_crossmodal
+    from clearbench.recipes.precision import PrecisionConfig, run_precision
     from clearbench.recipes.relearn import RelearnConfig, run_relearn
     from clearbench.recipes.robustness import RobustnessConfig, run_robustness
     from clearbench.training.distributed import check_device
@@ -308,11 +308,10 @@ def run_audit(args: argparse.Namespace) -> None:
     unknown = [name for name in audits if name not in AUDITS]
     if unknown:
         raise ValueError(f"--audits {args.audits!r}: choose from {', '.join(AUDITS)}")
-    if args.precision and "membership" not in audits:
-        raise ValueError("--precision is part of the membership audit: add it to --audits")
     options = {k: v for k, v in vars(args).items() if v is not None}
     runs = {"membership": (AuditConfig, run_audit), "relearn": (RelearnConfig, run_relearn),
             "robustness": (RobustnessConfig, run_robustness),
+            "precision": (PrecisionConfig, run_precision),
             "crossmodal": (CrossModalConfig, run_crossmodal)}
     configs = {}
     for name in audits:  # every audit's settings are checked before any runs

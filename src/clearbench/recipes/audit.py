@@ -20,7 +20,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 from pydantic import Field
 
 from clearbench.config import PositiveInt, one_of, settings
@@ -29,8 +28,6 @@ from clearbench.data.loading import DataSource, has_config
 from clearbench.data.preflight import Need, preflight
 from clearbench.data.schema import EVALUATED_SPLITS, DataError
 from clearbench.data.views import row_example
-from clearbench.evaluation.aggregates import forgetting_progress
-from clearbench.evaluation.evaluate import EvalSettings, evaluate_task
 from clearbench.evaluation.membership import (
     ATTACKS,
     MIN_K,
@@ -40,23 +37,12 @@ from clearbench.evaluation.membership import (
     privleak_draws,
 )
 from clearbench.evaluation.membership_scores import token_scores
-from clearbench.evaluation.precision import RULE, progress_under
-from clearbench.evaluation.relearning import knowledge_draws, person_of
-from clearbench.evaluation.statistics import LEVEL, REPLICATES, Evaluation, Resampler
-from clearbench.evaluation.tasks import TASKS, TaskRow
-from clearbench.io import read_json, stable_hash, write_json_atomic
+from clearbench.evaluation.relearning import person_of
+from clearbench.evaluation.statistics import LEVEL, REPLICATES
+from clearbench.evaluation.tasks import TASKS
 from clearbench.models.loading import DTYPES, load_vlm
-from clearbench.models.precision import (
-    PACKAGINGS,
-    PRECISIONS,
-    apply_precision,
-    package,
-    unavailable,
-)
-from clearbench.recipes.evaluate import earlier_result
-from clearbench.recipes.stage import data_source, model_key, trained_as
-from clearbench.recipes.unlearn import ADAPTER
-from clearbench.recipes.unlearn import MARKER as UNLEARNING_MARKER
+from clearbench.recipes.auditfile import AuditFile
+from clearbench.recipes.stage import data_source
 
 AUDIT_FILE = "audit.json"
 FORGET_TASKS = [task for task in TASKS if task.kind == "forget"]
@@ -72,11 +58,6 @@ CAPTION, QA = "caption", "qa"
 """The kinds of text the audit scores, as each row's ``text`` says."""
 ATTACK_KEYS = {CAPTION: "attacks", QA: "qa_attacks"}
 """The audit.json key of each kind of text's attacks."""
-AS_IS = "as_is"
-TRANSFORMS = (AS_IS, *PRECISIONS, *PACKAGINGS)
-"""Every state of the model the precision audit measures, in the order it reports them."""
-NO_ADAPTER = (f"no LoRA adapter: MODEL/{ADAPTER} is absent and --adapter is not given "
-              "(unlearn with --lora --save-adapter)")
 
 
 @settings(frozen=True)
@@ -92,26 +73,13 @@ class AuditConfig:
     replicates: PositiveInt = REPLICATES
     seed: int = 0
     """Seed of the person bootstrap."""
-    precision: bool = False
-    """Also measure forget knowledge K under every transform of :data:`TRANSFORMS`
-    (:mod:`clearbench.models.precision`), beside K of the model as it is."""
-    vanilla: str | None = None
-    """``precision``: the vanilla model, the base of the packagings (the model the adapter was
-    trained on); with it each transform gets forgetting progress P and the flag
-    (:mod:`clearbench.evaluation.precision`)."""
-    adapter: str | None = None
-    """``precision``: the model's unmerged LoRA adapter (default: MODEL/adapter when present)."""
-    max_new_tokens: PositiveInt = 32
-    """Greedy generation length of the precision audit's forget tasks."""
     data_revision: str | None = None
     dtype: Annotated[str, one_of(DTYPES)] = "auto"
     device: str = "cpu"
 
     def data_needs(self) -> list[Need]:
         """The configs every audit reads (the QA answers' audit adds :func:`qa_needs`)."""
-        needs = [Need("clear", self.forget_split), Need("clear", NONMEMBERS, why=NO_HOLDOUT)]
-        return needs + [task.need(self.forget_split) for task in FORGET_TASKS] \
-            if self.precision else needs
+        return [Need("clear", self.forget_split), Need("clear", NONMEMBERS, why=NO_HOLDOUT)]
 
     def qa_needs(self) -> list[Need]:
         """The TOFU configs of the QA answers' audit: the forget split's QA and the holdout
@@ -151,42 +119,15 @@ def qa_absence(source: DataSource) -> str | None:
             "version 4 or later writes it; locuslab/TOFU has none); captions only")
 
 
-def describe_model(path: str, key: dict[str, Any]) -> dict[str, Any]:
-    """A model as the audit files record it: path, content key and training record."""
-    return {"path": path, "key": key, "trained_as": trained_as(path)}
-
-
 def run_audit(config: AuditConfig) -> dict[str, Any]:
     """Membership audit of ``config.model`` against ``config.gold``; writes OUT/audit.json."""
-    out = Path(config.out)
     source = data_source(config.data, config.data_revision)
-    paths = {"model": config.model, "gold": config.gold}
     setting = {"k": config.k, "batch_size": config.batch_size, "replicates": config.replicates,
                "seed": config.seed, "level": LEVEL, "dtype": config.dtype}
-    if config.precision:
-        adapter = adapter_of(config)
-        paths |= {name: path for name, path in (("vanilla", config.vanilla),
-                                                ("adapter", adapter)) if path is not None}
-        setting |= {"precision": True, "max_new_tokens": config.max_new_tokens,
-                    "transforms": list(TRANSFORMS), "skipped": skipped_transforms(config)}
-    keys = {name: model_key(path) for name, path in paths.items()}
-    if "adapter" in keys and "vanilla" in keys:
-        check_adapter_base(config.model, keys["vanilla"])
-    header = {
-        "schema": SCHEMA,
-        "audit": "membership",
-        **{name: describe_model(path, keys[name]) for name, path in paths.items()},
-        "data": {"source": source.clear, "tofu": source.tofu,
-                 "fingerprint": source.fingerprint()},  # captions and biography QA
-        "forget_split": config.forget_split,
-        "settings": setting,
-    }
-    identity = stable_hash([SCHEMA, keys, header["data"]["fingerprint"], config.forget_split,
-                            setting])
-    audit_file = out / AUDIT_FILE
-    done = earlier_result(audit_file, "audit")
-    if done is not None and done.get("identity") == identity:
-        print(f"audit: {audit_file} is already done (identity {identity}); nothing to do")
+    file = AuditFile.open(Path(config.out) / AUDIT_FILE, "membership", SCHEMA, source,
+                          {"model": config.model, "gold": config.gold}, config.forget_split,
+                          setting)
+    if (done := file.done()) is not None:
         return done
 
     no_qa = qa_absence(source)
@@ -224,8 +165,7 @@ def run_audit(config: AuditConfig) -> dict[str, Any]:
                         "persons": sorted({e.person for e in groups[text][group]})}
                 for group, name in (("members", config.forget_split), ("nonmembers", NONMEMBERS))}
 
-    payload = header | {
-        "identity": identity,
+    payload = file.write(time.perf_counter() - started, {
         "compared": {
             **compared(CAPTION, "clear"),
             "text": "caption, conditioned on the image and its fixed captioning question",
@@ -234,137 +174,13 @@ def run_audit(config: AuditConfig) -> dict[str, Any]:
             "qa": {**compared(QA, "tofu"), "text": "answer to its question, no image"}
             if no_qa is None else {"skipped": no_qa},
         },
-        "seconds": time.perf_counter() - started,
         **{ATTACK_KEYS[text]: {attack: audit_of([draws]).as_dict() for attack, draws in
                                attack_draws(rows, config.replicates, config.seed, text).items()}
            for text in groups},
         "rows": rows,
-        **({"precision": precision_knowledge(config, source)} if config.precision else {}),
-    }
-    write_json_atomic(audit_file, payload)
+    })
     print_summary(payload)
     return payload
-
-
-def adapter_of(config: AuditConfig) -> str | None:
-    """The model's LoRA adapter: ``config.adapter``, else MODEL/adapter when present."""
-    if config.adapter is not None:
-        return config.adapter
-    default = Path(config.model) / ADAPTER
-    return str(default) if default.is_dir() else None
-
-
-def skipped_transforms(config: AuditConfig) -> dict[str, str]:
-    """The transforms of :data:`TRANSFORMS` that cannot run here, with the reason (decided
-    before any model loads: a machine that can run more has another audit identity)."""
-    adapter = adapter_of(config)
-    packaging = (NO_ADAPTER if adapter is None else
-                 "needs --vanilla, the model the adapter was trained on"
-                 if config.vanilla is None else None)
-    reasons = {kind: unavailable(kind, config.device) for kind in PRECISIONS}
-    reasons |= {kind: packaging for kind in PACKAGINGS}
-    return {kind: reason for kind, reason in reasons.items() if reason is not None}
-
-
-def reference_transform(kind: str) -> str:
-    """What vanilla and gold, which have no adapter, undergo for transform ``kind``: a
-    packaging's round trip of its dtype, else ``kind`` itself."""
-    return PACKAGINGS[kind][1] if kind in PACKAGINGS else kind
-
-
-def check_adapter_base(model: str, vanilla_key: dict[str, Any]) -> None:
-    """Refuse a vanilla model other than the one the model's unlearning started from (its
-    record's ``model`` key), which the adapter must be merged into."""
-    record = Path(model) / UNLEARNING_MARKER
-    if not record.is_file():
-        return
-    base = read_json(record, what="unlearning record").get("model")
-    if base is not None and base != vanilla_key:
-        raise ValueError(f"--vanilla is not the model {model} was unlearned from (its "
-                         f"{UNLEARNING_MARKER} records {base}, --vanilla is {vanilla_key}): "
-                         "the adapter belongs on the model the unlearning started from")
-
-
-def precision_evaluation(config: AuditConfig, rows: dict[str, list[TaskRow]], path: str,
-                         kind: str) -> Evaluation:
-    """The forget tasks' evaluation (``rows``: task name → rows) of the model at ``path``
-    under transform ``kind`` (a packaging: ``path`` is the base the model's adapter goes on)."""
-    settings = EvalSettings(batch_size=config.batch_size, max_new_tokens=config.max_new_tokens,
-                            seed=config.seed)
-    vlm = load_vlm(path, dtype=config.dtype, device=config.device)
-    if kind in PACKAGINGS:
-        package(vlm, adapter_of(config), kind)
-    elif kind != AS_IS:
-        apply_precision(vlm.model, kind)
-    return {"tasks": {task.name: evaluate_task(vlm, task, rows[task.name], settings)
-                      for task in FORGET_TASKS}}
-
-
-def forget_rows(config: AuditConfig, source: DataSource) -> dict[str, list[TaskRow]]:
-    """Task name → the rows of every forget task of the config's split."""
-    return {task.name: task.rows(source, config.forget_split) for task in FORGET_TASKS}
-
-
-def reference_kinds(config: AuditConfig) -> list[str]:
-    """The transforms vanilla and gold undergo: every one of :data:`TRANSFORMS` that runs
-    here but the packagings (theirs is their dtype's round trip)."""
-    skipped = skipped_transforms(config)
-    return [kind for kind in TRANSFORMS if kind not in skipped and kind not in PACKAGINGS]
-
-
-def reference_evaluations(config: AuditConfig, rows: dict[str, list[TaskRow]],
-                          ) -> dict[str, dict[str, Evaluation]]:
-    """Vanilla's and gold's evaluations of the forget ``rows`` under every transform of
-    :func:`reference_kinds` (none without a vanilla model)."""
-    if config.vanilla is None:
-        return {}
-    return {name: {kind: precision_evaluation(config, rows, path, kind)
-                   for kind in reference_kinds(config)}
-            for name, path in (("vanilla", config.vanilla), ("gold", config.gold))}
-
-
-def precision_knowledge(config: AuditConfig, source: DataSource,
-                        references: dict[str, dict[str, Evaluation]] | None = None,
-                        ) -> dict[str, Any]:
-    """Forget knowledge K (spec §5) of the model as it is (``as_is``) and under every other
-    transform of :data:`TRANSFORMS` that can run here, each with its change of K (> 0:
-    knowledge came back); skipped ones with the reason. With a vanilla model also vanilla's and
-    gold's K under the same transform (their packagings: the round trip of that dtype, they
-    have no adapter), P on the person-bootstrap draws, its paired change from as is and the
-    flag (:func:`~clearbench.evaluation.precision.progress_under`). ``references``: vanilla's
-    and gold's :func:`reference_evaluations`, when already made (the same for every model)."""
-    skipped = skipped_transforms(config)
-    kinds = [kind for kind in TRANSFORMS if kind not in skipped]
-    rows = forget_rows(config, source)
-    model = {kind: precision_evaluation(
-                 config, rows, config.vanilla if kind in PACKAGINGS else config.model, kind)
-             for kind in kinds}
-    resampler = Resampler(model[AS_IS], config.replicates, config.seed)
-    k = {kind: knowledge_draws(evaluation, resampler) for kind, evaluation in model.items()}
-    evaluations = reference_evaluations(config, rows) if references is None else references
-    known = {name: {kind: knowledge_draws(by_kind[kind], resampler)
-                    for kind in reference_kinds(config)}
-             for name, by_kind in evaluations.items()}
-
-    def progress(kind: str) -> np.ndarray:
-        reference = reference_transform(kind)
-        return forgetting_progress(k[kind], known["vanilla"][reference],
-                                   known["gold"][reference])
-
-    transforms: dict[str, dict[str, Any]] = {kind: {"skipped": reason}
-                                             for kind, reason in skipped.items()}
-    for kind in kinds:
-        transforms[kind] = {"forget_knowledge": float(k[kind][0]),
-                            "change": float(k[kind][0] - k[AS_IS][0])}
-        if known:
-            transforms[kind] |= {f"forget_knowledge_{name}":
-                                 float(draws[reference_transform(kind)][0])
-                                 for name, draws in known.items()}
-            transforms[kind] |= progress_under(progress(AS_IS), progress(kind))
-    transforms = {kind: transforms[kind] for kind in TRANSFORMS}
-    flags = {"flagged": [kind for kind, result in transforms.items() if result.get("flagged")],
-             "rule": RULE} if known else {}
-    return {"transforms": transforms, **flags}
 
 
 def print_summary(audit: dict[str, Any]) -> None:
@@ -382,17 +198,6 @@ def print_summary(audit: dict[str, Any]) -> None:
                   f"{number(result['auc_gold']['mean'], '9.3f')} "
                   f"{number(leak['mean'], '+9.3f')}  "
                   f"[{number(leak['low'], '+.3f')}, {number(leak['high'], '+.3f')}]")
-    if "precision" not in audit:
-        return
-    print(f"{'transform':14} {'K':>6} {'change':>7} {'P':>6}")
-    for kind, result in audit["precision"]["transforms"].items():
-        if "skipped" in result:
-            print(f"{kind:14} skipped: {result['skipped']}")
-            continue
-        progress = result.get("progress", {}).get("mean")
-        flag = "  FLAGGED: P fell" if result.get("flagged") else ""
-        print(f"{kind:14} {result['forget_knowledge']:6.3f} {result['change']:+7.3f} "
-              f"{number(progress, '6.2f'):>6}{flag}")
 
 
 

@@ -25,12 +25,11 @@ from clearbench.evaluation.crossmodal import MODALITIES, PROBES, crossmodal_matr
 from clearbench.evaluation.evaluate import EvalSettings
 from clearbench.evaluation.statistics import LEVEL, REPLICATES, Evaluation
 from clearbench.evaluation.tasks import TASKS_BY_NAME
-from clearbench.io import read_json, stable_hash, write_json_atomic
+from clearbench.io import read_json
 from clearbench.models.loading import DTYPES, load_vlm
-from clearbench.recipes.audit import describe_model
-from clearbench.recipes.evaluate import earlier_result
+from clearbench.recipes.auditfile import AuditFile
 from clearbench.recipes.relearn import forget_evaluation
-from clearbench.recipes.stage import data_source, model_key
+from clearbench.recipes.stage import data_source
 from clearbench.recipes.unlearn import MARKER as UNLEARNING_RECORD
 
 CROSSMODAL_FILE = "crossmodal.json"
@@ -96,28 +95,15 @@ def check_unlearned(models: Mapping[str, str], forget_split: str) -> None:
 
 def run_crossmodal(config: CrossModalConfig) -> dict[str, Any]:
     """The cross-modal leakage matrix of one method; writes OUT/crossmodal.json."""
-    out = Path(config.out)
     source = data_source(config.data, config.data_revision)
     paths = config.models()
     check_unlearned(paths, config.forget_split)
-    keys = {name: model_key(path) for name, path in paths.items()}
     setting = {"batch_size": config.batch_size, "max_new_tokens": config.max_new_tokens,
                "replicates": config.replicates, "seed": config.seed, "level": LEVEL,
                "dtype": config.dtype, "describe_prompts": list(DESCRIBE_PROMPTS)}
-    header = {
-        "schema": SCHEMA,
-        "audit": "crossmodal",
-        "models": {name: describe_model(path, keys[name]) for name, path in paths.items()},
-        "data": {"clear": source.clear, "tofu": source.tofu,
-                 "fingerprint": source.fingerprint()},
-        "forget_split": config.forget_split,
-        "settings": setting,
-    }
-    identity = stable_hash([keys, header["data"]["fingerprint"], config.forget_split, setting])
-    result_file = out / CROSSMODAL_FILE
-    done = earlier_result(result_file, "cross-modal audit")
-    if done is not None and done.get("identity") == identity:
-        print(f"crossmodal: {result_file} is already done (identity {identity}); nothing to do")
+    file = AuditFile.open(Path(config.out) / CROSSMODAL_FILE, "crossmodal", SCHEMA, source,
+                          paths, config.forget_split, setting, nest_models=True)
+    if (done := file.done()) is not None:
         return done
 
     preflight(source, config.data_needs())  # bad data fails before any model loads
@@ -131,15 +117,12 @@ def run_crossmodal(config: CrossModalConfig) -> dict[str, Any]:
         vlm = load_vlm(path, dtype=config.dtype, device=config.device)
         evaluations[name] = forget_evaluation(vlm, rows, settings)
         del vlm
-    payload = header | {
-        "identity": identity,
+    payload = file.write(time.perf_counter() - started, {
         "probes": PROBES,
         "persons": sorted({row.unit for row in rows[PROBES["captioning"]]}),
-        "seconds": time.perf_counter() - started,
         **crossmodal_matrix(evaluations, config.replicates, config.seed),
         "evaluations": {name: evaluation["tasks"] for name, evaluation in evaluations.items()},
-    }
-    write_json_atomic(result_file, payload)
+    })
     print_summary(payload)
     return payload
 

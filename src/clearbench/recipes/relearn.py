@@ -44,13 +44,13 @@ from clearbench.evaluation.relearning import (
 )
 from clearbench.evaluation.statistics import LEVEL, REPLICATES, Evaluation, Resampler
 from clearbench.evaluation.tasks import TASKS_BY_NAME, TaskRow
-from clearbench.io import read_json, stable_hash, write_json_atomic
+from clearbench.io import read_json
 from clearbench.models.loading import DTYPES, load_vlm
 from clearbench.models.vlm import VLM
-from clearbench.recipes.audit import FORGET_TASKS, describe_model
-from clearbench.recipes.evaluate import earlier_result
+from clearbench.recipes.audit import FORGET_TASKS
+from clearbench.recipes.auditfile import AuditFile
 from clearbench.recipes.finetune import answer_loss
-from clearbench.recipes.stage import data_source, model_key
+from clearbench.recipes.stage import data_source
 from clearbench.training.loop import DivergedError, TrainSettings, check_finite, train
 
 RELEARN_FILE = "relearn.json"
@@ -99,32 +99,20 @@ class RelearnConfig:
 def run_relearn(config: RelearnConfig) -> dict[str, Any]:
     """Relearning attack on ``config.model``, with ``config.gold`` as the baseline; writes
     OUT/relearn.json."""
-    out = Path(config.out)
     source = data_source(config.data, config.data_revision)
     paths = {"model": config.model, "gold": config.gold,
              **({"vanilla": config.vanilla} if config.vanilla else {})}
-    keys = {name: model_key(path) for name, path in paths.items()}
     steps = sorted(set(config.relearn_steps))
     setting = {"steps": steps, "lr": config.relearn_lr,
                "batch_size": config.relearn_batch_size, "margin": config.margin,
                "eval_batch_size": config.batch_size, "max_new_tokens": config.max_new_tokens,
                "replicates": config.replicates, "seed": config.seed, "level": LEVEL,
                "dtype": config.dtype}
-    header = {
-        "schema": SCHEMA,
-        "audit": "relearn",
-        **{name: describe_model(path, keys[name]) for name, path in paths.items()},
-        "data": {"source": source.clear, "tofu": source.tofu,
-                 "fingerprint": source.fingerprint()},  # captions and biography QA
-        "forget_split": config.forget_split,
-        "settings": setting,
-    }
-    identity = stable_hash([keys, header["data"]["fingerprint"], config.forget_split, setting])
-    relearn_file = out / RELEARN_FILE
-    done = earlier_result(relearn_file, "relearning audit")
-    if done is not None and (done.get("identity"), done.get("schema")) == (identity, SCHEMA):
-        print(f"relearn: {relearn_file} is already done (identity {identity}); nothing to do")
+    file = AuditFile.open(Path(config.out) / RELEARN_FILE, "relearn", SCHEMA, source, paths,
+                          config.forget_split, setting)
+    if (done := file.done()) is not None:
         return done
+    keys, header = file.keys, file.header
 
     preflight(source, config.data_needs())  # bad data fails before any model loads
     started = time.perf_counter()
@@ -156,20 +144,17 @@ def run_relearn(config: RelearnConfig) -> dict[str, Any]:
     resampler = Resampler(curves[ATTACKS[0]]["model"][0], config.replicates, config.seed)
     k_vanilla = (float(knowledge_draws(measure(load("vanilla")), resampler)[0])
                  if config.vanilla else None)
-    payload = header | {
-        "identity": identity,
+    payload = file.write(time.perf_counter() - started, {
         "persons": {"relearn": relearn_half, "evaluation": evaluation_half},
         "rows": {"trained_on": {attack: [e.id for e in items[attack]] for attack in ATTACKS},
                  "evaluated": {task: [row.id for row in task_rows]
                                for task, task_rows in evaluated.items()}},
-        "seconds": time.perf_counter() - started,
         **({"vanilla_knowledge": k_vanilla} if k_vanilla is not None else {}),
         "attacks": {attack: attack_result([0, *steps], curves[attack], resampler, config.margin,
                                           k_vanilla)
                     for attack in ATTACKS},
         "gold_curves": {attack: curves[attack]["gold"] for attack in ATTACKS},
-    }
-    write_json_atomic(relearn_file, payload)
+    })
     print_summary(payload)
     return payload
 

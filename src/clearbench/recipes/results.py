@@ -14,8 +14,9 @@
 A run with audits (``audit`` section) records which in ``run.audits`` and adds to every audited
 row and summary entry (over its audited seeds):
 
-- ``"audit"``: the membership audit's attacks (``audit.json``); over the seeds with a
-  person-bootstrap interval (each replicate averaged over the seeds);
+- ``"audit"``, ``"qa_audit"``: the membership audit's attacks on captions and on QA answers
+  (``audit.json``'s ``attacks``, ``qa_attacks``; the latter where the data has holdout QA);
+  over the seeds with a person-bootstrap interval (each replicate averaged over the seeds);
 - ``"robustness"``: per condition (``robustness.json``) forget knowledge K and forgetting
   progress P = (K_vanilla − K) / (K_vanilla − K_gold), vanilla's and gold's K under the same
   condition (from their own ``robustness.json``);
@@ -71,12 +72,12 @@ from clearbench.evaluation.statistics import (
 )
 from clearbench.evaluation.worstcase import audit_progress, robust_forgetting
 from clearbench.io import read_json, write_json_atomic
-from clearbench.recipes.audit import AS_IS as UNTRANSFORMED
-from clearbench.recipes.audit import AUDIT_FILE, attack_draws
+from clearbench.recipes.audit import ATTACK_KEYS, AUDIT_FILE, CAPTION, QA, attack_draws
 from clearbench.recipes.crossmodal import CROSSMODAL_FILE
 from clearbench.recipes.evaluate import EVAL_FILE, SCORES_FILE
 from clearbench.recipes.finetune import GATE_FILE
 from clearbench.recipes.layout import CV_DIR, TEXT_DIR
+from clearbench.recipes.precision import AS_IS as UNTRANSFORMED
 from clearbench.recipes.precision import PRECISION_FILE
 from clearbench.recipes.relearn import RELEARN_FILE
 from clearbench.recipes.robustness import ROBUSTNESS_FILE
@@ -150,6 +151,10 @@ AUDIT_INTERVALS = {
 }
 
 
+MEMBERSHIP_BLOCKS = {CAPTION: "audit", QA: "qa_audit"}
+"""The results block of each kind of text the membership audit scores."""
+
+
 def audit_settings(audits: RunAudits) -> dict[str, Any]:
     """``run.audits``: the audits, on which models, and what their intervals are."""
     return {"audits": list(audits.audits), "scope": audits.scope,
@@ -172,8 +177,9 @@ def row_audits(files: dict[str, dict[str, Any]],
     ``baselines``: vanilla's and gold's ``robustness.json`` of the split, where the run has
     them."""
     blocks: dict[str, Any] = {}
-    if "membership" in files:
-        blocks["audit"] = files["membership"]["attacks"]
+    membership = files.get("membership", {})
+    blocks |= {block: membership[ATTACK_KEYS[text]] for text, block in MEMBERSHIP_BLOCKS.items()
+               if ATTACK_KEYS[text] in membership}
     if "robustness" in files:
         blocks["robustness"] = robustness_progress(files["robustness"], baselines)
     if "relearn" in files:
@@ -332,11 +338,13 @@ def summarise_audits(config: RunConfig, plan_rows: list[ResultRow], rows: list[d
     for entry in summary:
         audited = by_model.get((entry["method"], entry["variant"], entry["modality"],
                                 entry["forget_split"]), [])
-        draws = [attack_draws(found["membership"]["rows"], REPLICATES, config.seed)
-                 for _, found in audited if "membership" in found]
-        if draws:
-            entry["audit"] = {attack: audit_of([d[attack] for d in draws]).as_dict()
-                              for attack in draws[0]}
+        for text, block in MEMBERSHIP_BLOCKS.items():
+            draws = [attack_draws(found["membership"]["rows"], REPLICATES, config.seed, text)
+                     for _, found in audited
+                     if ATTACK_KEYS[text] in found.get("membership", {})]
+            if draws:
+                entry[block] = {attack: audit_of([d[attack] for d in draws]).as_dict()
+                                for attack in draws[0]}
         for name in ("robustness", "relearn", "precision", "crossmodal"):
             blocks = [row for row, _ in audited if name in row]
             if blocks:

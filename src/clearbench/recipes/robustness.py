@@ -40,12 +40,11 @@ from clearbench.evaluation.robustness import (
     perturbed_rows,
 )
 from clearbench.evaluation.tasks import TASKS_BY_NAME, TaskRow
-from clearbench.io import stable_hash, write_json_atomic
 from clearbench.models.loading import DTYPES, load_vlm
 from clearbench.models.vlm import VLM
 from clearbench.recipes.audit import FORGET_TASKS
-from clearbench.recipes.evaluate import earlier_result
-from clearbench.recipes.stage import data_source, model_key, trained_as
+from clearbench.recipes.auditfile import AuditFile
+from clearbench.recipes.stage import data_source
 
 ROBUSTNESS_FILE = "robustness.json"
 SCHEMA = 1
@@ -83,30 +82,16 @@ class RobustnessConfig:
 def run_robustness(config: RobustnessConfig) -> dict[str, Any]:
     """K of ``config.model`` (and of vanilla and gold, if given) under every condition;
     writes OUT/robustness.json."""
-    out = Path(config.out)
     source = data_source(config.data, config.data_revision)
     paths = {"model": config.model,
              **({"vanilla": config.vanilla, "gold": config.gold} if config.gold else {})}
-    keys = {name: model_key(path) for name, path in paths.items()}
     setting = {"seed": config.seed, "samples": config.samples,
                "temperature": config.temperature, "max_new_tokens": config.max_new_tokens,
                "batch_size": config.batch_size, "dtype": config.dtype,
                "conditions": list(CONDITIONS), "held_out_prompts": HELD_OUT_PROMPTS}
-    header = {
-        "schema": SCHEMA,
-        "audit": "robustness",
-        **{name: {"path": path, "key": keys[name], "trained_as": trained_as(path)}
-           for name, path in paths.items()},
-        "data": {"clear": source.clear, "tofu": source.tofu,
-                 "fingerprint": source.fingerprint()},
-        "forget_split": config.forget_split,
-        "settings": setting,
-    }
-    identity = stable_hash([keys, header["data"]["fingerprint"], config.forget_split, setting])
-    result_file = out / ROBUSTNESS_FILE
-    done = earlier_result(result_file, "robustness audit")
-    if done is not None and done.get("identity") == identity:
-        print(f"robustness: {result_file} is already done (identity {identity}); nothing to do")
+    file = AuditFile.open(Path(config.out) / ROBUSTNESS_FILE, "robustness", SCHEMA, source,
+                          paths, config.forget_split, setting)
+    if (done := file.done()) is not None:
         return done
 
     preflight(source, config.data_needs())  # bad data fails before any model loads
@@ -121,16 +106,13 @@ def run_robustness(config: RobustnessConfig) -> dict[str, Any]:
         summaries[name] = knowledge_under(vlm, rows, variants, config)
         del vlm
     references = {name: summaries[name] for name in ("vanilla", "gold") if name in summaries}
-    payload = header | {
-        "identity": identity,
+    payload = file.write(time.perf_counter() - started, {
         "conditions": {condition: sorted(variants.get(condition, rows))
                        for condition in CONDITIONS if condition != AS_IS},
         "held_out_questions": "paraphrased_question" if questions else "none: QA unchanged",
-        "seconds": time.perf_counter() - started,
         "results": condition_results(summaries["model"], references or None),
         "summaries": summaries,
-    }
-    write_json_atomic(result_file, payload)
+    })
     print_summary(payload)
     return payload
 

@@ -194,7 +194,8 @@ def report_blocks(results: dict[str, Any], name: str, plots: dict[str, list[Plot
     for split in splits:
         blocks += [Heading(3, split), FindingList([f for f in found if f.forget_split == split])]
     audits = [table for split in splits for table in (
-        audit_table(results, split), robustness_table(results, split),
+        audit_table(results, split), audit_table(results, split, "qa_audit"),
+        robustness_table(results, split),
         relearn_table(results, split), precision_table(results, split),
         crossmodal_table(results, split)) if table is not None]
     if audits:

@@ -304,23 +304,33 @@ AUDIT_ATTACKS = (("loss", "LOSS"), ("zlib", "zlib"), ("min_k", "Min-K %"),
                  ("min_k_plus_plus", "Min-K %++"), ("reference", "Reference (gold)"))
 
 
-def audit_table(results: dict[str, Any], split: str) -> Table | None:
+MEMBERSHIP_TEXTS = {
+    "audit": ("captions", "the forget persons' captions (members) against the holdout "
+              "persons' (never trained on), each conditioned on its image"),
+    "qa_audit": ("QA answers", "the forget persons' biography QA answers (members) against the "
+                 "holdout persons' (never trained on), question → answer without an image"),
+}
+"""Per results block of the membership audit: the text it scores, and what it compares."""
+
+
+def audit_table(results: dict[str, Any], split: str, block: str = "audit") -> Table | None:
     """PrivLeak of every model the membership audit audited (:func:`.results.audited`) per
-    attack, with its interval; None for a run without membership audits."""
-    entries = audited(results, split, "audit")
+    attack, with its interval, on the text of ``block`` (:data:`MEMBERSHIP_TEXTS`); None for
+    a run without it."""
+    entries = audited(results, split, block)
     if not entries:
         return None
     body = tuple(
-        (name, fmt(e["audit"]["loss"]["auc_model"]["mean"]),
-         *(fmt_interval(Interval(**e["audit"][attack]["privleak"])) for attack, _ in AUDIT_ATTACKS))
+        (name, fmt(e[block]["loss"]["auc_model"]["mean"]),
+         *(fmt_interval(Interval(**e[block][attack]["privleak"])) for attack, _ in AUDIT_ATTACKS))
         for name, e in entries)
+    text, compared = MEMBERSHIP_TEXTS[block]
     return Table(
-        title=f"Audit: privacy leakage (MUSE PrivLeak), {split} (variant "
+        title=f"Audit: privacy leakage (MUSE PrivLeak) on {text}, {split} (variant "
         f"{main_variant(results)}, both modalities)",
         columns=("Method", "AUC (LOSS)", *(f"PrivLeak {name}" for _, name in AUDIT_ATTACKS)),
         rows=body,
-        note="Membership inference of the forget persons' captions (members) against the "
-        "holdout persons' (never trained on), each conditioned on its image: AUC of each attack "
+        note=f"Membership inference of {compared}: AUC of each attack "
         "(higher score = member), PrivLeak = (AUC_model − AUC_gold) / AUC_gold: 0 = as gold, "
         "> 0 the model still tells the forget persons apart (remembers), < 0 over-unlearned. "
         "Gold against itself is 0 by definition; the reseeded gold is the noise floor. Mean "
