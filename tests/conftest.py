@@ -10,10 +10,12 @@ import torch
 from huggingface_hub import constants
 
 from clearbench.data.examples import Example
+from clearbench.data.loading import DataSource
 from clearbench.data.synth import synthesize
 from clearbench.hashing import CACHE_ENV
-from clearbench.models.tiny import TinyVLMConfig
+from clearbench.models.tiny import TinyVLMConfig, build_tiny_vlm
 from clearbench.models.vlm import VLM
+from clearbench.recipes.base import corpus
 from hub_layout import write_clear, write_hub_cache, write_tofu
 
 
@@ -71,6 +73,15 @@ TINY = TinyVLMConfig(
     vocab_size=600,
 )
 """About 150 k parameters: a training step takes a few tens of milliseconds on one core."""
+
+
+@pytest.fixture(scope="session")
+def untrained(mini_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny VLM built on ``mini_data``'s corpus and never trained (its folder's siblings
+    are free for models derived from it)."""
+    out = tmp_path_factory.mktemp("untrained") / "untrained"
+    build_tiny_vlm(TINY, corpus(DataSource.local(mini_data))).save(out)
+    return out
 
 
 def memorise(vlm: VLM, examples: Sequence[Example], steps: int, lr: float = 3e-3) -> VLM:

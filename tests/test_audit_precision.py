@@ -27,23 +27,14 @@ from clearbench.models.precision import (
     package,
     round_trip,
 )
-from clearbench.models.tiny import build_tiny_vlm
-from clearbench.recipes.base import corpus
 from clearbench.recipes.precision import TRANSFORMS
 from clearbench.recipes.unlearn import ADAPTER, MARKER, UnlearnConfig, unlearn
-from conftest import TINY
+from conftest import memorise
 
 LARGE = 256.0
 """The adapted weights' value: a power of two, where bf16's spacing is 1 below and 2 above (fp16:
 0.125 and 0.25), so bf16 rounds any change of it smaller than 0.5 away."""
 BF16_HALF_SPACING = LARGE * 2.0 ** -9
-
-
-@pytest.fixture(scope="module")
-def untrained(mini_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("precision") / "untrained"
-    build_tiny_vlm(TINY, corpus(DataSource.local(mini_data))).save(out)
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -53,15 +44,8 @@ def vanilla(untrained: Path, mini_data: Path) -> Path:
     weight :data:`LARGE`), opposite down columns. The pair adds nothing to the model, and a
     change of one unit's up row below bf16's resolution at :data:`LARGE` is lost when merged
     into bf16 weights, yet moves the model as much as one likes."""
-    vlm = load_vlm(untrained)
-    forget = training_examples(DataSource.local(mini_data), "forget10+tofu")
-    optimizer = torch.optim.AdamW(vlm.model.parameters(), lr=3e-3)
-    vlm.model.train()
-    batch = vlm.encode(forget)
-    for _ in range(40):
-        vlm.model(**batch).loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
+    vlm = memorise(load_vlm(untrained),
+                   training_examples(DataSource.local(mini_data), "forget10+tofu"), steps=40)
     mlp = decoder_layers(vlm.model)[0].mlp
     with torch.no_grad():
         mlp.gate_proj.weight[1] = mlp.gate_proj.weight[0]

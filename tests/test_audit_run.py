@@ -25,29 +25,15 @@ from clearbench.models.tiny import build_tiny_vlm
 from clearbench.recipes.audit import NONMEMBERS
 from clearbench.recipes.base import corpus
 from clearbench.recipes.runconfig import embedded_config, load_run_config
-from conftest import TINY
-
-
-@pytest.fixture(scope="module")
-def untrained(mini_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("audit") / "untrained"
-    build_tiny_vlm(TINY, corpus(DataSource.local(mini_data))).save(out)
-    return out
+from conftest import TINY, memorise
 
 
 @pytest.fixture(scope="module")
 def memorised(untrained: Path, mini_data: Path) -> Path:
     """The untrained model fine-tuned on the forget persons' rows only, captions and QA (a few
     seconds)."""
-    vlm = load_vlm(untrained)
-    forget = training_examples(DataSource.local(mini_data), "forget10+tofu")
-    optimizer = torch.optim.AdamW(vlm.model.parameters(), lr=3e-3)
-    vlm.model.train()
-    batch = vlm.encode(forget)
-    for _ in range(40):
-        vlm.model(**batch).loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
+    vlm = memorise(load_vlm(untrained),
+                   training_examples(DataSource.local(mini_data), "forget10+tofu"), steps=40)
     out = untrained.with_name("memorised")
     vlm.save(out)
     return out
