@@ -154,6 +154,23 @@ def test_relearning_never_touches_the_evaluation_half(
     assert (tmp_path / "relearn.json").stat().st_mtime_ns == stamp
 
 
+def test_the_model_at_a_step_is_the_same_whatever_the_grid_s_last_step(
+    untrained: Path, data: Path
+) -> None:
+    """K after step s is measured after exactly s optimiser steps: the curve to step 3 passes
+    through the model that a run of 1 step ends with (the weights' sum stands for K)."""
+    items = training_examples(DataSource.local(data), "forget10+tofu")
+    settings = relearn_recipe.relearn_settings(2e-3, 4, seed=0)
+
+    def weights(vlm) -> float:
+        return sum(float(p.detach().double().sum()) for p in vlm.model.parameters())
+
+    long = relearn_recipe.relearn(load_vlm(untrained), items, [1, 3], settings, weights, "long")
+    short = relearn_recipe.relearn(load_vlm(untrained), items, [1], settings, weights, "short")
+    assert len(long) == 2 and len(short) == 1
+    assert long[0] == short[0] != long[1]
+
+
 def test_relearning_the_forget_half_teaches_the_half_it_trained_on(
     untrained: Path, data: Path, forget_persons: list[str]
 ) -> None:

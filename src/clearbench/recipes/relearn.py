@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
-import torch
 from pydantic import Field
 
 from clearbench.config import NonNegativeFloat, PositiveFloat, PositiveInt, one_of, settings
@@ -54,8 +53,9 @@ from clearbench.recipes.stage import data_source
 from clearbench.training.loop import DivergedError, TrainSettings, check_finite, train
 
 RELEARN_FILE = "relearn.json"
-SCHEMA = 2
-"""2: the file keeps gold's curves (``gold_curves``); a schema-1 file is redone."""
+SCHEMA = 3
+"""2: the file keeps gold's curves (``gold_curves``); 3: the rows' order does not depend on the
+grid (:func:`relearn_order`). Files of an older schema are redone."""
 ATTACKS = ("forget_half", "retain")
 """Relearning on the relearn half's forget rows, and on retain rows only (benign)."""
 STEPS = (5, 20, 50)
@@ -213,10 +213,20 @@ def forget_evaluation(vlm: VLM, rows: dict[str, list[TaskRow]],
 
 
 def relearn_settings(lr: float, batch_size: int, seed: int) -> TrainSettings:
-    """One epoch (:func:`relearn` makes it exactly the grid's steps long) at a constant ``lr``,
-    so the model at step s is the same whatever the grid's largest step."""
+    """One epoch (:func:`relearn` makes it exactly the grid's steps long) at a constant ``lr``
+    without weight decay, so the model at step s is the same whatever the grid's largest
+    step."""
     return TrainSettings(epochs=1.0, batch_size=batch_size, lr=lr, weight_decay=0.0,
                          schedule="constant", seed=seed)
+
+
+def relearn_order(items: Sequence[Example], size: int, seed: int) -> list[Example]:
+    """``items`` in passes, each shuffled by (``seed``, pass), cut to ``size`` rows: its first
+    rows do not depend on ``size``."""
+    passes = -(-size // len(items))
+    order = [i for n in range(passes)
+             for i in np.random.default_rng([seed, n]).permutation(len(items))]
+    return [items[i] for i in order[:size]]
 
 
 def relearn(vlm: VLM, items: Sequence[Example], steps: Sequence[int], settings: TrainSettings,
@@ -224,25 +234,22 @@ def relearn(vlm: VLM, items: Sequence[Example], steps: Sequence[int], settings: 
     """Train ``vlm`` in place with answer-only loss for ``max(steps)`` optimiser steps of
     ``settings.batch_size`` rows; ``measure`` it after each of ``steps`` (increasing).
 
-    The epoch is ``items`` repeated to exactly ``max(steps)`` batches (each row as often as
-    any other, ±1), which the loop shuffles; one epoch writes no checkpoint. The loop calls the
-    loss before micro-batch m with m optimiser steps done, so the loss measures the model at
-    the grid's steps below the last; the last is measured when training ends.
+    One epoch of ``max(steps)`` batches of :func:`relearn_order` (not reshuffled by the loop),
+    so the first s steps are the same for any grid; one epoch writes no checkpoint. The loop
+    measures the model after each of the grid's steps below the last; the last is measured
+    once training ended and the weights were checked finite.
     """
-    size = steps[-1] * settings.batch_size
-    epoch = (list(items) * -(-size // len(items)))[:size]
+    epoch = relearn_order(items, steps[-1] * settings.batch_size, settings.seed)
     measured: list[Evaluation] = []
 
-    def loss(model: torch.nn.Module, batch: dict[str, torch.Tensor],
-             micro_batch: int) -> torch.Tensor:
-        if micro_batch in steps:
+    def after_step(step: int) -> None:
+        if step in steps[:-1]:
             measured.append(measure(vlm))
-        return answer_loss(model, batch, micro_batch)
 
     with tempfile.TemporaryDirectory(prefix="relearn-") as work:
         try:
-            train(vlm.model, epoch, partial(vlm.encode, pack=True), loss, settings, Path(work),
-                  description=description)
+            train(vlm.model, epoch, partial(vlm.encode, pack=True), answer_loss, settings,
+                  Path(work), description=description, after_step=after_step, shuffle=False)
         except DivergedError as diverged:
             raise ValueError(f"{description} diverged: {diverged}; lower the learning "
                              "rate") from None

@@ -159,10 +159,14 @@ def train(
     description: str = "training",
     fingerprint: str = "",
     replay: Replay | None = None,
+    after_step: Callable[[int], None] | None = None,
+    shuffle: bool = True,
 ) -> TrainResult:
     """Train ``model`` in place on ``items`` and return the loss curve.
 
-    ``replay`` mixes a fresh sample of other items into every epoch.
+    ``replay`` mixes a fresh sample of other items into every epoch. ``after_step`` is called
+    with the number of optimiser steps done after each one (e.g. to evaluate the model there).
+    ``shuffle=False`` takes every epoch's items in the given order (no replay).
 
     A checkpoint (weights, optimiser, scheduler, RNG, :class:`TrainState`) is written
     atomically to ``out_dir/checkpoint`` every ``checkpoint_every`` steps and at each epoch's
@@ -183,6 +187,8 @@ def train(
     )
     set_seed(settings.seed)
 
+    if replay is not None and not shuffle:
+        raise ValueError(f"{description}: replay mixes items into shuffled epochs only")
     replay = replay or Replay(items=(), per_epoch=0)
     pool = [*items, *replay.items]
     epoch_size = len(items) + replay.per_epoch
@@ -242,7 +248,7 @@ def train(
         order = epoch_order(
             len(items), settings.seed, epoch, n_replay=len(replay.items),
             replay_per_epoch=replay.per_epoch,
-        )
+        ) if shuffle else list(range(len(items)))
         loader = accelerator.prepare_data_loader(
             DataLoader([pool[i] for i in order], batch_size=settings.batch_size,
                        collate_fn=collate, shuffle=False)
@@ -270,6 +276,8 @@ def train(
                 progress.update(1)
                 lr = scheduler.get_last_lr()[0]
                 progress.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.2e}", refresh=False)
+                if after_step is not None:
+                    after_step(state.step)
                 end_of_epoch = state.micro_batches % batches_per_epoch == 0
                 periodic = settings.checkpoint_every and state.step % settings.checkpoint_every == 0
                 if (periodic or end_of_epoch) and state.micro_batches < total_micro:
