@@ -47,6 +47,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], 
     config["unlearn"].update(methods=METHODS, modality_study=[],
                              variants={"lora": {"lora": True, "lr": 2e-3}})
     config["tune"] = {"lr_scales": [1.0], "coefficients": True}
+    config["audit"] = {"enabled": False}  # the cross-modal audit needs the modality study
     path = root / "run.yaml"
     path.write_text(yaml.safe_dump(config))
     the_plan = tuning_only(plan(load_run_config(path), root / "run"))

@@ -41,8 +41,9 @@ from clearbench.data.synth.generate import look_order
 from clearbench.data.synth.text import EXPRESSIONS, LIGHTS, SCENES
 from clearbench.io import read_json
 
-SUPPORTED_GENERATOR_VERSIONS = (3,)
-"""CLEAR-mini generator versions whose looks :func:`mini_looks` knows how to recompute."""
+SUPPORTED_GENERATOR_VERSIONS = (3, 4)
+"""CLEAR-mini generator versions whose looks :func:`mini_looks` knows how to recompute (4 added
+the holdout persons' QA and rendered the same faces)."""
 
 
 @dataclass(frozen=True)
