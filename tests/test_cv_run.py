@@ -14,9 +14,10 @@ from clearbench.config import ConfigError
 from clearbench.cv import recipe
 from clearbench.cv.methods import CV_METHODS
 from clearbench.cv.recipe import MARKER, RESULTS_FILE, TABLE_FILE, CVConfig, run_cv
-from clearbench.recipes.pipeline import Plan, plan, run_stage
+from clearbench.recipes.pipeline import plan, run_stage
 from clearbench.recipes.results import collect
 from clearbench.recipes.runconfig import embedded_config, load_run_config
+from clearbench.recipes.runplan import Plan
 from clearbench.report import terminal_summary, write_report
 
 TINY = {"hidden_sizes": [8, 16], "depths": [1, 1], "embedding_dim": 16, "image_size": 32}

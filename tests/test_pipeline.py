@@ -9,13 +9,14 @@ import pytest
 
 from clearbench.cli import main
 from clearbench.methods import METHODS
-from clearbench.recipes.pipeline import Stage, execute, plan
+from clearbench.recipes.pipeline import execute, plan
 from clearbench.recipes.runconfig import (
     UNLEARN_KEYS,
     VARIANT_KEYS,
     embedded_config,
     load_run_config,
 )
+from clearbench.recipes.runplan import Stage
 from clearbench.recipes.unlearn import UnlearnConfig
 
 PAPER = Path(__file__).parents[1] / "configs" / "paper"

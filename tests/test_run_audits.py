@@ -14,11 +14,12 @@ from clearbench.config import ConfigError
 from clearbench.evaluation.relearning import progress_against_gold
 from clearbench.evaluation.worstcase import WorstCase, audit_progress, robust_forgetting
 from clearbench.recipes.audit import AuditConfig
-from clearbench.recipes.pipeline import ResultRow, plan
+from clearbench.recipes.pipeline import plan
 from clearbench.recipes.relearn import RelearnConfig
 from clearbench.recipes.results import audit_files, row_audits, summarise_audits
 from clearbench.recipes.robustness import RobustnessConfig
 from clearbench.recipes.runconfig import RunAudits, embedded_config, load_run_config
+from clearbench.recipes.runplan import ResultRow
 
 
 def with_audit(tmp_path: Path, preset: str, section: str) -> Path:

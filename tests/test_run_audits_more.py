@@ -21,11 +21,12 @@ from clearbench.recipes import precision as precision_recipe
 from clearbench.recipes import relearn as relearn_recipe
 from clearbench.recipes.base import corpus
 from clearbench.recipes.crossmodal import CrossModalConfig
-from clearbench.recipes.pipeline import ResultRow, plan
+from clearbench.recipes.pipeline import plan
 from clearbench.recipes.precision import PrecisionConfig, run_precision
 from clearbench.recipes.relearn import RelearnConfig, run_relearn
 from clearbench.recipes.results import AUDIT_FILES, audit_files, row_audits, summarise_audits
 from clearbench.recipes.runconfig import embedded_config, load_run_config
+from clearbench.recipes.runplan import ResultRow
 from clearbench.report.tables import crossmodal_table, precision_table, robust_table
 from conftest import TINY
 from test_run_audits import with_audit

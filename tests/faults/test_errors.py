@@ -24,7 +24,8 @@ from clearbench.io import write_json_atomic
 from clearbench.models.tiny import build_tiny_vlm
 from clearbench.recipes.base import corpus
 from clearbench.recipes.lock import run_folder_lock
-from clearbench.recipes.pipeline import Stage, execute
+from clearbench.recipes.pipeline import execute
+from clearbench.recipes.runplan import Stage
 from conftest import TINY
 
 SRC = Path(__file__).parents[2] / "src"

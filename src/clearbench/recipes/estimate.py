@@ -37,8 +37,8 @@ from clearbench.models.tiny import TEXT_ARCHS
 if TYPE_CHECKING:
     import datasets
 
-    from clearbench.recipes.pipeline import Plan, Stage
     from clearbench.recipes.runconfig import RunConfig
+    from clearbench.recipes.runplan import Plan, Stage
 
 TEXT_TOKENS = 96
 """Text tokens of a typical training example (prompt, caption or QA answer, template)."""

@@ -60,6 +60,7 @@ from clearbench.recipes.layout import CV_DIR, TEXT_DIR
 from clearbench.recipes.lock import RunError, run_folder_lock
 from clearbench.recipes.precision import PRECISION_FILE, PrecisionConfig, run_precision
 from clearbench.recipes.relearn import RELEARN_FILE, RelearnConfig, run_relearn
+from clearbench.recipes.results import write_results
 from clearbench.recipes.robustness import RobustnessConfig, run_robustness
 from clearbench.recipes.runconfig import (
     AUDIT_CONFIGS,
@@ -68,6 +69,7 @@ from clearbench.recipes.runconfig import (
     load_run_config,
     unlearn_settings,
 )
+from clearbench.recipes.runplan import Plan, ResultRow, Stage
 from clearbench.recipes.stage import StaleStage, data_source
 from clearbench.recipes.tune import (
     SELECTION_FILE,
@@ -90,47 +92,6 @@ RESEEDED = "gold_reseeded"
 RESEED_OFFSET = 1
 """The reseeded gold model is fine-tuned with seed ``seed + RESEED_OFFSET``."""
 RESUME = "finished stages are kept, rerun the same command to resume"
-
-
-@dataclass(frozen=True)
-class Stage:
-    """One step of a run: ``action(*args)`` once the stages named in ``needs`` are done."""
-
-    name: str
-    kind: str
-    action: Callable[..., object]
-    args: tuple[Any, ...]
-    needs: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class ResultRow:
-    """Where one row of ``results.json`` (a model of the run) finds its numbers."""
-
-    method: str
-    variant: str | None
-    modality: str | None
-    forget_split: str
-    lora: bool
-    l1: float
-    seed: int
-    record: Path | None
-    """``training.json`` (vanilla, gold) or ``unlearning.json``; None for a published model
-    the run did not train (the text-only track's vanilla model may be one)."""
-    eval_dir: Path
-    track: str = "multimodal"
-    """``multimodal``, or ``text`` for the text-only track's models."""
-    audits: tuple[str, ...] = ()
-    """The audits the run gives the model, each writing into ``MODEL/audit-SPLIT``."""
-
-
-@dataclass(frozen=True)
-class Plan:
-    config: RunConfig
-    run_dir: Path
-    data: str
-    stages: list[Stage]
-    rows: list[ResultRow]
 
 
 def synthesise_stage(out: Path, config: SynthConfig) -> None:
@@ -208,8 +169,6 @@ def score_stage(eval_dir: Path, gold_dir: Path) -> None:
 
 
 def report_stage(the_plan: Plan) -> None:
-    from clearbench.recipes.results import write_results
-
     write_results(the_plan)
 
 

@@ -84,8 +84,8 @@ from clearbench.recipes.robustness import ROBUSTNESS_FILE
 from clearbench.recipes.runconfig import unlearn_settings
 
 if TYPE_CHECKING:
-    from clearbench.recipes.pipeline import Plan, ResultRow
     from clearbench.recipes.runconfig import RunAudits, RunConfig
+    from clearbench.recipes.runplan import Plan, ResultRow
 
 RESULTS_FILE = "results.json"
 SCHEMA = 2
