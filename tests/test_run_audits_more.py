@@ -27,7 +27,12 @@ from clearbench.recipes.relearn import RelearnConfig, run_relearn
 from clearbench.recipes.results import AUDIT_FILES, audit_files, row_audits, summarise_audits
 from clearbench.recipes.runconfig import embedded_config, load_run_config
 from clearbench.recipes.runplan import ResultRow
-from clearbench.report.tables import crossmodal_table, precision_table, robust_table
+from clearbench.report.tables import (
+    crossmodal_table,
+    precision_table,
+    robust_table,
+    skipped_by_reason,
+)
 from conftest import TINY
 from test_run_audits import with_audit
 
@@ -245,7 +250,15 @@ def test_results_and_robust_forgetting_take_precision_and_crossmodal(tmp_path: P
                              "Seeds")
     npo_row = next(row for row in table.rows if row[0] == "npo")
     assert npo_row[2].startswith("0.400 [0.300, 0.500]") and npo_row[4] == "int8 (1 of 2)"
-    assert "nf4: needs a CUDA device" in table.note
+    assert "Skipped: nf4 (every model): needs a CUDA device." in table.note
+    no_adapter = {"precision": {"transforms": {"nf4": {"skipped": "no GPU"},
+                                               "merged_bf16": {"skipped": "no adapter"},
+                                               "merged_fp16": {"skipped": "no adapter"}}}}
+    with_adapter = {"precision": {"transforms": {"nf4": {"skipped": "no GPU"},
+                                                 "merged_bf16": {"progress": None}}}}
+    assert skipped_by_reason([("gold", no_adapter), ("ga", with_adapter)]) == {
+        "no GPU": (["nf4"], ["gold", "ga"]),
+        "no adapter": (["merged_bf16", "merged_fp16"], ["gold"])}
     matrix = crossmodal_table(results, "forget10")
     assert [row[0] for row in matrix.rows] == ["npo · text only", "npo · visual only", "npo",
                                               "ga · text only", "ga · visual only", "ga"]

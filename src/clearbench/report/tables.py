@@ -442,6 +442,19 @@ def _spread_cell(value: dict[str, float | None] | None) -> str:
     return fmt_interval(Interval(**value)) if value and value["mean"] is not None else DASH
 
 
+def skipped_by_reason(entries: list[tuple[str, Entry]]) -> dict[str, tuple[list[str],
+                                                                             list[str]]]:
+    """Why precision transforms were skipped: reason → (the transforms, the models)."""
+    found: dict[str, tuple[list[str], list[str]]] = {}
+    for name, entry in entries:
+        for kind, transform in entry["precision"]["transforms"].items():
+            if "skipped" in transform:
+                kinds, names = found.setdefault(transform["skipped"], ([], []))
+                kinds += [kind] if kind not in kinds else []
+                names += [name] if name not in names else []
+    return found
+
+
 def precision_table(results: dict[str, Any], split: str) -> Table | None:
     """P of every precision-audited model after each transform that ran, and the transforms
     flagged; None for a run without the precision audit."""
@@ -450,8 +463,9 @@ def precision_table(results: dict[str, Any], split: str) -> Table | None:
         return None
     kinds = unique(k for _, e in entries for k, t in e["precision"]["transforms"].items()
                    if "skipped" not in t)
-    skipped = unique(f"{k}: {t['skipped']}" for _, e in entries
-                     for k, t in e["precision"]["transforms"].items() if "skipped" in t)
+    skipped = [f"{', '.join(of_kinds)} ("
+               f"{'every model' if len(names) == len(entries) else ', '.join(names)}): {reason}"
+               for reason, (of_kinds, names) in skipped_by_reason(entries).items()]
 
     def flagged(entry: Entry) -> str:
         transforms = entry["precision"]["transforms"]
@@ -469,7 +483,8 @@ def precision_table(results: dict[str, Any], split: str) -> Table | None:
         note="P on the forget tasks after int8 dynamic quantization, bf16 and fp16 round "
         "trips and (LoRA runs) merging the unmerged adapter into the base or not before the "
         "round trip, with vanilla's and gold's K after the same; as_is is the headline's. A "
-        "transform is flagged when P falls below P as is by more than half its interval. "
+        "transform is flagged when P falls below P as is by more than half the width of P "
+        "as is's interval and by more than 0.01. "
         f"Skipped: {'; '.join(skipped) or 'none'}. {SEEDS_RANGE}",
     )
 
