@@ -39,7 +39,7 @@ from clearbench.evaluation.membership import (
 from clearbench.evaluation.membership_scores import token_scores
 from clearbench.evaluation.relearning import person_of
 from clearbench.evaluation.statistics import LEVEL, REPLICATES
-from clearbench.evaluation.tasks import TASKS
+from clearbench.evaluation.tasks import TASKS, TaskRow
 from clearbench.models.loading import DTYPES, load_vlm
 from clearbench.recipes.auditfile import AuditFile
 from clearbench.recipes.stage import data_source
@@ -58,6 +58,11 @@ CAPTION, QA = "caption", "qa"
 """The kinds of text the audit scores, as each row's ``text`` says."""
 ATTACK_KEYS = {CAPTION: "attacks", QA: "qa_attacks"}
 """The audit.json key of each kind of text's attacks."""
+
+
+def forget_rows(source: DataSource, forget_split: str) -> dict[str, list[TaskRow]]:
+    """Task name → the rows of every forget task (:data:`FORGET_TASKS`) of ``forget_split``."""
+    return {task.name: task.rows(source, forget_split) for task in FORGET_TASKS}
 
 
 @settings(frozen=True)

@@ -24,7 +24,6 @@ from typing import Annotated, Any
 import numpy as np
 
 from clearbench.config import PositiveInt, one_of, settings
-from clearbench.data.loading import DataSource
 from clearbench.data.preflight import Need, preflight
 from clearbench.data.schema import EVALUATED_SPLITS
 from clearbench.evaluation.aggregates import forgetting_progress
@@ -42,7 +41,7 @@ from clearbench.models.precision import (
     package,
     unavailable,
 )
-from clearbench.recipes.audit import FORGET_TASKS
+from clearbench.recipes.audit import FORGET_TASKS, forget_rows
 from clearbench.recipes.auditfile import AuditFile
 from clearbench.recipes.stage import data_source
 from clearbench.recipes.unlearn import ADAPTER
@@ -107,10 +106,10 @@ def run_precision(config: PrecisionConfig) -> dict[str, Any]:
 
     preflight(source, config.data_needs())  # bad data fails before any model loads
     started = time.perf_counter()
+    rows = forget_rows(source, config.forget_split)
     references = (reused_references(config.references, file.header, reference_kinds(config))
-                  if config.references else
-                  reference_evaluations(config, forget_rows(config, source)))
-    result = precision_knowledge(config, source, references)
+                  if config.references else reference_evaluations(config, rows))
+    result = precision_knowledge(config, rows, references)
     payload = file.write(time.perf_counter() - started,
                          {**result, "reference_evaluations": references})
     print_summary(payload)
@@ -171,11 +170,6 @@ def precision_evaluation(config: PrecisionConfig, rows: dict[str, list[TaskRow]]
                       for task in FORGET_TASKS}}
 
 
-def forget_rows(config: PrecisionConfig, source: DataSource) -> dict[str, list[TaskRow]]:
-    """Task name → the rows of every forget task of the config's split."""
-    return {task.name: task.rows(source, config.forget_split) for task in FORGET_TASKS}
-
-
 def reference_kinds(config: PrecisionConfig) -> list[str]:
     """The transforms vanilla and gold undergo: every one of :data:`TRANSFORMS` that runs
     here but the packagings (theirs is their dtype's round trip)."""
@@ -194,28 +188,26 @@ def reference_evaluations(config: PrecisionConfig, rows: dict[str, list[TaskRow]
             for name, path in (("vanilla", config.vanilla), ("gold", config.gold))}
 
 
-def precision_knowledge(config: PrecisionConfig, source: DataSource,
-                        references: dict[str, dict[str, Evaluation]] | None = None,
-                        ) -> dict[str, Any]:
+def precision_knowledge(config: PrecisionConfig, rows: dict[str, list[TaskRow]],
+                        references: dict[str, dict[str, Evaluation]]) -> dict[str, Any]:
     """Forget knowledge K (spec §5) of the model as it is (``as_is``) and under every other
     transform of :data:`TRANSFORMS` that can run here, each with its change of K (> 0:
     knowledge came back); skipped ones with the reason. With a vanilla model also vanilla's and
     gold's K under the same transform (their packagings: the round trip of that dtype, they
     have no adapter), P on the person-bootstrap draws, its paired change from as is and the
-    flag (:func:`~clearbench.evaluation.precision.progress_under`). ``references``: vanilla's
-    and gold's :func:`reference_evaluations`, when already made (the same for every model)."""
+    flag (:func:`~clearbench.evaluation.precision.progress_under`). ``rows``: the forget
+    tasks' rows; ``references``: vanilla's and gold's :func:`reference_evaluations` (the same
+    for every model; empty without a vanilla model)."""
     skipped = skipped_transforms(config)
     kinds = [kind for kind in TRANSFORMS if kind not in skipped]
-    rows = forget_rows(config, source)
     model = {kind: precision_evaluation(
                  config, rows, config.vanilla if kind in PACKAGINGS else config.model, kind)
              for kind in kinds}
     resampler = Resampler(model[AS_IS], config.replicates, config.seed)
     k = {kind: knowledge_draws(evaluation, resampler) for kind, evaluation in model.items()}
-    evaluations = reference_evaluations(config, rows) if references is None else references
     known = {name: {kind: knowledge_draws(by_kind[kind], resampler)
                     for kind in reference_kinds(config)}
-             for name, by_kind in evaluations.items()}
+             for name, by_kind in references.items()}
 
     def progress(kind: str) -> np.ndarray:
         reference = reference_transform(kind)

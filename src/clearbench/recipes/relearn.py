@@ -46,7 +46,7 @@ from clearbench.evaluation.tasks import TASKS_BY_NAME, TaskRow
 from clearbench.io import read_json
 from clearbench.models.loading import DTYPES, load_vlm
 from clearbench.models.vlm import VLM
-from clearbench.recipes.audit import FORGET_TASKS
+from clearbench.recipes.audit import FORGET_TASKS, forget_rows
 from clearbench.recipes.auditfile import AuditFile
 from clearbench.recipes.finetune import answer_loss
 from clearbench.recipes.stage import data_source
@@ -116,7 +116,7 @@ def run_relearn(config: RelearnConfig) -> dict[str, Any]:
 
     preflight(source, config.data_needs())  # bad data fails before any model loads
     started = time.perf_counter()
-    rows = {task.name: task.rows(source, config.forget_split) for task in FORGET_TASKS}
+    rows = forget_rows(source, config.forget_split)
     persons = sorted({row.unit for row in rows["forget_captions"]})
     relearn_half, evaluation_half = person_halves(persons, config.seed)
     evaluated = rows_about(rows, persons, evaluation_half)

@@ -42,7 +42,7 @@ from clearbench.evaluation.robustness import (
 from clearbench.evaluation.tasks import TASKS_BY_NAME, TaskRow
 from clearbench.models.loading import DTYPES, load_vlm
 from clearbench.models.vlm import VLM
-from clearbench.recipes.audit import FORGET_TASKS
+from clearbench.recipes.audit import FORGET_TASKS, forget_rows
 from clearbench.recipes.auditfile import AuditFile
 from clearbench.recipes.stage import data_source
 
@@ -96,7 +96,7 @@ def run_robustness(config: RobustnessConfig) -> dict[str, Any]:
 
     preflight(source, config.data_needs())  # bad data fails before any model loads
     started = time.perf_counter()
-    rows = {task.name: task.rows(source, config.forget_split) for task in FORGET_TASKS}
+    rows = forget_rows(source, config.forget_split)
     questions = held_out_questions(source, config.forget_split)
     variants = {name: perturbed_rows(rows, name, config.seed) for name in PERTURBATIONS}
     variants[HELD_OUT_WORDING] = held_out_rows(rows, questions, config.seed)
